@@ -1,0 +1,91 @@
+"""Plain data types shared by every backend and by the router."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+StopReason = Literal["stop", "length", "time", "cancelled", "error"]
+
+
+class CancelToken:
+    """Set by the caller to stop work; backends check it between tokens.
+
+    Thread-safe, so an in-process generation on a worker thread sees a cancel that the
+    event loop makes.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """A raw text completion: the prompt is already rendered (FIM or plain prefix)."""
+
+    prompt: str
+    max_tokens: int = 48
+    stop: tuple[str, ...] = ()
+    temperature: float = 0.0
+    max_time_s: float | None = None
+
+
+@dataclass
+class CompletionResult:
+    text: str
+    stop_reason: StopReason
+    backend: str
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens served from the KV cache, not evaluated again
+    generated_tokens: int = 0
+    first_token_s: float | None = None
+    total_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+    tool_call_id: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]  # JSON schema
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model produced it
+
+
+@dataclass
+class ChatChunk:
+    """One streamed piece of a chat answer: text, tool calls, or the end."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    done: bool = False
+    stop_reason: StopReason | None = None
+    backend: str = ""
+
+
+class BackendError(Exception):
+    """A backend could not serve a request; the message says why, for the user."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot serve at all right now (model missing, server down)."""

@@ -1,0 +1,129 @@
+"""The `ouzel` command line.
+
+Subcommands register themselves in `COMMANDS`; each module adds its own arguments and
+runs lazily, so `ouzel --help` stays fast and `ouzel serve` loads no model until needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ouzel.server import __version__
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def parse_tcp_address(value: str) -> tuple[str, int]:
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {port}")
+    return host.strip("[]") or "127.0.0.1", port
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stdio", action="store_true", help="speak LSP over stdin/stdout (the default)"
+    )
+    parser.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        type=parse_tcp_address,
+        help="listen for LSP clients on TCP (loopback only); port 0 picks a free port",
+    )
+    parser.add_argument("--log-file", type=Path, help="log file (default: the user state folder)")
+    parser.add_argument(
+        "--log-level", choices=["error", "warning", "info", "debug"], default="info"
+    )
+    parser.add_argument(
+        "--model", metavar="GGUF", help="local model file (default: the embedded model)"
+    )
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from ouzel.server import logs, server
+    from ouzel.server.session import Engine
+
+    log_file = logs.configure(args.log_level, args.log_file)
+    overrides: dict[str, object] = {"log_level": args.log_level}
+    if args.model:
+        overrides["models"] = {"local": {"backend": "llama_cpp", "model_path": args.model}}
+    engine = Engine(overrides=overrides)
+    if args.tcp:
+        host, port = args.tcp
+        try:
+            server.check_tcp_host(host)
+        except ValueError as exc:
+            print(f"ouzel: {exc}", file=sys.stderr)
+            return 2
+        if log_file:
+            print(f"ouzel: logging to {log_file}", file=sys.stderr)
+        return server.run_tcp(engine, host, port, ready=server.announce_tcp)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    # Anything printed by a library must not corrupt the LSP stream on stdout.
+    sys.stdout = sys.stderr
+    return server.run_stdio(engine, stdin, stdout)
+
+
+COMMANDS: list[Command] = [
+    Command("serve", "run the language server (stdio by default)", _serve_arguments, _run_serve),
+]
+
+
+def register(command: Command) -> None:
+    COMMANDS.append(command)
+
+
+def _load_feature_commands() -> None:
+    """Import the modules that add subcommands (index, search, context, ask, doctor, …)."""
+    import importlib
+
+    for module in FEATURE_COMMAND_MODULES:
+        importlib.import_module(module)
+
+
+# Modules whose import calls `register(...)`.
+FEATURE_COMMAND_MODULES: list[str] = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ouzel",
+        description="ouzel: a self-hosted AI coding assistant that speaks LSP.",
+    )
+    parser.add_argument("--version", action="version", version=f"ouzel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command_parser = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(command_parser)
+        command_parser.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _load_feature_commands()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""LSP handlers, one module per area. Each is thin: unpack params, call plain code, convert."""

@@ -1,0 +1,107 @@
+"""initialize / initialized / shutdown, and settings from every source."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from ouzel.server import __version__, logs
+from ouzel.server.session import Session
+from ouzel.server.settings import load_for_workspace, merge
+
+log = logging.getLogger("ouzel.server.lifecycle")
+
+# initializationOptions keys that are not settings.
+NON_SETTING_OPTIONS = ("authToken", "auth_token")
+
+
+def on_initialize(session: Session, params: types.InitializeParams) -> None:
+    info = params.client_info
+    session.client_name = f"{info.name} {info.version or ''}".strip() if info else "unknown client"
+    options = params.initialization_options
+    if isinstance(options, dict):
+        session.init_options = {k: v for k, v in options.items() if k not in NON_SETTING_OPTIONS}
+    for folder in params.workspace_folders or []:
+        add_folder(session, folder.uri)
+    if not session.folders and (params.root_uri or params.root_path):
+        root_uri = params.root_uri or Path(params.root_path or "").resolve().as_uri()
+        add_folder(session, root_uri)
+    reload_settings(session, announce=False)
+    log.info(
+        "initialize from %s; ouzel %s; position encoding %s; folders %s",
+        session.client_name,
+        __version__,
+        session.encoding,
+        [str(p) for p in session.roots] or "none",
+    )
+
+
+def on_initialized(session: Session, params: types.InitializedParams) -> None:
+    session.spawn(_after_initialized(session), "initialized")
+
+
+async def _after_initialized(session: Session) -> None:
+    await pull_client_configuration(session)
+    for hook in list(session.engine.session_started):
+        try:
+            hook(session)
+        except Exception:
+            log.exception("a session start hook failed")
+
+
+def on_shutdown(session: Session, params: Any) -> None:
+    log.info("shutdown requested")
+    session.cancel_background()
+    for hook in list(session.engine.session_ended):
+        try:
+            hook(session)
+        except Exception:
+            log.exception("a session end hook failed")
+
+
+def add_folder(session: Session, uri: str) -> Path | None:
+    path = session.uri_to_path(uri)
+    if path is None:
+        log.warning("ignoring a workspace folder that is not a file URI: %s", uri)
+        return None
+    session.folders[uri] = path
+    return path
+
+
+async def pull_client_configuration(session: Session) -> None:
+    """Ask the client for the "ouzel" section when it supports workspace/configuration."""
+    if not session.supports("workspace.configuration"):
+        reload_settings(session)
+        return
+    try:
+        result = await session.server.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section="ouzel")])
+        )
+    except Exception as exc:
+        log.warning("workspace/configuration failed: %s", exc)
+        result = None
+    section = result[0] if isinstance(result, list) and result else None
+    session.client_config = section if isinstance(section, dict) else {}
+    reload_settings(session)
+
+
+def reload_settings(session: Session, announce: bool = True) -> None:
+    """Rebuild settings from all sources; tell the user about every invalid value."""
+    root = session.roots[0] if session.roots else None
+    client_layer = merge(session.client_config, session.engine.overrides)
+    loaded = load_for_workspace(root, session.init_options, client_layer)
+    session.settings = loaded.settings
+    logs.set_level(loaded.settings.log_level)
+    for problem in loaded.problems:
+        log.warning("%s", problem)
+    if loaded.problems and announce:
+        session.show_message(
+            "invalid settings ignored:\n" + "\n".join(loaded.problems), types.MessageType.Warning
+        )
+    for listener in list(session.settings_changed):
+        try:
+            listener(loaded.settings)
+        except Exception:
+            log.exception("a settings listener failed")

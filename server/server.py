@@ -1,0 +1,260 @@
+"""The language server: the routing table and the stdio / TCP entry points.
+
+`ROUTES` lists every method ouzel answers, with the plain function behind it. Each handler
+takes `(session, params)`; `create_server` binds them to one connection's session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import ipaddress
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from lsprotocol import types
+from ouzel.server import __version__, logs
+from ouzel.server.documents import UnknownDocumentError
+from ouzel.server.handlers import lifecycle, status, text_sync, workspace
+from ouzel.server.protocol import OuzelProtocol
+from ouzel.server.session import Engine, Session
+from ouzel.server.transport import (
+    StdoutWriter,
+    StreamWriterAdapter,
+    read_message_async,
+    start_stdin_reader,
+)
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+
+log = logging.getLogger("ouzel.server")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    handler: Callable[..., Any]
+    options: Any = None
+
+
+def routes() -> list[Route]:
+    """Every LSP method ouzel answers. Feature areas append theirs in `feature_routes`."""
+    table = [
+        Route(types.INITIALIZE, lifecycle.on_initialize),
+        Route(types.INITIALIZED, lifecycle.on_initialized),
+        Route(types.SHUTDOWN, lifecycle.on_shutdown),
+        Route(types.TEXT_DOCUMENT_DID_OPEN, text_sync.did_open),
+        Route(types.TEXT_DOCUMENT_DID_CHANGE, text_sync.did_change),
+        Route(types.TEXT_DOCUMENT_DID_CLOSE, text_sync.did_close),
+        Route(
+            types.TEXT_DOCUMENT_DID_SAVE,
+            text_sync.did_save,
+            types.SaveOptions(include_text=False),
+        ),
+        Route(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS, workspace.did_change_workspace_folders),
+        Route(types.WORKSPACE_DID_CHANGE_CONFIGURATION, workspace.did_change_configuration),
+        Route("ouzel/status", status.status),
+    ]
+    return table + feature_routes()
+
+
+def feature_routes() -> list[Route]:
+    """Routes of the feature areas (completion, index, context, chat)."""
+    return []
+
+
+class OuzelServer(LanguageServer):
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(
+            name="ouzel",
+            version=__version__,
+            protocol_cls=OuzelProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
+        self.session = Session(self, engine)
+
+    @property
+    def ouzel_protocol(self) -> OuzelProtocol:
+        assert isinstance(self.protocol, OuzelProtocol)
+        return self.protocol
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        # Request errors already went back as error responses; notification errors are
+        # logged with their traceback. Neither is worth a pop-up in the editor.
+        log.error("%s: %s", getattr(source, "__name__", source), error, exc_info=error)
+
+
+def _bind(session: Session, handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `handler(session, params)` the one-argument shape pygls calls."""
+    if inspect.iscoroutinefunction(handler):
+
+        async def call_async(params: Any) -> Any:
+            try:
+                return await handler(session, params)
+            except UnknownDocumentError as exc:
+                raise JsonRpcInvalidParams(str(exc)) from exc
+
+        call_async.__name__ = handler.__name__
+        return call_async
+
+    def call(params: Any) -> Any:
+        try:
+            return handler(session, params)
+        except UnknownDocumentError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from exc
+
+    # No functools.wraps: pygls inspects the signature to decide whether to pass itself.
+    call.__name__ = handler.__name__
+    return call
+
+
+def create_server(engine: Engine) -> OuzelServer:
+    server = OuzelServer(engine)
+    for route in routes():
+        server.feature(route.method, route.options)(_bind(server.session, route.handler))
+    return server
+
+
+def _attach_client_log(server: OuzelServer) -> logs.ClientLogHandler:
+    handler = logs.ClientLogHandler(server.session.log_to_client)
+    logging.getLogger("ouzel").addHandler(handler)
+    return handler
+
+
+async def serve_connection(server: OuzelServer, receive: Callable[[], Any], writer: Any) -> int:
+    """Feed message bodies from `receive()` to the server until exit or end of stream."""
+    loop = asyncio.get_running_loop()
+    server.session.bind_loop(loop)
+    protocol = server.ouzel_protocol
+    protocol.set_writer(writer)
+    exited: asyncio.Future[int] = loop.create_future()
+
+    def on_exit(code: int) -> None:
+        if not exited.done():
+            exited.set_result(code)
+
+    protocol.on_exit = on_exit
+    client_log = _attach_client_log(server)
+    try:
+        while not exited.done():
+            next_body = asyncio.ensure_future(receive())
+            await asyncio.wait({next_body, exited}, return_when=asyncio.FIRST_COMPLETED)
+            if not next_body.done():
+                next_body.cancel()
+                break
+            body = next_body.result()
+            if body is None:
+                log.info("the client closed the connection")
+                break
+            try:
+                protocol.handle_body(body)
+            except JsonRpcException as exc:
+                log.warning("message rejected: %s", exc)
+            except Exception:
+                log.exception("unexpected failure handling a message")
+        code = exited.result() if exited.done() else (0 if protocol._shutdown else 1)
+    finally:
+        logging.getLogger("ouzel").removeHandler(client_log)
+        server.session.cancel_background()
+        for hook in list(server.session.engine.session_ended):
+            try:
+                hook(server.session)
+            except Exception:
+                log.exception("a session end hook failed")
+    return code
+
+
+def run_stdio(engine: Engine, stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """Serve one client over stdin/stdout; returns the process exit code."""
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        start_stdin_reader(stdin, loop, queue.put_nowait)
+        server = create_server(engine)
+        return await serve_connection(server, queue.get, StdoutWriter(stdout))
+
+    try:
+        return asyncio.run(main())
+    finally:
+        engine.close()
+
+
+def check_tcp_host(host: str) -> None:
+    """Refuse non-loopback addresses: LSP has no authentication of its own."""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        raise ValueError(f"cannot resolve TCP host {host!r}: {exc}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_loopback:
+            raise ValueError(
+                f"refusing to listen on {host} ({address}): over TCP ouzel accepts loopback "
+                "addresses only (127.0.0.1, ::1, localhost), because LSP itself has no "
+                "authentication. To reach it from another machine, use an SSH tunnel "
+                "(ssh -L PORT:127.0.0.1:PORT host)."
+            )
+
+
+def run_tcp(
+    engine: Engine,
+    host: str,
+    port: int,
+    ready: Callable[[str, int], None] | None = None,
+) -> int:
+    """Serve clients over TCP until interrupted; each connection gets its own session."""
+    check_tcp_host(host)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        log.info("client connected from %s", peer)
+        server = create_server(engine)
+        try:
+            await serve_connection(
+                server, functools.partial(read_message_async, reader), StreamWriterAdapter(writer)
+            )
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            log.info("client %s went away: %s", peer, exc)
+        finally:
+            writer.close()
+            log.info("client %s disconnected", peer)
+
+    async def main() -> int:
+        listener = await asyncio.start_server(handle, host, port)
+        bound = listener.sockets[0].getsockname()
+        if ready is not None:
+            ready(bound[0], bound[1])
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover
+                pass
+        async with listener:
+            await stop.wait()
+        return 0
+
+    try:
+        return asyncio.run(main())
+    finally:
+        engine.close()
+
+
+def announce_tcp(host: str, port: int) -> None:
+    print(
+        f"ouzel {__version__} listening on {host}:{port} (LSP over TCP)\n"
+        f"  Neovim:  vim.lsp.start({{ name = 'ouzel', cmd = vim.lsp.rpc.connect('{host}', {port}) }})\n"
+        f'  VS Code: set "ouzel.server.mode": "tcp", "ouzel.server.host": "{host}", '
+        f'"ouzel.server.port": {port}\n'
+        "  Stop with Ctrl-C.",
+        file=sys.stderr,
+        flush=True,
+    )

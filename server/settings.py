@@ -1,0 +1,340 @@
+"""The settings model: the single source of truth for every option ouzel has.
+
+Sources, later wins: defaults, the user file `$XDG_CONFIG_HOME/ouzel/config.toml`, the
+workspace file `.ouzel/config.toml`, LSP `initializationOptions`, LSP
+`workspace/configuration` (section "ouzel").
+
+Invalid values never stop the server: `load_settings` drops each invalid value, keeps the
+valid rest, and returns one message per problem naming the value used instead.
+`docs/CONFIGURATION.md` and the VS Code `package.json` contribution are generated from
+and checked against this model.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+LogLevel = Literal["error", "warning", "info", "debug"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class CompletionSettings(Section):
+    """Ghost-text (inline) completions."""
+
+    enabled: bool = Field(True, description="Offer AI completions.")
+    debounce_ms: int = Field(
+        60, ge=0, le=2000, description="Wait this long after a keystroke before asking the model."
+    )
+    max_tokens: int = Field(
+        48, ge=1, le=1024, description="Most tokens the model may generate for one suggestion."
+    )
+    max_time_ms: int = Field(
+        1500, ge=50, le=60000, description="Stop generating after this long and show what there is."
+    )
+    prompt_tokens: int = Field(
+        1024,
+        ge=64,
+        le=32768,
+        description="Token budget of a completion prompt (prefix, suffix, context).",
+    )
+    suffix_share: float = Field(
+        0.2,
+        ge=0.0,
+        le=0.8,
+        description="Share of the in-file budget given to the text after the cursor.",
+    )
+    multiline: bool = Field(
+        True, description="Allow multi-line suggestions on empty lines in a block."
+    )
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature (0: greedy).")
+    jedi_timeout_ms: int = Field(
+        300, ge=10, le=10000, description="Time cap for Jedi's semantic completions."
+    )
+
+
+class ModelProfile(Section):
+    """One model: where it runs and how to talk to it."""
+
+    backend: Literal["llama_cpp", "openai"] = Field(
+        "llama_cpp", description="`llama_cpp`: in process; `openai`: an OpenAI-compatible server."
+    )
+    model_path: str | None = Field(
+        None, description="GGUF file for `llama_cpp`; empty: the embedded model."
+    )
+    model: str | None = Field(None, description="Model id sent to an OpenAI-compatible server.")
+    base_url: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible server (…/v1)."
+    )
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key."
+    )
+    api_key_file: str | None = Field(None, description="File holding the API key.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers.")
+    ca_bundle: str | None = Field(None, description="CA bundle for TLS to the server.")
+    connect_timeout_s: float = Field(3.0, gt=0, le=120, description="HTTP connect timeout.")
+    read_timeout_s: float = Field(60.0, gt=0, le=3600, description="HTTP read timeout.")
+    context_length: int = Field(4096, ge=256, le=1048576, description="Context window in tokens.")
+    template: Literal[
+        "auto", "qwen", "starcoder", "deepseek", "codellama", "codestral", "plain"
+    ] = Field("auto", description="Prompt template; `auto` reads the GGUF metadata.")
+    n_threads: int | None = Field(None, ge=1, le=256, description="CPU threads for llama.cpp.")
+    notes: str = Field("", description="Free text, e.g. how fast this model is.")
+
+
+def _default_models() -> dict[str, ModelProfile]:
+    return {"local": ModelProfile(backend="llama_cpp")}
+
+
+class RoutingSettings(Section):
+    """Which model profile serves which kind of work."""
+
+    inline_completion: list[str] = Field(
+        default_factory=lambda: ["local"], description="Profiles for ghost text, in order."
+    )
+    code_action: list[str] = Field(
+        default_factory=lambda: ["remote", "local"], description="Profiles for code actions."
+    )
+    chat: list[str] = Field(
+        default_factory=lambda: ["remote", "local"], description="Profiles for chat."
+    )
+    agent: list[str] = Field(
+        default_factory=lambda: ["remote", "local"], description="Profiles for agent edits."
+    )
+    allow_fallback: bool = Field(
+        True, description="Fall back to the next profile (with a notice) when one is unusable."
+    )
+
+
+class PrivacySettings(Section):
+    """What may leave this machine."""
+
+    allow_remote: bool = Field(
+        False, description="Allow sending code to remote (non-loopback) model servers."
+    )
+    redact_secrets: bool = Field(
+        True, description="Redact secret-looking strings from remote prompts."
+    )
+
+
+DEFAULT_SECRET_GLOBS = [
+    ".env",
+    ".env.*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".ssh/",
+    ".aws/",
+    ".kube/",
+    ".gnupg/",
+    ".docker/config.json",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    "credentials.json",
+    "*.keystore",
+    "*.jks",
+]
+
+
+class IndexSettings(Section):
+    """The workspace index."""
+
+    enabled: bool = Field(True, description="Index the workspace in the background.")
+    location: Literal["workspace", "cache"] = Field(
+        "workspace", description="`workspace`: `.ouzel/index/`; `cache`: the user cache folder."
+    )
+    max_file_bytes: int = Field(
+        1_000_000, ge=1, description="Skip files larger than this many bytes."
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Extra gitignore-style patterns to skip."
+    )
+    secret_globs: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SECRET_GLOBS),
+        description="Files never indexed nor put in prompts (gitignore-style).",
+    )
+    watch: bool = Field(True, description="Watch the workspace for changes on disk.")
+    watch_debounce_ms: int = Field(50, ge=0, le=5000, description="Debounce of file watching.")
+
+
+class ContextSettings(Section):
+    """Repository context packed into completion prompts."""
+
+    enabled: bool = Field(True, description="Add repository context to completion prompts.")
+    budget_tokens: int = Field(
+        384, ge=0, le=32768, description="Tokens of repository context in a completion prompt."
+    )
+    jedi_timeout_ms: int = Field(200, ge=10, le=10000, description="Time cap for Jedi look-ups.")
+
+
+class Settings(Section):
+    """All of ouzel's settings."""
+
+    log_level: LogLevel = Field(
+        "info", description="Level of `window/logMessage` and the log file."
+    )
+    completion: CompletionSettings = Field(default_factory=CompletionSettings)
+    models: dict[str, ModelProfile] = Field(
+        default_factory=_default_models,
+        description="Model profiles by name; `local` is the embedded model by default.",
+    )
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    context: ContextSettings = Field(default_factory=ContextSettings)
+    telemetry: bool = Field(
+        True, description="Record shown/accepted suggestions locally (never sent anywhere)."
+    )
+
+
+@dataclass
+class LoadedSettings:
+    settings: Settings
+    problems: list[str] = field(default_factory=list)
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ouzel" / "config.toml"
+
+
+def workspace_config_path(root: Path) -> Path:
+    return root / ".ouzel" / "config.toml"
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The file's table, or ({}, [problem]) when it is missing-but-fine or unreadable."""
+    if not path.is_file():
+        return {}, []
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle), []
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return {}, [f"{path}: cannot read settings ({exc}); the file is ignored"]
+
+
+def merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge `override` into a copy of `base` (tables merge, other values replace)."""
+    result = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def load_settings(*layers: Mapping[str, Any] | None, origin: str = "settings") -> LoadedSettings:
+    """Validate the merged layers, dropping invalid values one by one."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if layer:
+            merged = merge(merged, _snake_case_keys(layer))
+    problems: list[str] = []
+    for _ in range(100):  # each round removes at least one invalid value
+        try:
+            return LoadedSettings(Settings.model_validate(merged), problems)
+        except ValidationError as exc:
+            for error in exc.errors():
+                location = tuple(error["loc"])
+                removed = _remove_path(merged, location)
+                name = ".".join(str(part) for part in location)
+                fallback = _describe_default(location) if removed else "the default"
+                problems.append(
+                    f"{origin}: `{name}` is invalid ({error['msg']}; got {error.get('input')!r}); "
+                    f"using {fallback}"
+                )
+    return LoadedSettings(Settings(), [*problems, f"{origin}: too many problems; using defaults"])
+
+
+def _snake_case_keys(value: Any) -> Any:
+    """Accept camelCase keys from editors (VS Code settings use `debounceMs`)."""
+    if isinstance(value, Mapping):
+        return {_snake(str(key)): _snake_case_keys(item) for key, item in value.items()}
+    return value
+
+
+def _snake(name: str) -> str:
+    out = []
+    for ch in name:
+        if ch.isupper():
+            out.append("_" + ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _remove_path(tree: dict[str, Any], location: tuple[Any, ...]) -> bool:
+    """Delete the deepest existing key on `location`; True when something was removed."""
+    node: Any = tree
+    parents: list[tuple[Any, Any]] = []
+    for part in location:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            parents.append((node, part))
+            node = node[part]
+        else:
+            break
+    if not parents:
+        return False
+    container, key = parents[-1]
+    # A bad item inside a list or model-typed dict drops the whole value: keeping half a list
+    # would surprise more than the default does.
+    if isinstance(container, list) and len(parents) >= 2:
+        container, key = parents[-2]
+    del container[key]
+    return True
+
+
+def _describe_default(location: tuple[Any, ...]) -> str:
+    node: Any = Settings()
+    for part in location:
+        if isinstance(node, BaseModel) and isinstance(part, str) and hasattr(node, part):
+            node = getattr(node, part)
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return "the default"
+    if isinstance(node, BaseModel):
+        return "the default"
+    return f"the default {node!r}"
+
+
+def load_for_workspace(
+    root: Path | None,
+    init_options: Mapping[str, Any] | None = None,
+    client_config: Mapping[str, Any] | None = None,
+) -> LoadedSettings:
+    """All sources in order for one workspace root (None: no workspace)."""
+    problems: list[str] = []
+    user, user_problems = read_toml(user_config_path())
+    problems += user_problems
+    workspace: dict[str, Any] = {}
+    if root is not None:
+        workspace, ws_problems = read_toml(workspace_config_path(root))
+        problems += ws_problems
+    loaded = load_settings(user, workspace, init_options or {}, client_config or {})
+    loaded.problems[:0] = problems
+    return loaded

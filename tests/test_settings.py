@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from ouzel.server.settings import Settings, load_for_workspace, load_settings
+
+
+def test_defaults_are_valid() -> None:
+    settings = Settings()
+    assert settings.completion.enabled
+    assert settings.models["local"].backend == "llama_cpp"
+    assert ".env" in settings.index.secret_globs
+
+
+def test_later_sources_win_and_camel_case_is_accepted() -> None:
+    loaded = load_settings(
+        {"completion": {"debounce_ms": 10, "max_tokens": 20}},
+        {"completion": {"debounceMs": 99}},
+    )
+    assert loaded.problems == []
+    assert loaded.settings.completion.debounce_ms == 99
+    assert loaded.settings.completion.max_tokens == 20
+
+
+def test_invalid_values_are_dropped_and_reported_keeping_the_rest() -> None:
+    loaded = load_settings(
+        {
+            "completion": {"debounce_ms": -5, "max_tokens": 12},
+            "log_level": "loud",
+            "no_such_option": 1,
+            "models": {"remote": {"backend": "openai", "base_url": "http://127.0.0.1:1/v1"}},
+        }
+    )
+    settings = loaded.settings
+    assert settings.completion.debounce_ms == Settings().completion.debounce_ms
+    assert settings.completion.max_tokens == 12
+    assert settings.log_level == "info"
+    assert settings.models["remote"].base_url == "http://127.0.0.1:1/v1"
+    text = "\n".join(loaded.problems)
+    assert "completion.debounce_ms" in text and "the default 60" in text
+    assert "log_level" in text and "no_such_option" in text
+
+
+def test_files_are_layered(tmp_path: Path, isolated_home: Path) -> None:
+    user = isolated_home / "config" / "ouzel" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text("[completion]\nmax_tokens = 30\ndebounce_ms = 5\n")
+    workspace = tmp_path / ".ouzel" / "config.toml"
+    workspace.parent.mkdir()
+    workspace.write_text("[completion]\nmax_tokens = 40\n")
+    loaded = load_for_workspace(tmp_path, {"completion": {"debounce_ms": 7}}, {})
+    assert loaded.settings.completion.max_tokens == 40
+    assert loaded.settings.completion.debounce_ms == 7
+
+
+def test_broken_toml_is_reported_not_fatal(tmp_path: Path) -> None:
+    workspace = tmp_path / ".ouzel" / "config.toml"
+    workspace.parent.mkdir()
+    workspace.write_text("[completion\n")
+    loaded = load_for_workspace(tmp_path)
+    assert loaded.settings == Settings()
+    assert any("cannot read settings" in p for p in loaded.problems)
