@@ -1,0 +1,1 @@
+"""`ouzel` subcommands beyond `serve`; each module calls `ouzel.server.cli.register`."""

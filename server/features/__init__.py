@@ -1,0 +1,1 @@
+"""LSP-free logic behind the handlers: completion pipeline, context engine, telemetry."""
