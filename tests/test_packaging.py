@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
+from ouzel.server.settings import tomllib
+
+PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
 ROOT = Path(__file__).resolve().parents[1]
 TOP_FOLDERS = {"server": "ouzel.server", "indexer": "ouzel.indexer", "inference": "ouzel.inference"}
 
@@ -48,8 +50,7 @@ def test_help_lists_subcommands() -> None:
 
 def test_wheel_installs_only_under_ouzel(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        + ["-w", str(tmp_path), str(ROOT)],
+        [*PIP_WHEEL, "-w", str(tmp_path), str(ROOT)],
         check=True,
         cwd=tmp_path,
     )
