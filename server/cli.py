@@ -45,7 +45,9 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-file", type=Path, help="log file (default: the user state folder)")
     parser.add_argument(
-        "--log-level", choices=["error", "warning", "info", "debug"], default="info"
+        "--log-level",
+        choices=["error", "warning", "info", "debug"],
+        help="overrides the `log_level` setting (default: info)",
     )
     parser.add_argument(
         "--model", metavar="GGUF", help="local model file (default: the embedded model)"
@@ -56,8 +58,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     from ouzel.server import logs, server
     from ouzel.server.session import Engine
 
-    log_file = logs.configure(args.log_level, args.log_file)
-    overrides: dict[str, object] = {"log_level": args.log_level}
+    log_file = logs.configure(args.log_level or "info", args.log_file)
+    overrides: dict[str, object] = {"log_level": args.log_level} if args.log_level else {}
     if args.model:
         overrides["models"] = {"local": {"backend": "llama_cpp", "model_path": args.model}}
     engine = Engine(overrides=overrides)

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from lsprotocol import types
+from cattrs import Converter
+from lsprotocol import converters, types
 from ouzel.server import __version__, logs
 from ouzel.server.documents import UnknownDocumentError
 from ouzel.server.handlers import lifecycle, status, text_sync, workspace
@@ -32,6 +33,7 @@ from ouzel.server.transport import (
 )
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage
 
 log = logging.getLogger("ouzel.server")
 
@@ -69,12 +71,28 @@ def feature_routes() -> list[Route]:
     return []
 
 
+def plain_json_converter() -> Converter:
+    """lsprotocol's converter, but custom methods keep their params as plain JSON (dicts).
+
+    pygls' default turns them into namedtuples, which no validation library understands.
+    """
+    converter = converters.get_converter()
+
+    def keep_params(obj: dict[str, Any], cls: type) -> Any:
+        return cls(**obj)
+
+    for message_type in (JsonRPCRequestMessage, JsonRPCNotification, JsonRPCResponseMessage):
+        converter.register_structure_hook(message_type, keep_params)
+    return converter
+
+
 class OuzelServer(LanguageServer):
     def __init__(self, engine: Engine) -> None:
         super().__init__(
             name="ouzel",
             version=__version__,
             protocol_cls=OuzelProtocol,
+            converter_factory=plain_json_converter,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
         self.session = Session(self, engine)

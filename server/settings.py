@@ -247,25 +247,43 @@ def merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_settings(*layers: Mapping[str, Any] | None, origin: str = "settings") -> LoadedSettings:
     """Validate the merged layers, dropping invalid values one by one."""
+    return load_named_layers([(origin, layer or {}) for layer in layers])
+
+
+def load_named_layers(layers: list[tuple[str, Mapping[str, Any]]]) -> LoadedSettings:
+    """Clean each layer on its own (so a problem names its source), then merge them."""
     merged: dict[str, Any] = {}
-    for layer in layers:
-        if layer:
-            merged = merge(merged, _snake_case_keys(layer))
     problems: list[str] = []
-    for _ in range(100):  # each round removes at least one invalid value
+    for origin, layer in layers:
+        cleaned, layer_problems = _drop_invalid(_snake_case_keys(layer), origin)
+        problems += layer_problems
+        merged = merge(merged, cleaned)
+    final, merge_problems = _drop_invalid(merged, "merged settings")
+    return LoadedSettings(Settings.model_validate(final), problems + merge_problems)
+
+
+def _drop_invalid(tree: dict[str, Any], origin: str) -> tuple[dict[str, Any], list[str]]:
+    tree = copy.deepcopy(dict(tree))
+    problems: list[str] = []
+    for _ in range(200):  # each round removes at least one invalid value
         try:
-            return LoadedSettings(Settings.model_validate(merged), problems)
+            Settings.model_validate(tree)
+            return tree, problems
         except ValidationError as exc:
+            removed_any = False
             for error in exc.errors():
                 location = tuple(error["loc"])
-                removed = _remove_path(merged, location)
+                if not _remove_path(tree, location):
+                    continue
+                removed_any = True
                 name = ".".join(str(part) for part in location)
-                fallback = _describe_default(location) if removed else "the default"
                 problems.append(
                     f"{origin}: `{name}` is invalid ({error['msg']}; got {error.get('input')!r}); "
-                    f"using {fallback}"
+                    f"using {_describe_default(location)}"
                 )
-    return LoadedSettings(Settings(), [*problems, f"{origin}: too many problems; using defaults"])
+            if not removed_any:
+                break
+    return {}, [*problems, f"{origin}: could not be repaired; all of it is ignored"]
 
 
 def _snake_case_keys(value: Any) -> Any:
@@ -329,12 +347,17 @@ def load_for_workspace(
 ) -> LoadedSettings:
     """All sources in order for one workspace root (None: no workspace)."""
     problems: list[str] = []
-    user, user_problems = read_toml(user_config_path())
+    user_path = user_config_path()
+    user, user_problems = read_toml(user_path)
     problems += user_problems
-    workspace: dict[str, Any] = {}
+    layers: list[tuple[str, Mapping[str, Any]]] = [(str(user_path), user)]
     if root is not None:
-        workspace, ws_problems = read_toml(workspace_config_path(root))
+        workspace_path = workspace_config_path(root)
+        workspace, ws_problems = read_toml(workspace_path)
         problems += ws_problems
-    loaded = load_settings(user, workspace, init_options or {}, client_config or {})
+        layers.append((str(workspace_path), workspace))
+    layers.append(("initializationOptions", init_options or {}))
+    layers.append(("editor settings", client_config or {}))
+    loaded = load_named_layers(layers)
     loaded.problems[:0] = problems
     return loaded

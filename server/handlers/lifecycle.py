@@ -82,7 +82,7 @@ async def pull_client_configuration(session: Session) -> None:
     except Exception as exc:
         log.warning("workspace/configuration failed: %s", exc)
         result = None
-    section = result[0] if isinstance(result, list) and result else None
+    section = result[0] if isinstance(result, (list, tuple)) and result else None
     session.client_config = section if isinstance(section, dict) else {}
     reload_settings(session)
 
