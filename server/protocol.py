@@ -16,12 +16,13 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from ouzel.server.logs import LSP_CONTEXT
 from pygls.capabilities import ServerCapabilitiesBuilder
 from pygls.exceptions import JsonRpcException
 from pygls.protocol.language_server import LanguageServerProtocol, lsp_method
 from pygls.uris import from_fs_path
 from pygls.workspace import Workspace
+
+from ouzel.server.logs import LSP_CONTEXT
 
 if TYPE_CHECKING:
     from pygls.protocol.json_rpc import MsgId

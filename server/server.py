@@ -20,6 +20,10 @@ from typing import Any, BinaryIO
 
 from cattrs import Converter
 from lsprotocol import converters, types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage
+
 from ouzel.server import __version__, logs
 from ouzel.server.documents import UnknownDocumentError
 from ouzel.server.handlers import lifecycle, status, text_sync, workspace
@@ -31,9 +35,6 @@ from ouzel.server.transport import (
     read_message_async,
     start_stdin_reader,
 )
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
-from pygls.lsp.server import LanguageServer
-from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage
 
 log = logging.getLogger("ouzel.server")
 

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
+
 from ouzel.server.convert import Encoding, normalize_encoding
 from ouzel.server.documents import DocumentStore
 from ouzel.server.settings import Settings
-from pygls.uris import to_fs_path
 
 if TYPE_CHECKING:
     from ouzel.server.server import OuzelServer

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ouzel.server.documents import DocumentStore, TextChange, UnknownDocumentError
 
 

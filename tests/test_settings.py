@@ -60,3 +60,39 @@ def test_broken_toml_is_reported_not_fatal(tmp_path: Path) -> None:
     loaded = load_for_workspace(tmp_path)
     assert loaded.settings == Settings()
     assert any("cannot read settings" in p for p in loaded.problems)
+
+
+def test_configuration_reference_is_fresh() -> None:
+    from ouzel.server.settings_doc import render
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "CONFIGURATION.md"
+    assert doc.read_text() == render(), (
+        "docs/CONFIGURATION.md is stale: run "
+        "`python -m ouzel.server.settings_doc > docs/CONFIGURATION.md`"
+    )
+
+
+def test_every_setting_is_documented() -> None:
+    from ouzel.server.settings import (
+        CompletionSettings,
+        ContextSettings,
+        IndexSettings,
+        ModelProfile,
+        PrivacySettings,
+        RoutingSettings,
+    )
+
+    for model in (
+        Settings,
+        CompletionSettings,
+        ContextSettings,
+        IndexSettings,
+        ModelProfile,
+        PrivacySettings,
+        RoutingSettings,
+    ):
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+                continue
+            assert field.description, f"{model.__name__}.{name} has no description"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+
 from ouzel.server import __version__, logs
 from ouzel.server.session import Session
 from ouzel.server.settings import load_for_workspace, merge

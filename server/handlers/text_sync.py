@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from lsprotocol import types
+
 from ouzel.server.documents import TextChange, UnknownDocumentError
 from ouzel.server.session import Session
 

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from lsprotocol import types
+
 from ouzel.server.handlers.lifecycle import add_folder, pull_client_configuration, reload_settings
 from ouzel.server.session import Session
 
