@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,13 +19,40 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
 
     def cancel(self) -> None:
-        self._event.set()
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
 
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` once when cancelled (at once if already); returns an unsubscribe.
+
+        The callback runs on the thread that cancels: an async waiter hands itself over
+        with `loop.call_soon_threadsafe`. This is how a stalled HTTP stream is closed
+        without polling.
+        """
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return lambda: self._forget(callback)
+        callback()
+        return lambda: None
+
+    def _forget(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
 
 
 @dataclass(frozen=True)
@@ -89,3 +117,7 @@ class BackendError(Exception):
 
 class BackendUnavailable(BackendError):
     """The backend cannot serve at all right now (model missing, server down)."""
+
+
+class BackendWarming(BackendUnavailable):
+    """The backend is loading or warming up its model: not a failure, try again soon."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -77,35 +77,83 @@ class ModelProfile(Section):
     model_path: str | None = Field(
         None, description="GGUF file for `llama_cpp`; empty: the embedded model."
     )
-    model: str | None = Field(None, description="Model id sent to an OpenAI-compatible server.")
+    model: str | None = Field(
+        None,
+        description="Model id sent to an OpenAI-compatible server; empty: the first one it serves.",
+    )
     base_url: str | None = Field(
         None, description="Base URL of an OpenAI-compatible server (…/v1)."
+    )
+    location: Literal["auto", "local", "remote"] = Field(
+        "auto",
+        description="`auto`: remote unless `base_url` is a loopback address; set `remote` for "
+        "an SSH tunnel or proxy that forwards to another machine.",
     )
     api_key_env: str | None = Field(
         None, description="Name of the environment variable holding the API key."
     )
-    api_key_file: str | None = Field(None, description="File holding the API key.")
+    api_key_file: str | None = Field(
+        None, description="File holding the API key (keep it private: chmod 600)."
+    )
+    api_key: str | None = Field(
+        None,
+        description="Never set: API keys are read only from `api_key_env` or `api_key_file`.",
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers.")
     ca_bundle: str | None = Field(None, description="CA bundle for TLS to the server.")
     connect_timeout_s: float = Field(3.0, gt=0, le=120, description="HTTP connect timeout.")
-    read_timeout_s: float = Field(60.0, gt=0, le=3600, description="HTTP read timeout.")
+    read_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="HTTP read timeout: longest wait for the next bytes."
+    )
     context_length: int = Field(4096, ge=256, le=1048576, description="Context window in tokens.")
     template: Literal[
         "auto", "qwen", "starcoder", "deepseek", "codellama", "codestral", "plain"
     ] = Field("auto", description="Prompt template; `auto` reads the GGUF metadata.")
     n_threads: int | None = Field(None, ge=1, le=256, description="CPU threads for llama.cpp.")
+    weights: str | None = Field(
+        None,
+        description="What `ouzel gpu serve` loads (a Hugging Face id or a folder); empty: `model`.",
+    )
+    tool_call_parser: str = Field(
+        "auto",
+        description="vLLM `--tool-call-parser` for `ouzel gpu serve`; `auto` picks it from the "
+        "model family, `none` turns tool calls off.",
+    )
     notes: str = Field("", description="Free text, e.g. how fast this model is.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hide_api_key(cls, data: Any) -> Any:
+        # A key pasted into a settings file must not be echoed into logs and pop-ups by the
+        # "invalid value" report: validation only ever sees a placeholder.
+        if isinstance(data, Mapping) and data.get("api_key") is not None:
+            return {**data, "api_key": "<hidden>"}
+        return data
+
+    @field_validator("api_key")
+    @classmethod
+    def _refuse_api_key(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "API keys are never read from settings; put the key in an environment "
+                "variable named by `api_key_env` or in the file `api_key_file`"
+            )
+        return None
 
 
 def _default_models() -> dict[str, ModelProfile]:
     return {"local": ModelProfile(backend="llama_cpp")}
 
 
+TaskKind = Literal["inline_completion", "code_action", "chat", "agent", "embeddings"]
+
+
 class RoutingSettings(Section):
-    """Which model profile serves which kind of work."""
+    """Which model profile serves which kind of work, and when a server counts as down."""
 
     inline_completion: list[str] = Field(
-        default_factory=lambda: ["local"], description="Profiles for ghost text, in order."
+        default_factory=lambda: ["local", "remote"],
+        description="Profiles for ghost text, in order (the next only when one is unusable).",
     )
     code_action: list[str] = Field(
         default_factory=lambda: ["remote", "local"], description="Profiles for code actions."
@@ -116,8 +164,23 @@ class RoutingSettings(Section):
     agent: list[str] = Field(
         default_factory=lambda: ["remote", "local"], description="Profiles for agent edits."
     )
+    embeddings: list[str] = Field(
+        default_factory=lambda: ["local"], description="Profiles for embeddings."
+    )
     allow_fallback: bool = Field(
         True, description="Fall back to the next profile (with a notice) when one is unusable."
+    )
+    probe_interval_s: float = Field(
+        30.0, ge=1, le=3600, description="How often remote servers are probed (`/v1/models`)."
+    )
+    failure_threshold: int = Field(
+        3, ge=1, le=100, description="Failures in a row after which a server is skipped."
+    )
+    retry_after_s: float = Field(
+        10.0,
+        ge=0.1,
+        le=3600,
+        description="Wait before trying a skipped server again (doubles while it keeps failing).",
     )
 
 
