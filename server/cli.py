@@ -7,12 +7,14 @@ runs lazily, so `ouzel --help` stays fast and `ouzel serve` loads no model until
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ouzel.server import __version__
+from ouzel.server import __version__, remote
+from ouzel.server.remote import RemoteConfig
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,14 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=parse_tcp_address,
         help="listen for LSP clients on TCP (loopback only); port 0 picks a free port",
     )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="remote mode: clients must send this file's token (created, mode 0600, if missing); "
+        "the OUZEL_TOKEN environment variable works too",
+    )
+    parser.add_argument("--tls-cert", type=Path, help="remote mode: TLS certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="remote mode: TLS private key (PEM)")
     parser.add_argument("--log-file", type=Path, help="log file (default: the user state folder)")
     parser.add_argument(
         "--log-level",
@@ -66,17 +76,38 @@ def _run_serve(args: argparse.Namespace) -> int:
     if args.tcp:
         host, port = args.tcp
         try:
-            server.check_tcp_host(host)
+            remote_config = _remote_config(args)
+            server.check_tcp_host(host, remote_config)
         except ValueError as exc:
             print(f"ouzel: {exc}", file=sys.stderr)
             return 2
         if log_file:
             print(f"ouzel: logging to {log_file}", file=sys.stderr)
-        return server.run_tcp(engine, host, port, ready=server.announce_tcp)
+        return server.run_tcp(
+            engine,
+            host,
+            port,
+            ready=lambda h, p: server.announce_tcp(h, p, remote_config),
+            remote=remote_config,
+        )
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     # Anything printed by a library must not corrupt the LSP stream on stdout.
     sys.stdout = sys.stderr
     return server.run_stdio(engine, stdin, stdout)
+
+
+def _remote_config(args: argparse.Namespace) -> RemoteConfig:
+    token = os.environ.get(remote.TOKEN_ENV) or None
+    if args.token_file:
+        token, created = remote.load_or_create_token(args.token_file)
+        if created:
+            print(f"ouzel: wrote a new token to {args.token_file}", file=sys.stderr)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    config = RemoteConfig(token=token, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    if config.tls_cert and config.tls_key:
+        remote.server_ssl_context(config.tls_cert, config.tls_key)  # fail early and clearly
+    return config
 
 
 COMMANDS: list[Command] = [

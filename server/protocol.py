@@ -23,6 +23,7 @@ from pygls.uris import from_fs_path
 from pygls.workspace import Workspace
 
 from ouzel.server.logs import LSP_CONTEXT
+from ouzel.server.remote import AUTH_FAILED, token_matches
 
 if TYPE_CHECKING:
     from pygls.protocol.json_rpc import MsgId
@@ -52,6 +53,9 @@ class OuzelProtocol(LanguageServerProtocol):
         self.initialized = False
         self.exit_code: int | None = None
         self.on_exit: Callable[[int], None] = lambda code: None
+        # Remote mode: `initialize` must carry this token (see server/remote.py).
+        self.required_token: str | None = None
+        self.on_auth_failure: Callable[[], None] = lambda: None
         self.position_encoding: str = types.PositionEncodingKind.Utf16
 
     # --- receiving -----------------------------------------------------------------------
@@ -94,6 +98,8 @@ class OuzelProtocol(LanguageServerProtocol):
             if is_request:
                 self.send_error(data["id"], INVALID_REQUEST, "The server is shut down")
             return False
+        if method == types.INITIALIZE and is_request and not self._authenticated(data):
+            return False
         if not self.initialized and method != types.INITIALIZE:
             if is_request:
                 self.send_error(
@@ -104,6 +110,23 @@ class OuzelProtocol(LanguageServerProtocol):
             self.send_error(data["id"], INVALID_REQUEST, "The server is already initialized")
             return False
         return True
+
+    def _authenticated(self, data: dict[str, Any]) -> bool:
+        if self.required_token is None or self.initialized:
+            return True
+        params = data.get("params")
+        options = params.get("initializationOptions") if isinstance(params, dict) else None
+        offered = options.get("authToken") if isinstance(options, dict) else None
+        if token_matches(self.required_token, offered):
+            return True
+        log.warning("refused a client: %s", "wrong token" if offered else "no token")
+        self.send_error(
+            data["id"],
+            AUTH_FAILED,
+            "Authentication failed: send the server's token as initializationOptions.authToken",
+        )
+        self.on_auth_failure()
+        return False
 
     def _answer_bad_params(self, data: dict[str, Any], exc: Exception) -> None:
         method = data.get("method", "?")

@@ -7,12 +7,12 @@ takes `(session, params)`; `create_server` binds them to one connection's sessio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
-import ipaddress
 import logging
 import signal
-import socket
+import ssl
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ from ouzel.server import __version__, logs
 from ouzel.server.documents import UnknownDocumentError
 from ouzel.server.handlers import lifecycle, status, text_sync, workspace
 from ouzel.server.protocol import OuzelProtocol
+from ouzel.server.remote import RemoteConfig, check_listen_policy, server_ssl_context
 from ouzel.server.session import Engine, Session
 from ouzel.server.transport import (
     StdoutWriter,
@@ -146,7 +147,9 @@ def _attach_client_log(server: OuzelServer) -> logs.ClientLogHandler:
     return handler
 
 
-async def serve_connection(server: OuzelServer, receive: Callable[[], Any], writer: Any) -> int:
+async def serve_connection(
+    server: OuzelServer, receive: Callable[[], Any], writer: Any, token: str | None = None
+) -> int:
     """Feed message bodies from `receive()` to the server until exit or end of stream."""
     loop = asyncio.get_running_loop()
     server.session.bind_loop(loop)
@@ -159,6 +162,8 @@ async def serve_connection(server: OuzelServer, receive: Callable[[], Any], writ
             exited.set_result(code)
 
     protocol.on_exit = on_exit
+    protocol.required_token = token
+    protocol.on_auth_failure = lambda: on_exit(1)
     client_log = _attach_client_log(server)
     try:
         while not exited.done():
@@ -205,21 +210,9 @@ def run_stdio(engine: Engine, stdin: BinaryIO, stdout: BinaryIO) -> int:
         engine.close()
 
 
-def check_tcp_host(host: str) -> None:
-    """Refuse non-loopback addresses: LSP has no authentication of its own."""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise ValueError(f"cannot resolve TCP host {host!r}: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_loopback:
-            raise ValueError(
-                f"refusing to listen on {host} ({address}): over TCP ouzel accepts loopback "
-                "addresses only (127.0.0.1, ::1, localhost), because LSP itself has no "
-                "authentication. To reach it from another machine, use an SSH tunnel "
-                "(ssh -L PORT:127.0.0.1:PORT host)."
-            )
+def check_tcp_host(host: str, remote: RemoteConfig | None = None) -> None:
+    """Refuse addresses that would expose the server without a token and TLS."""
+    check_listen_policy(host, remote or RemoteConfig())
 
 
 def run_tcp(
@@ -227,9 +220,16 @@ def run_tcp(
     host: str,
     port: int,
     ready: Callable[[str, int], None] | None = None,
+    remote: RemoteConfig | None = None,
 ) -> int:
     """Serve clients over TCP until interrupted; each connection gets its own session."""
-    check_tcp_host(host)
+    remote = remote or RemoteConfig()
+    check_tcp_host(host, remote)
+    tls = (
+        server_ssl_context(remote.tls_cert, remote.tls_key)
+        if remote.tls_cert and remote.tls_key
+        else None
+    )
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -237,26 +237,29 @@ def run_tcp(
         server = create_server(engine)
         try:
             await serve_connection(
-                server, functools.partial(read_message_async, reader), StreamWriterAdapter(writer)
+                server,
+                functools.partial(read_message_async, reader),
+                StreamWriterAdapter(writer),
+                token=remote.token,
             )
-        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
             log.info("client %s went away: %s", peer, exc)
         finally:
+            with contextlib.suppress(Exception):
+                await writer.drain()
             writer.close()
             log.info("client %s disconnected", peer)
 
     async def main() -> int:
-        listener = await asyncio.start_server(handle, host, port)
+        listener = await asyncio.start_server(handle, host, port, ssl=tls)
         bound = listener.sockets[0].getsockname()
         if ready is not None:
             ready(bound[0], bound[1])
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover
-                pass
         async with listener:
             await stop.wait()
         return 0
@@ -267,12 +270,22 @@ def run_tcp(
         engine.close()
 
 
-def announce_tcp(host: str, port: int) -> None:
+def announce_tcp(host: str, port: int, remote: RemoteConfig | None = None) -> None:
+    remote = remote or RemoteConfig()
+    scheme = "TLS" if remote.tls else "TCP"
+    auth = "token required" if remote.token else "no token"
+    token_hint = (
+        "  Clients send the token as initializationOptions.authToken "
+        "(Neovim: vim.g.ouzel = { token = ... }; VS Code: the OUZEL_TOKEN environment variable).\n"
+        if remote.token
+        else ""
+    )
     print(
-        f"ouzel {__version__} listening on {host}:{port} (LSP over TCP)\n"
-        f"  Neovim:  vim.lsp.start({{ name = 'ouzel', cmd = vim.lsp.rpc.connect('{host}', {port}) }})\n"
-        f'  VS Code: set "ouzel.server.mode": "tcp", "ouzel.server.host": "{host}", '
+        f"ouzel {__version__} listening on {host}:{port} (LSP over {scheme}, {auth})\n"
+        f"  Neovim:  vim.g.ouzel = {{ host = '{host}', port = {port} }} then vim.lsp.enable('ouzel')\n"
+        f'  VS Code: "ouzel.server.mode": "tcp", "ouzel.server.host": "{host}", '
         f'"ouzel.server.port": {port}\n'
+        f"{token_hint}"
         "  Stop with Ctrl-C.",
         file=sys.stderr,
         flush=True,

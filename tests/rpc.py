@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -35,13 +36,18 @@ class RawClient:
         self.server_requests: list[dict[str, Any]] = []
         self.answer_server_requests = True
         self.configuration: dict[str, Any] = {}
+        self.closed = threading.Event()  # set when the server closes the connection
 
     def _read_loop(self) -> None:
         while True:
             headers = {}
             while True:
-                line = self._reader.readline()
+                try:
+                    line = self._reader.readline()
+                except OSError:
+                    line = b""
                 if not line:
+                    self.closed.set()
                     return
                 line = line.strip()
                 if not line:
@@ -202,7 +208,8 @@ class StdioServer:
 class TcpServer:
     """`ouzel serve --tcp 127.0.0.1:0`; `connect()` opens a RawClient connection."""
 
-    def __init__(self, tmp: Path, *args: str) -> None:
+    def __init__(self, tmp: Path, *args: str, tls_ca: Path | None = None) -> None:
+        self.tls_ca = tls_ca
         self.stderr_path = tmp / "server.stderr"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ouzel.server.cli", "serve", "--tcp", "127.0.0.1:0", *args],
@@ -236,6 +243,9 @@ class TcpServer:
 
     def connect(self) -> RawClient:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        if self.tls_ca is not None:
+            context = ssl.create_default_context(cafile=str(self.tls_ca))
+            sock = context.wrap_socket(sock, server_hostname="localhost")
         sock.settimeout(None)
         self.sockets.append(sock)
         return RawClient(sock.makefile("rb"), sock.sendall)

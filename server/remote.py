@@ -1,0 +1,97 @@
+"""Remote mode: LSP over TCP with a bearer token and TLS.
+
+LSP has no authentication of its own: whoever reaches the port gets every command. So:
+- loopback without a token is allowed (the machine's own users; an SSH tunnel lands here);
+- with a token, a client must send it as `initializationOptions.authToken` in `initialize`,
+  or the connection is refused and closed;
+- a non-loopback address needs both a token and TLS.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import secrets
+import socket
+import ssl
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+TOKEN_ENV = "OUZEL_TOKEN"
+AUTH_FAILED = -32001  # JSON-RPC "server error" range; LSP reserves none for auth
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    token: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+def is_loopback_host(host: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        raise ValueError(f"cannot resolve TCP host {host!r}: {exc}") from exc
+    return all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def check_listen_policy(host: str, config: RemoteConfig) -> None:
+    """Raise ValueError (with the way out) when listening on `host` would be unsafe."""
+    if is_loopback_host(host):
+        return
+    missing = [
+        what
+        for what, present in (
+            ("a token (--token-file)", config.token),
+            ("TLS (--tls-cert/--tls-key)", config.tls),
+        )
+        if not present
+    ]
+    if missing:
+        raise ValueError(
+            f"refusing to listen on {host}: a non-loopback address needs "
+            + " and ".join(missing)
+            + ", because LSP itself has no authentication. Or keep 127.0.0.1 and use an SSH "
+            "tunnel (ssh -L PORT:127.0.0.1:PORT host)."
+        )
+
+
+def load_or_create_token(path: Path) -> tuple[str, bool]:
+    """The token in `path`; a new random one (file mode 0600) when the file is missing."""
+    if path.exists():
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ValueError(f"{path} is readable by other users: chmod 600 {path}")
+        token = path.read_text(encoding="utf-8").strip()
+        if len(token) < 16:
+            raise ValueError(f"the token in {path} is shorter than 16 characters")
+        return token, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    return token, True
+
+
+def token_matches(expected: str, offered: object) -> bool:
+    return isinstance(offered, str) and hmac.compare_digest(
+        expected.encode("utf-8"), offered.encode("utf-8")
+    )
+
+
+def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certfile=str(cert), keyfile=str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load TLS certificate {cert} / key {key}: {exc}") from exc
+    return context
