@@ -1,0 +1,22 @@
+-- The client configuration `vim.lsp.enable('ouzel')` uses (Neovim 0.11+).
+--
+-- Options come from `vim.g.ouzel` (see `:help ouzel-options`); anything here can be
+-- overridden with `vim.lsp.config('ouzel', { ... })`.
+local options = require('ouzel.config').get()
+
+---@type vim.lsp.Config
+return {
+  -- A function, so that stdio vs TCP and the server's path are decided when the client starts
+  -- (and a missing `ouzel` command gets a clear message instead of a silent log line).
+  cmd = function(dispatchers, config)
+    return require('ouzel.connect').start(dispatchers, config)
+  end,
+  root_markers = options.root_markers,
+  settings = { ouzel = options.settings },
+  capabilities = {
+    textDocument = {
+      -- Neovim 0.11 does not announce this itself; the plugin renders the suggestions.
+      inlineCompletion = { dynamicRegistration = false },
+    },
+  },
+}

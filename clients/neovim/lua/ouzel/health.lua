@@ -1,0 +1,151 @@
+--- `:checkhealth ouzel`: Neovim, the server command and its version, a TCP server's
+--- reachability, and what each running server reports (model, index, remote).
+
+local health = vim.health
+local config = require('ouzel.config')
+
+local M = {}
+
+local function check_neovim()
+  health.start('ouzel: Neovim')
+  local v = vim.version()
+  local version = ('%d.%d.%d'):format(v.major, v.minor, v.patch)
+  if vim.fn.has('nvim-0.11') == 0 then
+    health.error('Neovim ' .. version .. ' is too old', { 'ouzel needs Neovim 0.11 or newer' })
+    return
+  end
+  local native = vim.lsp.inline_completion ~= nil and config.get().native
+  local engine = native and 'Neovim’s inline completion' or 'the plugin’s ghost text'
+  health.ok(('Neovim %s; suggestions shown by %s'):format(version, engine))
+  if vim.lsp.is_enabled('ouzel') then
+    health.ok("vim.lsp.enable('ouzel') is on")
+  else
+    health.warn("the ouzel client is not enabled", { "add vim.lsp.enable('ouzel') to your config" })
+  end
+end
+
+--- Whether a TCP connection to host:port opens within `timeout_ms`.
+--- @return boolean reachable
+--- @return string? error
+local function tcp_reachable(host, port, timeout_ms)
+  local resolved = vim.uv.getaddrinfo(host, nil, { socktype = 'stream' })
+  local address = resolved and resolved[1] and resolved[1].addr or host
+  local socket = assert(vim.uv.new_tcp())
+  local done, failure = false, nil
+  socket:connect(address, port, function(err)
+    failure = err
+    done = true
+  end)
+  local finished = vim.wait(timeout_ms, function()
+    return done
+  end, 10)
+  if not socket:is_closing() then
+    socket:close()
+  end
+  if not finished then
+    return false, ('no answer within %d ms'):format(timeout_ms)
+  end
+  return failure == nil, failure
+end
+
+local function check_server_command()
+  local host, port = config.tcp_address()
+  if host and port then
+    health.start('ouzel: server over TCP')
+    local reachable, err = tcp_reachable(host, port, 2000)
+    if reachable then
+      health.ok(('%s:%d is reachable'):format(host, port))
+    else
+      health.error(('%s:%d is not reachable: %s'):format(host, port, err), {
+        'start the server there: ouzel serve --tcp ' .. host .. ':' .. port,
+        'or unset vim.g.ouzel.port to start it over stdio',
+      })
+    end
+    return
+  end
+  health.start('ouzel: server command')
+  local cmd, origin = config.server_command()
+  if not cmd then
+    health.error(origin)
+    return
+  end
+  health.ok(('%s (from %s)'):format(table.concat(cmd, ' '), origin))
+  local ok, result = pcall(function()
+    return vim.system({ cmd[1], '--version' }, { text = true }):wait(15000)
+  end)
+  if not ok then
+    health.error('cannot run ' .. cmd[1] .. ': ' .. tostring(result))
+  elseif result.code ~= 0 then
+    health.error(('`%s --version` failed (exit %s): %s'):format(cmd[1], result.code, result.stderr))
+  else
+    health.ok('version: ' .. vim.trim(result.stdout))
+  end
+end
+
+--- One line per status section; a section with `error` is an error, `loaded = false` a warning.
+--- @param name string
+--- @param section table
+local function report_section(name, section)
+  local summary = {}
+  local keys = vim.tbl_keys(section)
+  table.sort(keys)
+  for _, key in ipairs(keys) do
+    local value = section[key]
+    if type(value) ~= 'table' and key ~= 'error' then
+      table.insert(summary, ('%s=%s'):format(key, tostring(value)))
+    end
+  end
+  local line = ('%s: %s'):format(name, table.concat(summary, ', '))
+  if section.error and section.error ~= vim.NIL then
+    health.error(('%s: %s'):format(name, tostring(section.error)))
+  elseif section.loaded == false then
+    health.warn(line)
+  else
+    health.ok(line)
+  end
+end
+
+local function check_clients()
+  health.start('ouzel: running servers')
+  local clients = vim.lsp.get_clients({ name = 'ouzel' })
+  if #clients == 0 then
+    health.info('no ouzel server is running; open a file to start one, then run this again')
+    return
+  end
+  for _, client in ipairs(clients) do
+    local transport = require('ouzel.connect').describe(client)
+    local response, err = client:request_sync('ouzel/status', nil, 10000)
+    if not response then
+      health.error(('client %d (%s): no answer to ouzel/status: %s'):format(client.id, transport, err))
+    elseif response.err then
+      health.error(('client %d (%s): %s'):format(client.id, transport, response.err.message))
+    else
+      local status = response.result or {}
+      health.ok(
+        ('ouzel %s over %s; position encoding %s; workspace %s'):format(
+          tostring(status.version),
+          transport,
+          tostring(status.positionEncoding),
+          #(status.workspaceFolders or {}) > 0 and table.concat(status.workspaceFolders, ', ')
+            or 'none (single files)'
+        )
+      )
+      local names = vim.tbl_keys(status)
+      table.sort(names)
+      for _, name in ipairs(names) do
+        local section = status[name]
+        if type(section) == 'table' and not vim.islist(section) then
+          report_section(name, section)
+        end
+      end
+    end
+  end
+end
+
+function M.check()
+  check_neovim()
+  check_server_command()
+  check_clients()
+end
+
+return M

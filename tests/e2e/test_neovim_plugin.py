@@ -1,0 +1,174 @@
+"""The Neovim plugin without a model: startup, options, keys, commands and health.
+
+A real headless Neovim 0.11 with only `vim.lsp.enable('ouzel')` in its config, against a real
+`ouzel serve` (which loads no model until a suggestion is asked for).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pynvim.api.common import NvimError
+
+sys.path.insert(0, str(Path(__file__).parent / "nvim"))
+from harness import Editor, editor, wait_for
+
+pytestmark = pytest.mark.e2e
+
+SOURCE = "def add(a, b):\n    return a + b\n"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / ".git").mkdir()  # a root marker
+    (root / "calc.py").write_text(SOURCE)
+    return root
+
+
+@pytest.fixture
+def nvim(workspace: Path, tmp_path: Path) -> Iterator[Editor]:
+    with editor(workspace, tmp_path / "home") as running:
+        yield running
+
+
+def checkhealth(nvim: Editor) -> str:
+    nvim.command("checkhealth ouzel")
+    return "\n".join(nvim.lines())
+
+
+def test_startup_loads_no_module_and_maps_no_key(nvim: Editor) -> None:
+    loaded = nvim.lua(
+        "return vim.tbl_filter(function(m) return m:match('^ouzel') end, vim.tbl_keys(package.loaded))"
+    )
+    assert loaded == []
+    assert nvim.nvim.funcs.exists(":Ouzel") == 2
+    for plug in ["accept", "accept-word", "accept-line", "dismiss", "next"]:
+        assert nvim.nvim.funcs.maparg(f"<Plug>(ouzel-{plug})", "i") != ""
+    # Default keys are set when ouzel first attaches, not at startup: Tab is Neovim's own.
+    assert "vim.snippet.jump" in nvim.lua("return vim.fn.maparg('<Tab>', 'i', false, true).desc")
+
+
+def test_attach_sets_default_keys_that_fall_back_to_their_own_meaning(
+    nvim: Editor, workspace: Path
+) -> None:
+    nvim.open(workspace / "calc.py")
+    nvim.wait_attached()
+    assert "ouzel-accept" in nvim.lua("return vim.fn.maparg('<Tab>', 'i', false, true).desc")
+    # With no suggestion on screen, Tab indents (four spaces in Python, after a `return`).
+    nvim.type("Go<Tab>x<Esc>")
+    wait_for(lambda: nvim.lines()[-1] == "    x", 10, "Tab to indent")
+
+
+def test_the_users_own_mappings_are_kept(workspace: Path, tmp_path: Path) -> None:
+    init = tmp_path / "init.lua"
+    init.write_text(
+        "vim.opt.runtimepath:prepend(vim.env.OUZEL_NVIM_PLUGIN)\n"
+        "vim.keymap.set('i', '<Tab>', 'TAB')\n"
+        "vim.keymap.set('i', '<C-l>', '<Plug>(ouzel-accept-word)')\n"
+        "vim.lsp.enable('ouzel')\n"
+    )
+    with editor(workspace, tmp_path / "home", init=init) as nvim:
+        nvim.open(workspace / "calc.py")
+        nvim.wait_attached()
+        assert nvim.nvim.funcs.maparg("<Tab>", "i") == "TAB"
+        # The user mapped accept-word elsewhere, so its default key stays free.
+        assert nvim.nvim.funcs.maparg("<M-Right>", "i") == ""
+        assert "ouzel-accept-line" in nvim.lua(
+            "return vim.fn.maparg('<M-C-Right>', 'i', false, true).desc"
+        )
+
+
+def test_status_command_shows_what_the_server_reports(nvim: Editor, workspace: Path) -> None:
+    nvim.open(workspace / "calc.py")
+    nvim.wait_attached()
+    nvim.command("Ouzel status")
+    text = wait_for(
+        lambda: (m := nvim.messages()) and "open documents" in m and m, 20, ":Ouzel status output"
+    )
+    assert "ouzel 0.1.0 (stdio: " in text
+    assert str(workspace) in text
+    assert "suggestions" in text and "on" in text
+
+
+def test_toggle_turns_suggestions_off_and_on(nvim: Editor, workspace: Path) -> None:
+    nvim.open(workspace / "calc.py")
+    nvim.wait_attached()
+    assert nvim.lua("return require('ouzel').statusline()") == "ouzel"
+    nvim.command("Ouzel toggle")
+    assert nvim.lua("return require('ouzel').statusline()") == "ouzel: off"
+    assert nvim.lua("return require('ouzel').enabled()") is False
+    nvim.command("Ouzel toggle")
+    assert nvim.lua("return require('ouzel').statusline()") == "ouzel"
+
+
+def test_unknown_subcommand_says_what_exists(nvim: Editor) -> None:
+    with pytest.raises(NvimError, match="try :Ouzel status, index or toggle"):
+        nvim.command("Ouzel frobnicate")
+
+
+def test_checkhealth_reports_the_server_and_its_version(nvim: Editor, workspace: Path) -> None:
+    nvim.open(workspace / "calc.py")
+    nvim.wait_attached()
+    report = checkhealth(nvim)
+    assert "ERROR" not in report and "WARNING" not in report, report
+    assert "OK Neovim 0.11.4" in report
+    assert "OK version: ouzel 0.1.0" in report
+    assert "OK ouzel 0.1.0 over stdio: " in report
+    assert str(workspace) in report
+
+
+def test_a_missing_server_command_is_reported_clearly(workspace: Path, tmp_path: Path) -> None:
+    with editor(
+        workspace,
+        tmp_path / "home",
+        options={"cmd": ["/nonexistent/ouzel", "serve"]},
+    ) as nvim:
+        nvim.open(workspace / "calc.py")
+        message = wait_for(
+            lambda: (m := nvim.messages()) and "cannot start the server" in m and m,
+            10,
+            "the missing-command message",
+        )
+        assert "/nonexistent/ouzel" in message
+        assert nvim.lua("return #vim.lsp.get_clients({ name = 'ouzel' })") == 0
+        report = checkhealth(nvim)
+        assert "ERROR vim.g.ouzel.cmd" in report and "is not executable" in report
+
+
+def test_invalid_options_are_reported_and_defaults_used(workspace: Path, tmp_path: Path) -> None:
+    with editor(
+        workspace,
+        tmp_path / "home",
+        options={"debounce_ms": "fast", "colour": "blue"},
+    ) as nvim:
+        nvim.open(workspace / "calc.py")
+        nvim.wait_attached()
+        messages = nvim.messages()
+        assert (
+            "vim.g.ouzel.debounce_ms must be a number (got string); using the default" in messages
+        )
+        assert "vim.g.ouzel.colour is not an option; ignored" in messages
+        assert nvim.lua("return require('ouzel.config').get().debounce_ms") == 50
+
+
+def test_tcp_to_a_port_nobody_listens_on_fails_visibly(workspace: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a free port, closed again: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with editor(workspace, tmp_path / "home", options={"port": port}) as nvim:
+        report = checkhealth(nvim)
+        assert f"ERROR 127.0.0.1:{port} is not reachable" in report
+        nvim.command("bwipeout!")
+        nvim.open(workspace / "calc.py")
+        wait_for(
+            lambda: f"Could not connect to 127.0.0.1:{port}" in nvim.messages(),
+            10,
+            "the connection error",
+        )
