@@ -11,6 +11,9 @@ return {
   cmd = function(dispatchers, config)
     return require('ouzel.connect').start(dispatchers, config)
   end,
+  before_init = function(params)
+    require('ouzel.connect').before_init(params)
+  end,
   root_markers = options.root_markers,
   settings = { ouzel = options.settings },
   capabilities = {

@@ -9,6 +9,9 @@ local M = {}
 --- @field cmd? string[] command that starts the server over stdio (default: `ouzel serve`)
 --- @field host? string TCP host of a running `ouzel serve --tcp` (used when `port` is set)
 --- @field port? integer TCP port; set it to connect instead of starting a process
+--- @field token_file? string file holding the server's token (else `$OUZEL_TOKEN`), sent over TCP
+--- @field tls boolean talk TLS to the TCP server (through `openssl s_client`)
+--- @field tls_ca? string CA certificate (PEM) that signed the server's, e.g. a self-signed one
 --- @field settings table the server's "ouzel" settings section (see docs/CONFIGURATION.md)
 --- @field debounce_ms integer pause after typing before asking for a suggestion
 --- @field auto_trigger boolean ask for suggestions while typing (false: only `<Plug>(ouzel-next)`)
@@ -21,6 +24,9 @@ M.defaults = {
   cmd = nil,
   host = '127.0.0.1',
   port = nil,
+  token_file = nil,
+  tls = false,
+  tls_ca = nil,
   settings = {},
   debounce_ms = 50,
   auto_trigger = true,
@@ -33,6 +39,9 @@ local types = {
   cmd = 'table',
   host = 'string',
   port = 'number',
+  token_file = 'string',
+  tls = 'boolean',
+  tls_ca = 'string',
   settings = 'table',
   debounce_ms = 'number',
   auto_trigger = 'boolean',
@@ -59,7 +68,11 @@ function M.get()
     elseif type(value) ~= expected then
       M.warn_once(
         'type:' .. key,
-        ('vim.g.ouzel.%s must be a %s (got %s); using the default'):format(key, expected, type(value))
+        ('vim.g.ouzel.%s must be a %s (got %s); using the default'):format(
+          key,
+          expected,
+          type(value)
+        )
       )
     else
       options[key] = value
@@ -120,6 +133,24 @@ function M.tcp_address()
     return options.host, options.port
   end
   return nil, nil
+end
+
+--- The token a remote server asks for: `vim.g.ouzel.token_file`, else `$OUZEL_TOKEN`.
+--- @return string? token
+--- @return string? problem why the configured token file could not be read
+function M.token()
+  local path = M.get().token_file
+  if path then
+    local file, err = io.open(vim.fs.normalize(path), 'r')
+    if not file then
+      return nil, ('cannot read vim.g.ouzel.token_file: %s'):format(err)
+    end
+    local token = vim.trim(file:read('*a') or '')
+    file:close()
+    return token ~= '' and token or nil, token == '' and (path .. ' is empty') or nil
+  end
+  local from_env = vim.env.OUZEL_TOKEN
+  return from_env ~= '' and from_env or nil, nil
 end
 
 return M

@@ -20,7 +20,7 @@ local function check_neovim()
   if vim.lsp.is_enabled('ouzel') then
     health.ok("vim.lsp.enable('ouzel') is on")
   else
-    health.warn("the ouzel client is not enabled", { "add vim.lsp.enable('ouzel') to your config" })
+    health.warn('the ouzel client is not enabled', { "add vim.lsp.enable('ouzel') to your config" })
   end
 end
 
@@ -60,6 +60,28 @@ local function check_server_command()
         'start the server there: ouzel serve --tcp ' .. host .. ':' .. port,
         'or unset vim.g.ouzel.port to start it over stdio',
       })
+    end
+    if config.get().tls then
+      if vim.fn.executable('openssl') == 1 then
+        health.ok(
+          'TLS through openssl s_client'
+            .. (config.get().tls_ca and (' (CA ' .. config.get().tls_ca .. ')') or '')
+        )
+      else
+        health.error('vim.g.ouzel.tls needs the `openssl` command, which is not on PATH')
+      end
+    end
+    local token, problem = config.token()
+    if problem then
+      health.error(problem)
+    elseif token then
+      health.ok(
+        'a token is sent ('
+          .. (config.get().token_file and 'vim.g.ouzel.token_file' or '$OUZEL_TOKEN')
+          .. ')'
+      )
+    else
+      health.info('no token is sent (servers started with --token-file or $OUZEL_TOKEN need one)')
     end
     return
   end
@@ -116,7 +138,9 @@ local function check_clients()
     local transport = require('ouzel.connect').describe(client)
     local response, err = client:request_sync('ouzel/status', nil, 10000)
     if not response then
-      health.error(('client %d (%s): no answer to ouzel/status: %s'):format(client.id, transport, err))
+      health.error(
+        ('client %d (%s): no answer to ouzel/status: %s'):format(client.id, transport, err)
+      )
     elseif response.err then
       health.error(('client %d (%s): %s'):format(client.id, transport, response.err.message))
     else

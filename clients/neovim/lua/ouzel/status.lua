@@ -20,7 +20,8 @@ function M.on_progress(client_id, params)
   if value.kind == 'end' then
     work[params.token] = nil
   elseif value.kind == 'begin' then
-    work[params.token] = { title = value.title or '', message = value.message, percentage = value.percentage }
+    work[params.token] =
+      { title = value.title or '', message = value.message, percentage = value.percentage }
   elseif value.kind == 'report' and work[params.token] then
     local entry = work[params.token]
     entry.message = value.message or entry.message
