@@ -1,0 +1,725 @@
+"""The inference router: model profiles → backends, and which one serves each kind of work.
+
+Policy (settings `routing.*`, `privacy.*`, `models.*`):
+
+- Each task kind has an ordered list of profile names. Ghost text defaults to
+  `["local", "remote"]` (the remote only when no local model is usable); chat, agent and
+  code actions default to `["remote", "local"]`.
+- A profile is skipped when it is not configured (silently), when it is remote and
+  `privacy.allow_remote` is off, when its configuration is broken (missing API key, …),
+  when its local model failed to load, or when its circuit breaker is open. With
+  `routing.allow_fallback` the next profile serves and the user gets one notice per change
+  of situation ("remote is down; answering with local", later "back on remote").
+- A request that fails before its first output falls through to the next profile in the
+  same way; a stream that fails after output has started raises (answers are not spliced).
+- A model that is loading or warming up is skipped for the request but not counted as a
+  failure (`BackendWarming`), and the first request a backend serves is not part of its
+  speed averages.
+- Prompts for remote profiles have secrets redacted (`privacy.redact_secrets`).
+- The log says which profile served each request and how fast; the prompt only at debug.
+
+One `Router` per process (an `Engine` service) holds the backends and their health; the
+settings come with each call, because sessions (workspaces) may differ in what they allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ouzel.inference.backend import Backend
+from ouzel.inference.health import BackendHealth, CircuitBreaker, HealthMonitor, Probeable
+from ouzel.inference.openai_compat import Endpoint, OpenAICompatBackend, read_api_key
+from ouzel.inference.privacy import RemoteNotAllowed, host_of, is_remote, redact, redact_messages
+from ouzel.inference.types import (
+    BackendError,
+    BackendUnavailable,
+    BackendWarming,
+    CancelToken,
+    ChatChunk,
+    ChatMessage,
+    CompletionRequest,
+    CompletionResult,
+    ToolSpec,
+)
+from ouzel.server.settings import ModelProfile, Settings, TaskKind
+
+log = logging.getLogger("ouzel.inference.router")
+
+TASK_KINDS: tuple[TaskKind, ...] = (
+    "inline_completion",
+    "code_action",
+    "chat",
+    "agent",
+    "embeddings",
+)
+TASK_LABELS: dict[str, str] = {
+    "inline_completion": "completion",
+    "code_action": "code action",
+    "chat": "chat",
+    "agent": "agent",
+    "embeddings": "embeddings",
+}
+
+BackendFactory = Callable[[str, ModelProfile], Backend]
+
+
+def endpoint_for(profile: ModelProfile) -> Endpoint:
+    if not profile.base_url:
+        raise BackendUnavailable('`backend = "openai"` needs a `base_url` (…/v1)')
+    return Endpoint(
+        base_url=profile.base_url,
+        model=profile.model,
+        api_key_env=profile.api_key_env,
+        api_key_file=profile.api_key_file,
+        headers=dict(profile.headers),
+        ca_bundle=profile.ca_bundle,
+        connect_timeout_s=profile.connect_timeout_s,
+        read_timeout_s=profile.read_timeout_s,
+        context_length=profile.context_length,
+    )
+
+
+def default_backend_factory(name: str, profile: ModelProfile) -> Backend:
+    """An OpenAI-compatible client, or the in-process llama.cpp model."""
+    if profile.backend == "openai":
+        return OpenAICompatBackend(name, endpoint_for(profile))
+    from ouzel.inference.llama_cpp import LlamaCppBackend, LlamaOptions
+
+    options = LlamaOptions(n_ctx=profile.context_length, n_threads=profile.n_threads)
+    path = Path(profile.model_path).expanduser() if profile.model_path else None
+    return LlamaCppBackend(path, options, template=profile.template)
+
+
+def profile_is_remote(profile: ModelProfile) -> bool:
+    if profile.backend != "openai":
+        return profile.location == "remote"
+    return is_remote(profile.base_url or "", profile.location)
+
+
+class Notices:
+    """Routing notices for one user (one session, one CLI run): each situation once."""
+
+    def __init__(self, send: Callable[[str], None]) -> None:
+        self._send = send
+        self._situation: dict[str, str] = {}
+
+    def situation(self, task: str, key: str, text: str | None) -> None:
+        """Send `text` when the situation of `task` changed to `key`."""
+        if self._situation.get(task) == key:
+            return
+        previous = self._situation.get(task)
+        self._situation[task] = key
+        if text and (previous is not None or key != "normal"):
+            self._send(text)
+
+
+@dataclass
+class Served:
+    """Which profile served the last request of a task kind (for status)."""
+
+    profile: str
+    at: float
+    fallback: bool
+
+
+@dataclass
+class _Entry:
+    """A backend built from one profile's configuration, and what we know about it."""
+
+    name: str
+    fingerprint: str
+    profile: ModelProfile
+    backend: Backend | None
+    health: BackendHealth
+    error: str | None = None  # the backend could not even be built
+
+
+@dataclass
+class Candidate:
+    """One profile in a task's order, and why it would be skipped (None: usable now)."""
+
+    name: str
+    entry: _Entry | None
+    remote: bool
+    skip: str | None
+    silent: bool = False  # skipped without a notice (the profile is not configured)
+
+
+class Router:
+    """Process-wide: backends by profile, health, and the routing policy."""
+
+    def __init__(
+        self,
+        factory: BackendFactory = default_backend_factory,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.factory = factory
+        self.clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._retired: list[_Entry] = []
+        self.served: dict[str, Served] = {}
+        self.recent_notices: deque[str] = deque(maxlen=20)
+        self._probe_interval_s = 30.0
+        self.monitor = HealthMonitor(self._probe_targets, lambda: self._probe_interval_s)
+
+    # --- profiles and backends ---------------------------------------------------------
+
+    def entry(self, name: str, profile: ModelProfile, settings: Settings) -> _Entry:
+        """The backend for `name` as configured now (rebuilt when its profile changed)."""
+        fingerprint = profile.model_dump_json()
+        entry = self._entries.get(name)
+        routing = settings.routing
+        if entry is None or entry.fingerprint != fingerprint:
+            if entry is not None:
+                self._retired.append(entry)
+            breaker = CircuitBreaker(routing.failure_threshold, routing.retry_after_s, self.clock)
+            health = BackendHealth(name, breaker, clock=self.clock)
+            backend: Backend | None = None
+            error = None
+            try:
+                backend = self.factory(name, profile)
+            except BackendError as exc:
+                error = str(exc)
+            entry = _Entry(name, fingerprint, profile, backend, health, error)
+            self._entries[name] = entry
+        else:
+            entry.health.breaker.configure(routing.failure_threshold, routing.retry_after_s)
+        self._probe_interval_s = routing.probe_interval_s
+        return entry
+
+    def plan(self, settings: Settings, task: TaskKind) -> list[Candidate]:
+        """The profiles for `task` in order, each with the reason it would be skipped."""
+        candidates = []
+        for name in getattr(settings.routing, task):
+            profile = settings.models.get(name)
+            if profile is None:
+                candidates.append(Candidate(name, None, False, "not configured", silent=True))
+                continue
+            entry = self.entry(name, profile, settings)
+            remote = profile_is_remote(profile)
+            candidates.append(
+                Candidate(name, entry, remote, self._skip_reason(entry, remote, settings))
+            )
+        return candidates
+
+    def _skip_reason(self, entry: _Entry, remote: bool, settings: Settings) -> str | None:
+        if entry.backend is None:
+            return f"it is misconfigured: {entry.error}"
+        if remote and not settings.privacy.allow_remote:
+            where = host_of(entry.profile.base_url or "") or "another machine"
+            return f"it is remote ({where}) and `privacy.allow_remote` is off"
+        problem = _config_problem(entry)
+        if problem:
+            return problem
+        state = getattr(entry.backend, "state", None)
+        if state == "failed":
+            return f"its model could not load: {getattr(entry.backend, 'error', None) or 'unknown error'}"
+        health = entry.health
+        if not health.breaker.would_allow():
+            retry = health.breaker.retry_in()
+            when = f"retrying in {retry:.0f} s" if retry > 0 else "a retry is under way"
+            return f"it is down ({health.last_error or 'repeated failures'}; {when})"
+        return None
+
+    def _probe_targets(self) -> list[tuple[Probeable, BackendHealth]]:
+        return [
+            (entry.backend, entry.health)
+            for entry in self._entries.values()
+            if isinstance(entry.backend, Probeable) and _config_problem(entry) is None
+        ]
+
+    def start_probes(self) -> None:
+        """Probe remote backends in the background (call on the event loop)."""
+        self.monitor.start()
+
+    # --- requests ----------------------------------------------------------------------
+
+    async def complete(
+        self,
+        settings: Settings,
+        task: TaskKind,
+        request: CompletionRequest,
+        cancel: CancelToken,
+        notices: Notices | None = None,
+    ) -> CompletionResult:
+        failures: list[str] = []
+        for candidate, fallback in self._usable(settings, task, failures, notices):
+            entry = _require(candidate.entry)
+            backend = _require(entry.backend)
+            prepared = self._prepare_completion(candidate, request, settings)
+            started = self.clock()
+            try:
+                result = await backend.complete(prepared, cancel)
+            except BackendError as exc:
+                self._failed(candidate, exc, failures, task)
+                if cancel.cancelled:
+                    raise
+                continue
+            except asyncio.CancelledError:
+                entry.health.request_abandoned()
+                raise
+            if result.stop_reason == "cancelled":
+                entry.health.request_abandoned()
+            else:
+                self._succeeded(
+                    entry, result.first_token_s, result.generated_tokens, result.total_s
+                )
+            self._served(
+                task, candidate, fallback, self.clock() - started, result.generated_tokens, notices
+            )
+            return result
+        raise self._nothing_served(task, failures)
+
+    async def stream_chat(
+        self,
+        settings: Settings,
+        task: TaskKind,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        cancel: CancelToken,
+        max_tokens: int = 1024,
+        temperature: float = 0.2,
+        notices: Notices | None = None,
+    ) -> AsyncGenerator[ChatChunk, None]:
+        failures: list[str] = []
+        for candidate, fallback in self._usable(settings, task, failures, notices):
+            entry = _require(candidate.entry)
+            backend = _require(entry.backend)
+            prepared = self._prepare_messages(candidate, messages, settings)
+            started = self.clock()
+            first_token_s: float | None = None
+            pieces = 0
+            stop_reason = None
+            try:
+                stream = backend.stream_chat(prepared, tools, cancel, max_tokens, temperature)
+                async with _closing(stream) as chunks:
+                    async for chunk in chunks:
+                        if chunk.text and first_token_s is None:
+                            first_token_s = self.clock() - started
+                        pieces += bool(chunk.text)
+                        if chunk.done:
+                            stop_reason = chunk.stop_reason
+                        if pieces == 1 and chunk.text:
+                            # Output has started: this profile owns the answer now.
+                            self._served(task, candidate, fallback, None, 0, notices)
+                        yield replace(chunk, backend=chunk.backend or candidate.name)
+            except BackendError as exc:
+                self._failed(candidate, exc, failures, task)
+                if pieces or cancel.cancelled:
+                    raise
+                continue
+            except (asyncio.CancelledError, GeneratorExit):
+                entry.health.request_abandoned()
+                raise
+            if stop_reason == "cancelled":
+                entry.health.request_abandoned()
+            else:
+                self._succeeded(entry, first_token_s, pieces, self.clock() - started)
+            if not pieces:
+                self._served(task, candidate, fallback, None, 0, notices)
+            log.info(
+                "%s served by '%s' in %.2f s (first token %s, %d pieces, %s)",
+                TASK_LABELS[task],
+                candidate.name,
+                self.clock() - started,
+                f"{first_token_s * 1000:.0f} ms" if first_token_s is not None else "none",
+                pieces,
+                stop_reason,
+            )
+            return
+        raise self._nothing_served(task, failures)
+
+    async def embed(
+        self,
+        settings: Settings,
+        texts: Sequence[str],
+        task: TaskKind = "embeddings",
+        notices: Notices | None = None,
+    ) -> list[list[float]]:
+        failures: list[str] = []
+        for candidate, fallback in self._usable(settings, task, failures, notices):
+            entry = _require(candidate.entry)
+            backend = _require(entry.backend)
+            prepared = list(texts)
+            if candidate.remote and settings.privacy.redact_secrets:
+                prepared = [redact(text).text for text in texts]
+            started = self.clock()
+            try:
+                vectors = await backend.embed(prepared)
+            except BackendError as exc:
+                self._failed(candidate, exc, failures, task)
+                continue
+            self._succeeded(entry, None, 0, self.clock() - started)
+            self._served(task, candidate, fallback, self.clock() - started, 0, notices)
+            return vectors
+        raise self._nothing_served(task, failures)
+
+    def count_tokens(self, settings: Settings, task: TaskKind, text: str) -> int:
+        backend = self.current_backend(settings, task)
+        if backend is None:
+            return max(1, len(text) // 3)
+        return backend.count_tokens(text)
+
+    def current_backend(self, settings: Settings, task: TaskKind) -> Backend | None:
+        """The backend that would serve `task` now (None when none is usable)."""
+        for candidate in self.plan(settings, task):
+            if candidate.skip is None and candidate.entry is not None:
+                return candidate.entry.backend
+            if not candidate.silent and not settings.routing.allow_fallback:
+                return None
+        return None
+
+    def for_task(
+        self, settings: Settings, task: TaskKind, notices: Notices | None = None
+    ) -> RoutedBackend:
+        """A `Backend` for features: every call is routed (with fallback) for `task`."""
+        return RoutedBackend(self, settings, task, notices)
+
+    # --- policy helpers ----------------------------------------------------------------
+
+    def _usable(
+        self,
+        settings: Settings,
+        task: TaskKind,
+        failures: list[str],
+        notices: Notices | None,
+    ) -> Iterator[tuple[Candidate, bool]]:
+        """Candidates to try in order, with `fallback` True after a skipped/failed one.
+
+        Lazy on purpose: a failure recorded while one candidate was tried shows in the
+        next one's notice, and a half-open breaker's trial slot is claimed only when its
+        candidate is really tried.
+        """
+        return iter(_UsableCandidates(self, settings, task, failures, notices))
+
+    def _prepare_completion(
+        self, candidate: Candidate, request: CompletionRequest, settings: Settings
+    ) -> CompletionRequest:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("prompt for '%s': %r", candidate.name, request.prompt)
+        if not (candidate.remote and settings.privacy.redact_secrets):
+            return request
+        result = redact(request.prompt)
+        if result.count:
+            log.info(
+                "redacted %d secret-looking strings (%s) from the prompt for '%s'",
+                result.count,
+                ", ".join(sorted(set(result.kinds))),
+                candidate.name,
+            )
+        return replace(request, prompt=result.text)
+
+    def _prepare_messages(
+        self, candidate: Candidate, messages: Sequence[ChatMessage], settings: Settings
+    ) -> Sequence[ChatMessage]:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("messages for '%s': %r", candidate.name, list(messages))
+        if not (candidate.remote and settings.privacy.redact_secrets):
+            return messages
+        cleaned, kinds = redact_messages(messages)
+        if kinds:
+            log.info(
+                "redacted %d secret-looking strings (%s) from the messages for '%s'",
+                len(kinds),
+                ", ".join(sorted(set(kinds))),
+                candidate.name,
+            )
+        return cleaned
+
+    def _succeeded(
+        self, entry: _Entry, first_token_s: float | None, tokens: int, total_s: float
+    ) -> None:
+        health = entry.health
+        if not health.warmed:
+            # The first request includes loading and warm-up: not a speed sample.
+            health.extra["warmupMs"] = round(total_s * 1000, 1)
+            health.request_succeeded(None, 0, 0.0)
+            return
+        health.request_succeeded(first_token_s, tokens, total_s)
+
+    def _failed(
+        self, candidate: Candidate, exc: BackendError, failures: list[str], task: str
+    ) -> None:
+        entry = _require(candidate.entry)
+        counted = entry.health.request_failed(exc)
+        failures.append(f"'{candidate.name}': {exc}")
+        log.warning(
+            "%s: '%s' failed%s: %s",
+            TASK_LABELS[task],
+            candidate.name,
+            "" if counted else " (still loading; not counted)",
+            exc,
+        )
+
+    def _served(
+        self,
+        task: TaskKind,
+        candidate: Candidate,
+        fallback: bool,
+        total_s: float | None,
+        tokens: int,
+        notices: Notices | None,
+    ) -> None:
+        previous = self.served.get(task)
+        self.served[task] = Served(candidate.name, self.clock(), fallback)
+        if total_s is not None:
+            log.info(
+                "%s served by '%s' in %.0f ms (%d tokens)",
+                TASK_LABELS[task],
+                candidate.name,
+                total_s * 1000,
+                tokens,
+            )
+        if not fallback:
+            text = None
+            if previous is not None and previous.fallback:
+                text = f"{TASK_LABELS[task]}: back on '{candidate.name}'."
+            self._notify(notices, task, "normal", text)
+
+    def _notify(self, notices: Notices | None, task: str, key: str, text: str | None) -> None:
+        if text:
+            self.recent_notices.append(text)
+        if notices is not None:
+            notices.situation(task, key, text)
+
+    def _nothing_served(self, task: str, failures: list[str]) -> BackendError:
+        detail = "; ".join(failures) if failures else "no model profile is configured for it"
+        return BackendUnavailable(f"{TASK_LABELS[task]}: no model could serve ({detail})")
+
+    # --- status ------------------------------------------------------------------------
+
+    def status(self, settings: Settings) -> dict[str, Any]:
+        """The `router` section of `ouzel/status`."""
+        profiles: dict[str, Any] = {}
+        for name, profile in settings.models.items():
+            entry = self.entry(name, profile, settings)
+            remote = profile_is_remote(profile)
+            profiles[name] = {
+                "backend": profile.backend,
+                "endpoint": entry.backend.base_url
+                if isinstance(entry.backend, OpenAICompatBackend)
+                else None,
+                "remote": remote,
+                "model": _model_label(entry),
+                "usable": self._skip_reason(entry, remote, settings) is None,
+                "skipReason": self._skip_reason(entry, remote, settings),
+                **entry.health.snapshot(),
+            }
+        routes: dict[str, Any] = {}
+        for task in TASK_KINDS:
+            plan = self.plan(settings, task)
+            chosen = next((c.name for c in plan if c.skip is None), None)
+            served = self.served.get(task)
+            routes[task] = {
+                "order": [c.name for c in plan],
+                "now": chosen,
+                "skipped": {c.name: c.skip for c in plan if c.skip and not c.silent},
+                "lastServedBy": served.profile if served else None,
+                "lastServedAgoS": round(self.clock() - served.at, 1) if served else None,
+            }
+        return {
+            "allowRemote": settings.privacy.allow_remote,
+            "allowFallback": settings.routing.allow_fallback,
+            "profiles": profiles,
+            "routes": routes,
+            "notices": list(self.recent_notices),
+        }
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        await self.monitor.stop()
+        entries = [*self._entries.values(), *self._retired]
+        self._entries.clear()
+        self._retired.clear()
+        for entry in entries:
+            await _close_backend(entry.backend)
+
+    def close(self) -> None:
+        """Synchronous close (Engine.close): stops probes and frees local models."""
+        self.monitor.cancel()
+        for entry in [*self._entries.values(), *self._retired]:
+            close = getattr(entry.backend, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    close()
+        self._entries.clear()
+        self._retired.clear()
+
+
+class _UsableCandidates:
+    """Iterates the usable candidates of a plan, sending fallback notices as it goes."""
+
+    def __init__(
+        self,
+        router: Router,
+        settings: Settings,
+        task: TaskKind,
+        failures: list[str],
+        notices: Notices | None,
+    ) -> None:
+        self.router = router
+        self.settings = settings
+        self.task = task
+        self.failures = failures
+        self.notices = notices
+
+    def __iter__(self) -> Iterator[tuple[Candidate, bool]]:
+        router, settings, task = self.router, self.settings, self.task
+        label = TASK_LABELS[task]
+        passed_over: list[str] = []  # why earlier profiles did not serve
+        for candidate in router.plan(settings, task):
+            if candidate.silent:
+                continue
+            if passed_over and not settings.routing.allow_fallback:
+                self.failures.append(
+                    f"'{candidate.name}' not tried because `routing.allow_fallback` is off"
+                )
+                return
+            if candidate.skip is not None:
+                reason = f"'{candidate.name}' is skipped: {candidate.skip}"
+                self.failures.append(reason)
+                passed_over.append(reason)
+                continue
+            entry = _require(candidate.entry)
+            if not entry.health.breaker.allow():
+                reason = f"'{candidate.name}' is skipped: a retry is under way"
+                self.failures.append(reason)
+                passed_over.append(reason)
+                continue
+            fallback = bool(passed_over)
+            if fallback:
+                key = f"fallback:{candidate.name}:{_situation_kind(passed_over[-1])}"
+                text = f"{label}: {passed_over[-1]}; answering with '{candidate.name}' instead."
+                router._notify(self.notices, task, key, text)
+            failures_before = len(self.failures)
+            yield candidate, fallback
+            if len(self.failures) > failures_before:
+                passed_over.append(self.failures[-1].replace("': ", "' failed: ", 1))
+
+
+def _situation_kind(reason: str) -> str:
+    """Reasons that differ only in detail (failed once, then down) are one situation."""
+    if "allow_remote" in reason:
+        return "privacy"
+    if "misconfigured" in reason or "could not load" in reason:
+        return "broken"
+    return "unavailable"
+
+
+def _config_problem(entry: _Entry) -> str | None:
+    """A problem the user must fix before the backend can work (checked per request)."""
+    backend = entry.backend
+    if isinstance(backend, OpenAICompatBackend):
+        try:
+            read_api_key(backend.endpoint)
+        except BackendUnavailable as exc:
+            return str(exc)
+        bundle = backend.endpoint.ca_bundle
+        if bundle and not Path(bundle).expanduser().is_file():
+            return f"the CA bundle {bundle} does not exist"
+    return None
+
+
+def _model_label(entry: _Entry) -> str | None:
+    backend = entry.backend
+    profile = entry.profile
+    if isinstance(backend, OpenAICompatBackend):
+        return profile.model or (
+            entry.health.served_models[0] if entry.health.served_models else None
+        )
+    if profile.model_path:
+        return profile.model_path
+    loaded = getattr(backend, "model_path", None)
+    return str(loaded) if loaded else "embedded"
+
+
+def _require(value: Any) -> Any:
+    assert value is not None
+    return value
+
+
+@contextlib.asynccontextmanager
+async def _closing(stream: AsyncIterator[ChatChunk]) -> AsyncIterator[AsyncIterator[ChatChunk]]:
+    """Close an async generator even when the consumer stops early (cancel, break)."""
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def _close_backend(backend: Backend | None) -> None:
+    if backend is None:
+        return
+    aclose = getattr(backend, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
+        return
+    close = getattr(backend, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
+
+
+class RoutedBackend:
+    """The `Backend` protocol over the router for one task kind and one user's settings."""
+
+    def __init__(
+        self, router: Router, settings: Settings, task: TaskKind, notices: Notices | None
+    ) -> None:
+        self.router = router
+        self.settings = settings
+        self.task = task
+        self.notices = notices
+        self.name = f"router:{task}"
+
+    async def complete(self, request: CompletionRequest, cancel: CancelToken) -> CompletionResult:
+        return await self.router.complete(self.settings, self.task, request, cancel, self.notices)
+
+    def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        cancel: CancelToken,
+        max_tokens: int = 1024,
+        temperature: float = 0.2,
+    ) -> AsyncIterator[ChatChunk]:
+        return self.router.stream_chat(
+            self.settings, self.task, messages, tools, cancel, max_tokens, temperature, self.notices
+        )
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self.router.embed(self.settings, texts, self.task, self.notices)
+
+    def count_tokens(self, text: str) -> int:
+        return self.router.count_tokens(self.settings, self.task, text)
+
+    def current(self) -> Backend | None:
+        """The backend that would serve now (e.g. to pick its prompt template)."""
+        return self.router.current_backend(self.settings, self.task)
+
+
+__all__ = [
+    "TASK_KINDS",
+    "BackendFactory",
+    "BackendWarming",
+    "Candidate",
+    "Notices",
+    "RemoteNotAllowed",
+    "RoutedBackend",
+    "Router",
+    "default_backend_factory",
+    "endpoint_for",
+    "profile_is_remote",
+]
