@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from lsprotocol import types
 from pygls.capabilities import ServerCapabilitiesBuilder
 from pygls.exceptions import JsonRpcException
@@ -75,6 +76,11 @@ class OuzelProtocol(LanguageServerProtocol):
                 msg_id = None
             log.warning("received an invalid JSON-RPC message: %s", problem)
             self.send_error(msg_id, INVALID_REQUEST, f"Invalid request: {problem}")
+            return
+        if "id" in data and _is_notification_method(data.get("method")):
+            self.send_error(
+                data["id"], INVALID_REQUEST, f"{data['method']} is a notification, not a request"
+            )
             return
         if not self._passes_lifecycle(data):
             return
@@ -209,6 +215,14 @@ class OuzelProtocol(LanguageServerProtocol):
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Any:
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
             yield handler, (params,), None
+
+
+def _is_notification_method(method: Any) -> bool:
+    """True for LSP methods that are notifications (their message type has no id)."""
+    if not isinstance(method, str) or method not in types.METHOD_TO_TYPES:
+        return False
+    message_type = types.METHOD_TO_TYPES[method][0]
+    return attrs.has(message_type) and "id" not in attrs.fields_dict(message_type)
 
 
 def _valid_id(value: Any) -> bool:

@@ -62,6 +62,8 @@ def test_garbage_gets_the_right_errors_and_the_server_keeps_serving(
     connect.send_bytes(b"X-Nonsense: 1\r\n\r\n")
     assert _error_code(connect.request("no/such/method")) == METHOD_NOT_FOUND
     connect.notify("no/such/notification", {"x": 1})  # ignored
+    notification_as_request = connect.request("initialized", {})
+    assert _error_code(notification_as_request) == INVALID_REQUEST
     assert (
         _error_code(connect.request("textDocument/inlineCompletion", {"bad": 1})) == INVALID_PARAMS
     )
