@@ -149,3 +149,17 @@ def test_log_lines_carry_method_and_id(tmp_path: Path) -> None:
     text = log_file.read_text()
     assert "[initialize#1]" in text
     assert "no/such/method" in text
+
+
+def test_workspace_folders_change_at_run_time(connect: RawClient, tmp_path: Path) -> None:
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    connect.initialize(first)
+    event = {
+        "added": [{"uri": second.as_uri(), "name": "two"}],
+        "removed": [{"uri": first.as_uri(), "name": "one"}],
+    }
+    connect.notify("workspace/didChangeWorkspaceFolders", {"event": event})
+    status = connect.request("ouzel/status")["result"]
+    assert status["workspaceFolders"] == [str(second)]
