@@ -1,0 +1,119 @@
+// Drives a real VS Code (code-server) in Debian's Chromium through playwright-core.
+//
+//   node e2e/driver.mjs '{"url": ..., "file": ..., "line": 3, "type": "...", ...}'
+//
+// Steps: open the workbench, wait for ouzel's status bar item to report a running server,
+// open the file, put the cursor at the end of `line`, type `type`, wait for ghost text,
+// screenshot it, press Tab, save, screenshot again. Every wait is on a condition with a
+// time limit; progress and the result are JSON lines on stdout. tests/e2e/test_vscode.py
+// starts code-server and checks the result against the file on disk and the server's log.
+import { chromium } from 'playwright-core';
+
+const config = JSON.parse(process.argv[2]);
+const timeout = config.timeoutMs ?? 60000;
+
+function emit(event, data = {}) {
+    process.stdout.write(JSON.stringify({ event, time: Date.now(), ...data }) + '\n');
+}
+
+async function statusText(page) {
+    const item = page.locator('.statusbar-item', { hasText: 'ouzel' }).first();
+    return (await item.count()) > 0 ? ((await item.innerText()) ?? '') : '';
+}
+
+async function main() {
+    const context = await chromium.launchPersistentContext(config.profileDir, {
+        executablePath: config.chromium ?? '/usr/bin/chromium',
+        headless: true,
+        viewport: { width: 1400, height: 850 },
+        args: [
+            '--no-sandbox',
+            '--disable-gpu',
+            '--disable-quic',
+            '--no-first-run',
+            '--disable-background-networking',
+            '--disable-component-update',
+            '--disable-sync',
+            '--disable-dev-shm-usage',
+        ],
+    });
+    context.setDefaultTimeout(timeout);
+    const page = context.pages()[0] ?? (await context.newPage());
+    const consoleErrors = [];
+    page.on('console', (message) => {
+        if (message.type() === 'error') {
+            consoleErrors.push(message.text().slice(0, 500));
+        }
+    });
+    try {
+        await page.goto(config.url);
+        await page.locator('.monaco-workbench').waitFor();
+        emit('workbench');
+
+        // ouzel's status bar item says "starting" until the language server answered.
+        await page.waitForFunction(
+            () => {
+                const items = [...document.querySelectorAll('.statusbar-item')];
+                const ouzel = items.find((item) => item.textContent?.includes('ouzel'));
+                return ouzel !== undefined && !/starting/.test(ouzel.textContent ?? '');
+            },
+            undefined,
+            { timeout },
+        );
+        emit('server', { status: await statusText(page) });
+        if (config.screenshotStarted) {
+            await page.screenshot({ path: config.screenshotStarted });
+        }
+
+        // Open the file through Quick Open and wait for its editor.
+        await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } }).catch(() => {});
+        await page.keyboard.press('Control+P');
+        const quickInput = page.locator('.quick-input-widget input');
+        await quickInput.waitFor();
+        await quickInput.fill(config.file);
+        await page.locator('.quick-input-list .monaco-list-row', { hasText: config.file }).first().waitFor();
+        await page.keyboard.press('Enter');
+        const editor = page.locator('.editor-instance .monaco-editor').first();
+        await page.locator('.tab.active', { hasText: config.file }).waitFor();
+        await editor.locator('.view-lines').waitFor();
+        await editor.locator('.view-lines').click();
+        emit('opened', { file: config.file });
+
+        // Cursor to the end of the line (1-based), then type like a person.
+        await page.keyboard.press('Control+G');
+        await quickInput.waitFor();
+        await page.keyboard.type(String(config.line));
+        await page.keyboard.press('Enter');
+        await page.keyboard.press('End');
+        await page.keyboard.type(config.type, { delay: 40 });
+        emit('typed', { text: config.type });
+
+        const ghost = page.locator('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text');
+        await ghost.first().waitFor({ state: 'visible' });
+        const ghostParts = await ghost.allInnerTexts();
+        emit('ghost', { parts: ghostParts, status: await statusText(page) });
+        if (config.screenshotGhost) {
+            await page.screenshot({ path: config.screenshotGhost });
+        }
+
+        await page.keyboard.press('Tab');
+        await ghost.first().waitFor({ state: 'detached' }).catch(() => {});
+        await page.keyboard.press('Control+S');
+        await page.locator('.tab.active.dirty').waitFor({ state: 'detached' });
+        emit('accepted', { status: await statusText(page) });
+        if (config.screenshotAccepted) {
+            await page.screenshot({ path: config.screenshotAccepted });
+        }
+        emit('done', { consoleErrors });
+    } catch (error) {
+        emit('error', { message: String(error?.stack ?? error), status: await statusText(page).catch(() => '') });
+        if (config.screenshotFailure) {
+            await page.screenshot({ path: config.screenshotFailure }).catch(() => {});
+        }
+        process.exitCode = 1;
+    } finally {
+        await context.close();
+    }
+}
+
+await main();

@@ -1,0 +1,467 @@
+// Owns the language client, the status bar item, the commands and the output channel.
+import * as vscode from 'vscode';
+import {
+    DidChangeConfigurationNotification,
+    ErrorCodes,
+    ExecuteCommandRequest,
+    LanguageClient,
+    LanguageClientOptions,
+    Middleware,
+    ProposedFeatures,
+    ResponseError,
+    State,
+} from 'vscode-languageclient/node';
+import { endpoint, readConnectionSettings } from './connection';
+import { toMarkdown } from './markdown';
+import { initialStatus, modelFromStatus, ProgressTracker, renderStatus, StatusState } from './status';
+import { contributedKeys, explicitSettings, SECTION } from './settingsSync';
+import { ContentChange, ghostText, SuggestionTracker } from './suggestions';
+
+const ACCEPTED_COMMAND = 'ouzel.internal.accepted';
+const VIEW_SCHEME = 'ouzel';
+
+/** Read-only documents `ouzel:/status.md` and `ouzel:/context.md`. */
+class ViewProvider implements vscode.TextDocumentContentProvider {
+    private readonly contents = new Map<string, string>();
+    private readonly changed = new vscode.EventEmitter<vscode.Uri>();
+    readonly onDidChange = this.changed.event;
+
+    provideTextDocumentContent(uri: vscode.Uri): string {
+        return this.contents.get(uri.path) ?? '';
+    }
+
+    async show(name: string, markdown: string): Promise<void> {
+        const uri = vscode.Uri.from({ scheme: VIEW_SCHEME, path: `/${name}.md` });
+        this.contents.set(uri.path, markdown);
+        this.changed.fire(uri);
+        const document = await vscode.workspace.openTextDocument(uri);
+        await vscode.window.showTextDocument(document, { preview: true, viewColumn: vscode.ViewColumn.Beside });
+    }
+
+    dispose(): void {
+        this.changed.dispose();
+    }
+}
+
+function errorText(error: unknown): string {
+    return error instanceof Error ? error.message : String(error);
+}
+
+export class OuzelController implements vscode.Disposable {
+    private client: LanguageClient | undefined;
+    private readonly output: vscode.OutputChannel;
+    private readonly statusItem: vscode.StatusBarItem;
+    private readonly progress = new ProgressTracker();
+    private readonly suggestions = new SuggestionTracker();
+    private readonly views = new ViewProvider();
+    private readonly disposables: vscode.Disposable[] = [];
+    private readonly settingKeys: string[];
+    private status: StatusState;
+
+    constructor(context: vscode.ExtensionContext) {
+        this.output = vscode.window.createOutputChannel('ouzel');
+        this.statusItem = vscode.window.createStatusBarItem('ouzel.status', vscode.StatusBarAlignment.Right, 100);
+        this.statusItem.name = 'ouzel';
+        this.statusItem.command = 'ouzel.showOutput';
+        this.settingKeys = contributedKeys(context.extension.packageJSON?.contributes?.configuration);
+        this.status = initialStatus('', this.completionsEnabled());
+        this.disposables.push(
+            this.output,
+            this.statusItem,
+            this.views,
+            vscode.workspace.registerTextDocumentContentProvider(VIEW_SCHEME, this.views),
+            vscode.commands.registerCommand('ouzel.toggleCompletions', () => this.toggleCompletions()),
+            vscode.commands.registerCommand('ouzel.reindexWorkspace', () => this.reindexWorkspace()),
+            vscode.commands.registerCommand('ouzel.showStatus', () => this.showStatus()),
+            vscode.commands.registerCommand('ouzel.showContext', () => this.showContext()),
+            vscode.commands.registerCommand('ouzel.restartServer', () => this.restart()),
+            vscode.commands.registerCommand('ouzel.showOutput', () => this.output.show(true)),
+            vscode.commands.registerCommand('ouzel.acceptNextWord', () =>
+                this.acceptPart('editor.action.inlineSuggest.acceptNextWord'),
+            ),
+            vscode.commands.registerCommand('ouzel.acceptNextLine', () =>
+                this.acceptPart('editor.action.inlineSuggest.acceptNextLine'),
+            ),
+            vscode.commands.registerCommand(ACCEPTED_COMMAND, (serverCommand?: vscode.Command) =>
+                this.onAccepted(serverCommand),
+            ),
+            vscode.workspace.onDidChangeConfiguration((event) => this.onConfigurationChanged(event)),
+            vscode.workspace.onDidChangeTextDocument((event) => this.onDocumentChanged(event)),
+        );
+        this.statusItem.show();
+    }
+
+    // --- lifecycle -------------------------------------------------------------------------
+
+    async start(): Promise<void> {
+        const settings = readConnectionSettings();
+        const target = endpoint(settings);
+        this.progress.clear();
+        this.status = { ...initialStatus(target.description, this.completionsEnabled()) };
+        this.render();
+        this.output.appendLine(`[ouzel] starting the language server: ${target.description}`);
+        const client = new LanguageClient('ouzel', 'ouzel', target.serverOptions, this.clientOptions());
+        client.registerFeatures(ProposedFeatures.createAll(client));
+        client.onDidChangeState((event) => {
+            if (this.client !== client) {
+                return;
+            }
+            if (event.newState === State.Running) {
+                this.update({ connection: 'running', error: undefined });
+                void this.refreshStatus();
+            } else if (event.newState === State.Stopped) {
+                this.progress.clear();
+                this.update({ connection: this.status.connection === 'failed' ? 'failed' : 'stopped', progress: undefined });
+            }
+        });
+        this.client = client;
+        try {
+            await client.start();
+        } catch (error) {
+            const message = errorText(error);
+            this.output.appendLine(`[ouzel] the language server did not start: ${message}`);
+            this.update({ connection: 'failed', error: this.explainStartFailure(message) });
+            void vscode.window
+                .showErrorMessage(`ouzel: ${this.explainStartFailure(message)}`, 'Show Log')
+                .then((choice) => choice && this.output.show(true));
+        }
+    }
+
+    async stop(): Promise<void> {
+        const client = this.client;
+        this.client = undefined;
+        this.suggestions.clear();
+        if (client === undefined) {
+            return;
+        }
+        try {
+            if (client.isRunning()) {
+                await client.stop(5000);
+            } else {
+                await client.dispose(2000);
+            }
+        } catch (error) {
+            this.output.appendLine(`[ouzel] stopping the language server: ${errorText(error)}`);
+        }
+    }
+
+    async restart(): Promise<void> {
+        await this.stop();
+        await this.start();
+    }
+
+    dispose(): void {
+        void this.stop();
+        for (const disposable of this.disposables.splice(0)) {
+            disposable.dispose();
+        }
+    }
+
+    private explainStartFailure(message: string): string {
+        if (/ENOENT/.test(message)) {
+            return (
+                'cannot find the `ouzel` executable. Install ouzel into the workspace\'s .venv ' +
+                '(pip install ouzel), or set "ouzel.server.command".'
+            );
+        }
+        return message;
+    }
+
+    // --- the language client -------------------------------------------------------------
+
+    private clientOptions(): LanguageClientOptions {
+        return {
+            documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
+            outputChannel: this.output,
+            initializationOptions: () => this.serverSettings(undefined),
+            middleware: this.middleware(),
+            initializationFailedHandler: (error) => {
+                this.output.appendLine(`[ouzel] initialize failed: ${errorText(error)}`);
+                return false;
+            },
+        };
+    }
+
+    private middleware(): Middleware {
+        return {
+            workspace: {
+                configuration: async (params, token, next) => {
+                    const results: unknown[] = [];
+                    for (const item of params.items) {
+                        if (item.section === SECTION) {
+                            results.push(this.serverSettings(item.scopeUri));
+                        } else {
+                            const answer = await next({ items: [item] }, token);
+                            results.push(Array.isArray(answer) ? answer[0] : null);
+                        }
+                    }
+                    return results;
+                },
+            },
+            handleWorkDoneProgress: (token, params, next) => {
+                this.progress.update(token, params);
+                this.update({ progress: this.progress.current() });
+                if ((params as { kind?: string }).kind === 'end') {
+                    void this.refreshStatus();
+                }
+                next(token, params);
+            },
+            provideInlineCompletionItems: async (document, position, context, token, next) => {
+                if (!this.status.enabled) {
+                    return null;
+                }
+                const started = performance.now();
+                try {
+                    const result = await next(document, position, context, token);
+                    if (token.isCancellationRequested) {
+                        return result;
+                    }
+                    const items = Array.isArray(result) ? result : (result?.items ?? []);
+                    this.onItems(document, position, items);
+                    this.update({ lastLatencyMs: performance.now() - started, error: undefined });
+                    return result;
+                } catch (error) {
+                    if (!(error instanceof vscode.CancellationError)) {
+                        this.update({ error: `completion failed: ${errorText(error)}` });
+                    }
+                    return null;
+                }
+            },
+        };
+    }
+
+    /** The settings the user set explicitly for `scopeUri`, as the server's nested object. */
+    private serverSettings(scopeUri: string | undefined): Record<string, unknown> {
+        const scope = scopeUri ? vscode.Uri.parse(scopeUri) : undefined;
+        const config = vscode.workspace.getConfiguration(undefined, scope);
+        return explicitSettings(this.settingKeys, (key) => config.inspect(key));
+    }
+
+    // --- suggestions and telemetry -------------------------------------------------------
+
+    private onItems(document: vscode.TextDocument, position: vscode.Position, items: vscode.InlineCompletionItem[]): void {
+        if (items.length === 0) {
+            return;
+        }
+        this.update({ shown: this.status.shown + 1 });
+        for (const item of items) {
+            // Route acceptance through our command: it counts, then tells the server.
+            item.command = { title: 'accepted', command: ACCEPTED_COMMAND, arguments: [item.command] };
+        }
+        const first = items[0];
+        if (typeof first.insertText !== 'string') {
+            return;
+        }
+        const start = first.range?.start ?? position;
+        const typed = document.getText(new vscode.Range(start, position));
+        const ghost = ghostText(first.insertText, typed);
+        if (ghost !== undefined) {
+            this.suggestions.show({
+                uri: document.uri.toString(),
+                anchor: { line: position.line, character: position.character },
+                insertText: first.insertText,
+                ghost,
+                item: first.command?.arguments?.[0],
+            });
+        }
+    }
+
+    private async onAccepted(serverCommand: vscode.Command | undefined): Promise<void> {
+        this.suggestions.acceptedWhole();
+        this.update({ accepted: this.status.accepted + 1 });
+        const client = this.client;
+        if (serverCommand?.command && client?.isRunning()) {
+            try {
+                await client.sendRequest(ExecuteCommandRequest.type, {
+                    command: serverCommand.command,
+                    arguments: serverCommand.arguments,
+                });
+            } catch (error) {
+                this.output.appendLine(`[ouzel] reporting an accepted suggestion failed: ${errorText(error)}`);
+            }
+        }
+    }
+
+    private async acceptPart(builtin: string): Promise<void> {
+        this.suggestions.expectPartialAccept();
+        try {
+            await vscode.commands.executeCommand(builtin);
+        } finally {
+            // The edit (if any) has arrived by now; an unused mark must not tag later typing.
+            this.suggestions.onDidChange('', []);
+        }
+    }
+
+    private onDocumentChanged(event: vscode.TextDocumentChangeEvent): void {
+        if (event.contentChanges.length === 0) {
+            return;
+        }
+        const changes: ContentChange[] = event.contentChanges.map((change) => ({
+            range: {
+                start: { line: change.range.start.line, character: change.range.start.character },
+                end: { line: change.range.end.line, character: change.range.end.character },
+            },
+            text: change.text,
+        }));
+        const partial = this.suggestions.onDidChange(event.document.uri.toString(), changes);
+        if (partial !== undefined) {
+            void this.reportPartialAccept(partial.item, partial.acceptedLength);
+        }
+    }
+
+    private async reportPartialAccept(serverCommand: unknown, acceptedLength: number): Promise<void> {
+        const client = this.client;
+        const command = serverCommand as vscode.Command | undefined;
+        if (!client?.isRunning() || !command?.command) {
+            return;
+        }
+        try {
+            await client.sendRequest(ExecuteCommandRequest.type, {
+                command: command.command,
+                arguments: [...(command.arguments ?? []), { acceptedLength }],
+            });
+        } catch (error) {
+            this.output.appendLine(`[ouzel] reporting a partial accept failed: ${errorText(error)}`);
+        }
+    }
+
+    // --- commands ------------------------------------------------------------------------
+
+    private completionsEnabled(): boolean {
+        return vscode.workspace.getConfiguration(SECTION).get<boolean>('completion.enabled') ?? true;
+    }
+
+    private async toggleCompletions(): Promise<void> {
+        const config = vscode.workspace.getConfiguration(SECTION);
+        const inspected = config.inspect<boolean>('completion.enabled');
+        const target =
+            inspected?.workspaceFolderValue !== undefined
+                ? vscode.ConfigurationTarget.WorkspaceFolder
+                : inspected?.workspaceValue !== undefined
+                  ? vscode.ConfigurationTarget.Workspace
+                  : vscode.ConfigurationTarget.Global;
+        const enabled = !this.completionsEnabled();
+        await config.update('completion.enabled', enabled, target);
+        vscode.window.setStatusBarMessage(`ouzel: completions ${enabled ? 'on' : 'off'}`, 3000);
+    }
+
+    private async request<T>(method: string, params: unknown, what: string): Promise<T | undefined> {
+        const client = this.client;
+        if (!client?.isRunning()) {
+            void vscode.window.showWarningMessage('ouzel: the language server is not running.');
+            return undefined;
+        }
+        try {
+            return await client.sendRequest<T>(method, params);
+        } catch (error) {
+            if (error instanceof ResponseError && error.code === ErrorCodes.MethodNotFound) {
+                void vscode.window.showInformationMessage(`ouzel: this server cannot ${what} yet (${method}).`);
+            } else {
+                void vscode.window.showErrorMessage(`ouzel: ${what} failed: ${errorText(error)}`);
+            }
+            return undefined;
+        }
+    }
+
+    private async refreshStatus(): Promise<unknown> {
+        const client = this.client;
+        if (!client?.isRunning()) {
+            return undefined;
+        }
+        try {
+            const status = await client.sendRequest('ouzel/status', {});
+            this.update({ model: modelFromStatus(status) ?? this.status.model });
+            return status;
+        } catch (error) {
+            this.output.appendLine(`[ouzel] ouzel/status failed: ${errorText(error)}`);
+            return undefined;
+        }
+    }
+
+    private async showStatus(): Promise<void> {
+        const status = await this.request<unknown>('ouzel/status', {}, 'show its status');
+        if (status === undefined) {
+            return;
+        }
+        this.update({ model: modelFromStatus(status) ?? this.status.model });
+        const extension = {
+            endpoint: this.status.endpoint,
+            connection: this.status.connection,
+            completionsEnabled: this.status.enabled,
+            lastCompletionMs: this.status.lastLatencyMs === undefined ? null : Math.round(this.status.lastLatencyMs),
+            suggestionsShown: this.status.shown,
+            suggestionsAccepted: this.status.accepted,
+            lastError: this.status.error ?? null,
+        };
+        await this.views.show('status', toMarkdown('ouzel status', { extension, server: status }));
+    }
+
+    private async showContext(): Promise<void> {
+        const editor = vscode.window.activeTextEditor;
+        if (editor === undefined) {
+            void vscode.window.showInformationMessage('ouzel: open a file and put the cursor where you want a completion.');
+            return;
+        }
+        const position = editor.selection.active;
+        const context = await this.request<unknown>(
+            'ouzel/context',
+            {
+                textDocument: { uri: editor.document.uri.toString() },
+                position: { line: position.line, character: position.character },
+            },
+            'show the context',
+        );
+        if (context !== undefined) {
+            const where = `${vscode.workspace.asRelativePath(editor.document.uri)}:${position.line + 1}:${position.character + 1}`;
+            await this.views.show('context', toMarkdown(`ouzel context for ${where}`, context));
+        }
+    }
+
+    private async reindexWorkspace(): Promise<void> {
+        const result = await this.request<unknown>('ouzel/reindex', {}, 'reindex the workspace');
+        if (result !== undefined) {
+            vscode.window.setStatusBarMessage('ouzel: reindexing the workspace', 3000);
+        }
+    }
+
+    // --- settings and status -------------------------------------------------------------
+
+    private onConfigurationChanged(event: vscode.ConfigurationChangeEvent): void {
+        if (!event.affectsConfiguration(SECTION)) {
+            return;
+        }
+        if (event.affectsConfiguration('ouzel.server')) {
+            this.output.appendLine('[ouzel] the server settings changed: restarting the language server');
+            void this.restart();
+            return;
+        }
+        this.update({ enabled: this.completionsEnabled() });
+        const client = this.client;
+        if (client?.isRunning()) {
+            // The server pulls `workspace/configuration`; the pushed copy serves clients' peers
+            // that do not pull.
+            void client
+                .sendNotification(DidChangeConfigurationNotification.type, {
+                    settings: { [SECTION]: this.serverSettings(undefined) },
+                })
+                .then(() => this.refreshStatus());
+        }
+    }
+
+    private update(change: Partial<StatusState>): void {
+        this.status = { ...this.status, ...change };
+        this.render();
+    }
+
+    private render(): void {
+        const rendered = renderStatus(this.status);
+        this.statusItem.text = rendered.text;
+        this.statusItem.tooltip = rendered.tooltip;
+        this.statusItem.backgroundColor =
+            rendered.severity === 'error'
+                ? new vscode.ThemeColor('statusBarItem.errorBackground')
+                : rendered.severity === 'warning'
+                  ? new vscode.ThemeColor('statusBarItem.warningBackground')
+                  : undefined;
+    }
+}

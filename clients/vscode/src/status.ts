@@ -1,0 +1,173 @@
+// What the status bar item says. Pure logic: no `vscode` import.
+
+export type ConnectionState = 'starting' | 'running' | 'stopped' | 'failed';
+
+export interface ProgressState {
+    title: string;
+    message?: string;
+    percentage?: number;
+}
+
+export interface StatusState {
+    connection: ConnectionState;
+    /** `ouzel.completion.enabled` as the extension sees it. */
+    enabled: boolean;
+    /** "stdio: /ws/.venv/bin/ouzel serve" or "tcp: 127.0.0.1:2087". */
+    endpoint: string;
+    model?: string;
+    progress?: ProgressState;
+    lastLatencyMs?: number;
+    /** The last error, cleared by the next success. */
+    error?: string;
+    shown: number;
+    accepted: number;
+}
+
+export type Severity = 'normal' | 'warning' | 'error';
+
+export interface RenderedStatus {
+    text: string;
+    tooltip: string;
+    severity: Severity;
+}
+
+export function initialStatus(endpoint: string, enabled: boolean): StatusState {
+    return { connection: 'starting', enabled, endpoint, shown: 0, accepted: 0 };
+}
+
+function progressText(progress: ProgressState): string {
+    const parts = [progress.title.toLowerCase()];
+    if (progress.percentage !== undefined) {
+        parts.push(`${Math.round(Math.max(0, Math.min(100, progress.percentage)))}%`);
+    }
+    return parts.join(' ');
+}
+
+export function renderStatus(state: StatusState): RenderedStatus {
+    const tooltip = [`ouzel (${state.endpoint})`, `server: ${state.connection}`];
+    if (state.model) {
+        tooltip.push(`model: ${state.model}`);
+    }
+    tooltip.push(`completions: ${state.enabled ? 'on' : 'off'}`);
+    if (state.progress) {
+        const detail = state.progress.message ? `: ${state.progress.message}` : '';
+        tooltip.push(`${progressText(state.progress)}${detail}`);
+    }
+    if (state.lastLatencyMs !== undefined) {
+        tooltip.push(`last completion: ${Math.round(state.lastLatencyMs)} ms`);
+    }
+    tooltip.push(`suggestions shown ${state.shown}, accepted ${state.accepted}`);
+    if (state.error) {
+        tooltip.push(`error: ${state.error}`);
+    }
+    tooltip.push('Click to open the server log.');
+
+    let icon = '$(sparkle)';
+    const words: string[] = ['ouzel'];
+    let severity: Severity = 'normal';
+    if (state.connection === 'failed') {
+        icon = '$(error)';
+        severity = 'error';
+        words.push('server failed');
+    } else if (state.connection === 'stopped') {
+        icon = '$(debug-disconnect)';
+        severity = 'warning';
+        words.push('stopped');
+    } else if (state.connection === 'starting') {
+        icon = '$(loading~spin)';
+        words.push('starting');
+    } else if (!state.enabled) {
+        icon = '$(circle-slash)';
+        words.push('off');
+    } else {
+        if (state.model) {
+            words.push(state.model);
+        }
+        if (state.progress) {
+            icon = '$(sync~spin)';
+            words.push(progressText(state.progress));
+        } else if (state.lastLatencyMs !== undefined) {
+            words.push(`${Math.round(state.lastLatencyMs)} ms`);
+        }
+    }
+    if (state.error && severity === 'normal') {
+        icon = '$(warning)';
+        severity = 'warning';
+    }
+    return { text: `${icon} ${words.join(' · ')}`, tooltip: tooltip.join('\n'), severity };
+}
+
+/** Work-done progress by token; the newest active one is shown. */
+export class ProgressTracker {
+    private readonly active = new Map<string, ProgressState>();
+
+    update(token: string | number, value: unknown): void {
+        const key = String(token);
+        if (typeof value !== 'object' || value === null) {
+            return;
+        }
+        const report = value as { kind?: string; title?: string; message?: string; percentage?: number };
+        if (report.kind === 'begin') {
+            this.active.delete(key); // re-insert so it becomes the newest
+            this.active.set(key, {
+                title: report.title ?? 'working',
+                message: report.message,
+                percentage: report.percentage,
+            });
+        } else if (report.kind === 'report') {
+            const current = this.active.get(key);
+            if (current !== undefined) {
+                if (report.message !== undefined) {
+                    current.message = report.message;
+                }
+                if (report.percentage !== undefined) {
+                    current.percentage = report.percentage;
+                }
+            }
+        } else if (report.kind === 'end') {
+            this.active.delete(key);
+        }
+    }
+
+    current(): ProgressState | undefined {
+        let newest: ProgressState | undefined;
+        for (const state of this.active.values()) {
+            newest = state;
+        }
+        return newest === undefined ? undefined : { ...newest };
+    }
+
+    clear(): void {
+        this.active.clear();
+    }
+}
+
+/**
+ * The model name from an `ouzel/status` result: the first string found under a `model` key
+ * (sections are added by the server's feature areas, so the exact place may vary).
+ */
+export function modelFromStatus(status: unknown, depth = 0): string | undefined {
+    if (typeof status !== 'object' || status === null || depth > 4) {
+        return undefined;
+    }
+    const record = status as Record<string, unknown>;
+    for (const key of ['model', 'modelName', 'model_name']) {
+        const value = record[key];
+        if (typeof value === 'string' && value !== '') {
+            return shortModelName(value);
+        }
+    }
+    for (const value of Object.values(record)) {
+        const found = modelFromStatus(value, depth + 1);
+        if (found !== undefined) {
+            return found;
+        }
+    }
+    return undefined;
+}
+
+/** "/models/gemma-3-270m-it-Q4_K_M.gguf" → "gemma-3-270m-it-Q4_K_M". */
+export function shortModelName(name: string): string {
+    const base = name.split(/[\\/]/).pop() ?? name;
+    return base.replace(/\.gguf$/i, '');
+}
