@@ -366,6 +366,9 @@ class OpenAICompatBackend:
             raise self.translate(exc) from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BackendError(f"{self.name}: the server answered with garbage: {exc}") from exc
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            # The openai package trips over answers that are not OpenAI-shaped.
+            raise self._not_openai(exc) from exc
 
     def _extra_headers(self) -> dict[str, Any]:
         """Per-request headers (the openai package checks `Authorization` per request)."""
@@ -425,6 +428,12 @@ class OpenAICompatBackend:
         if status == 429:
             return BackendError(f"{self.name}: the server is busy (HTTP 429: {detail})")
         return BackendError(f"{self.name}: the server answered HTTP {status}: {detail}")
+
+    def _not_openai(self, exc: BaseException) -> BackendError:
+        return BackendError(
+            f"{self.name}: {self.base_url} answered something that is not an OpenAI-compatible "
+            f"response ({type(exc).__name__}: {str(exc)[:200]})"
+        )
 
     def _truncated(self, what: str, chunks: int) -> BackendError:
         return BackendError(
@@ -486,6 +495,8 @@ class _GuardedStream:
                     raise BackendError(
                         f"{self.backend.name}: the server sent an event that is not JSON ({exc})"
                     ) from exc
+                except (AttributeError, TypeError, ValueError, KeyError) as exc:
+                    raise self.backend._not_openai(exc) from exc
                 step = None
                 yield event
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -116,9 +117,15 @@ def models_reply(*ids: str) -> Reply:
 class ScriptedServer:
     """`with ScriptedServer(script) as server:` serves on `server.base_url` until the end."""
 
-    def __init__(self, script: Script | None = None, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        script: Script | None = None,
+        api_key: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.script: Script = script or (lambda seen: Reply(status=404, json={"error": "no"}))
         self.api_key = api_key
+        self.tls = tls
         self.seen: list[Seen] = []
         self.stream_ends: list[StreamEnd] = []
         self.port = 0
@@ -131,7 +138,8 @@ class ScriptedServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> ScriptedServer:
         self._thread = threading.Thread(target=self._run, name="scripted-openai", daemon=True)
@@ -175,7 +183,7 @@ class ScriptedServer:
             loop.close()
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     def _shutdown(self) -> None:
