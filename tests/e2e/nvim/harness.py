@@ -114,8 +114,8 @@ class Editor:
             stderr=open(self.stderr_path, "wb"),  # noqa: SIM115 (lives as long as the process)
         )
         try:
-            wait_for(self.socket.exists, 20, "Neovim to listen")
-            self.nvim = pynvim.attach("socket", path=str(self.socket))
+            # The socket file appears at bind(), a moment before Neovim listens on it.
+            self.nvim = wait_for(self._attach, 20, "Neovim to listen")
         except Exception:
             self.process.kill()
             self.process.wait()
@@ -124,6 +124,14 @@ class Editor:
         self.nvim.options["lines"] = LINES
         if options is not None:
             self.lua("vim.g.ouzel = ...", options)
+
+    def _attach(self) -> pynvim.Nvim | None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"Neovim exited: {self.stderr_path.read_text(errors='replace')}")
+        try:
+            return pynvim.attach("socket", path=str(self.socket))
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None
 
     # --- talking to Neovim -------------------------------------------------------------
 
@@ -185,6 +193,14 @@ class Editor:
     def messages(self) -> str:
         return self.nvim.funcs.execute("messages")
 
+    def lua_errors(self) -> list[str]:
+        """Errors raised in Lua callbacks (they land in :messages with a traceback)."""
+        return [
+            line
+            for line in self.messages().splitlines()
+            if "Error executing" in line or line.startswith("E5108")
+        ]
+
     # --- ouzel -------------------------------------------------------------------------
 
     def open(self, path: Path) -> None:
@@ -241,5 +257,6 @@ def editor(workspace: Path, home: Path, **kwargs: Any) -> Iterator[Editor]:
     nvim = Editor(workspace, home, **kwargs)
     try:
         yield nvim
+        assert nvim.lua_errors() == [], nvim.messages()
     finally:
         nvim.close()

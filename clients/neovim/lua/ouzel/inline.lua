@@ -508,6 +508,16 @@ function M.suggestion()
   return state and state.shown
 end
 
+--- Whether a request is waiting for the pause in typing or for the server's answer.
+--- @return boolean
+function M.busy()
+  local state = current()
+  if not state then
+    return false
+  end
+  return state.pending ~= nil or (state.timer ~= nil and state.timer:is_active())
+end
+
 --- @param on boolean
 function M.set_enabled(on)
   M.enabled = on

@@ -1,0 +1,121 @@
+-- An in-process LSP server whose inline completions the test scripts, for the plugin's
+-- rendering and accept rules (UTF-16 positions, ranges, stale answers, garbage). The real
+-- server and model are exercised in test_neovim.py; this one only lets a test force a case.
+--
+-- Use: vim.lsp.config('ouzel', { cmd = require('scripted_server').cmd })
+-- Then set `Scripted.answer` (a result table, or a function(params) returning one, or the
+-- string 'never' to leave requests unanswered) and read `Scripted.requests` /
+-- `Scripted.notifications` / `Scripted.commands`.
+
+Scripted = {
+  answer = vim.NIL,
+  error = nil, -- { code = …, message = … } to answer inline completion requests with an error
+  position_encoding = 'utf-16',
+  delay_ms = 0, -- answer inline completion requests this late
+  ignore_cancel = false, -- answer even cancelled requests (a server that finished anyway)
+  answered = 0,
+  requests = {},
+  notifications = {},
+  commands = {},
+  cancelled = {},
+}
+
+local M = {}
+
+--- @param dispatchers vim.lsp.rpc.Dispatchers
+--- @return vim.lsp.rpc.PublicClient
+function M.cmd(dispatchers)
+  local closing = false
+  local next_id = 0
+  local pending = {} --- @type table<integer, fun(err?: table, result?: any)>
+
+  local function respond(id, callback, err, result, delay_ms)
+    vim.defer_fn(function()
+      if pending[id] then
+        pending[id] = nil
+        callback(err, result)
+      end
+    end, delay_ms or 0)
+  end
+
+  local handlers = {
+    initialize = function()
+      return {
+        capabilities = {
+          positionEncoding = Scripted.position_encoding,
+          textDocumentSync = { openClose = true, change = 2 },
+          inlineCompletionProvider = true,
+          executeCommandProvider = { commands = { 'ouzel.accepted' } },
+        },
+        serverInfo = { name = 'scripted', version = '0' },
+      }
+    end,
+    shutdown = function()
+      return vim.NIL
+    end,
+    ['ouzel/status'] = function()
+      return { version = 'scripted', positionEncoding = Scripted.position_encoding }
+    end,
+    ['workspace/executeCommand'] = function(params)
+      table.insert(Scripted.commands, params)
+      return vim.NIL
+    end,
+  }
+
+  local client = {}
+
+  function client.request(method, params, callback)
+    next_id = next_id + 1
+    local id = next_id
+    pending[id] = callback
+    table.insert(Scripted.requests, { method = method, params = params, id = id })
+    if method == 'textDocument/inlineCompletion' then
+      if Scripted.error then
+        respond(id, callback, Scripted.error, nil)
+      elseif Scripted.answer ~= 'never' then
+        local answer = Scripted.answer
+        if type(answer) == 'function' then
+          answer = answer(params)
+        end
+        respond(id, function(...)
+          Scripted.answered = Scripted.answered + 1
+          callback(...)
+        end, nil, answer, Scripted.delay_ms)
+      end
+    elseif handlers[method] then
+      respond(id, callback, nil, handlers[method](params))
+    else
+      respond(id, callback, { code = -32601, message = 'unknown method ' .. method }, nil)
+    end
+    return true, id
+  end
+
+  function client.notify(method, params)
+    table.insert(Scripted.notifications, { method = method, params = params })
+    if method == '$/cancelRequest' then
+      table.insert(Scripted.cancelled, params.id)
+      local callback = pending[params.id]
+      if callback and not Scripted.ignore_cancel then
+        respond(params.id, callback, { code = -32800, message = 'cancelled' }, nil)
+      end
+    elseif method == 'exit' then
+      closing = true
+      vim.schedule(function()
+        dispatchers.on_exit(0, 0)
+      end)
+    end
+    return true
+  end
+
+  function client.is_closing()
+    return closing
+  end
+
+  function client.terminate()
+    closing = true
+  end
+
+  return client
+end
+
+return M
