@@ -128,7 +128,9 @@ def _load_feature_commands() -> None:
 
 
 # Modules whose import calls `register(...)`.
-FEATURE_COMMAND_MODULES: list[str] = []
+FEATURE_COMMAND_MODULES: list[str] = [
+    "ouzel.server.commands.gpu",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
