@@ -146,7 +146,8 @@ def test_multi_line_suggestions_are_virtual_lines_and_accepted_whole(nvim: Edito
 
 def test_accept_word_and_line_take_pieces_and_report_them(nvim: Editor) -> None:
     edit(nvim, "def add(a, b):\n    \n")
-    answer(nvim, item("total = a + b\n    return total", (1, 4)))
+    command = {"title": "accepted", "command": "ouzel.accepted", "arguments": ["id-7"]}
+    answer(nvim, {**item("total = a + b\n    return total", (1, 4)), "command": command})
     nvim.type("2GA")
     nvim.wait_suggestion(10)
     nvim.lua("Scripted.answer = 'never'")
@@ -162,6 +163,12 @@ def test_accept_word_and_line_take_pieces_and_report_them(nvim: Editor) -> None:
     wait_for(lambda: nvim.lines()[1:3] == ["    total = a + b", "    return total"], 5, "line 2")
     assert nvim.suggestion() is None
     assert nvim.cursor() == (3, 16)
+    reported = wait_for(
+        lambda: (c := nvim.lua("return Scripted.commands")) and len(c) == 4 and c, 5, "reports"
+    )
+    assert [c["arguments"] for c in reported] == [
+        ["id-7", {"acceptedLength": n}] for n in (5, 7, 13, 30)
+    ]
 
 
 def test_accepting_runs_the_items_command(nvim: Editor) -> None:
@@ -176,16 +183,29 @@ def test_accepting_runs_the_items_command(nvim: Editor) -> None:
 
 
 def test_utf16_positions_after_emoji_and_cjk(nvim: Editor) -> None:
-    # "🦆" is 2 UTF-16 code units and 4 bytes; "名" is 1 unit and 3 bytes.
+    # "🦆" is 2 UTF-16 code units and 4 bytes; "名" and "水" are 1 unit and 3 bytes.
     edit(nvim, 'label = "🦆名" + \n')
-    answer(nvim, item('"水"', (0, 16)))  # the end of the line in UTF-16 code units
+    command = {"title": "accepted", "command": "ouzel.accepted"}
+    answer(nvim, {**item('"水🦆"', (0, 16)), "command": command})  # 16: the end, in UTF-16
     nvim.type("A")
-    assert nvim.wait_suggestion(10) == '"水"'
-    assert screen_row(nvim, 1).startswith('label = "🦆名" + "水"')
+    assert nvim.wait_suggestion(10) == '"水🦆"'
+    assert screen_row(nvim, 1) == 'label = "🦆名" + "水🦆"'
+    assert requests(nvim)[-1]["params"]["position"] == {"line": 0, "character": 16}
+    nvim.lua("Scripted.answer = 'never'")
+    nvim.type("<Plug>(ouzel-accept-word)")
+    wait_for(lambda: nvim.line(1) == 'label = "🦆名" + "', 5, "the quote")
+    nvim.type("<Plug>(ouzel-accept-word)")
+    wait_for(lambda: nvim.line(1) == 'label = "🦆名" + "水🦆', 5, "the word in CJK and emoji")
     nvim.type("<Tab>")
-    wait_for(lambda: nvim.line(1) == 'label = "🦆名" + "水"', 5, "the accepted text")
-    position = requests(nvim)[-1]["params"]["position"]
-    assert position == {"line": 0, "character": 16}
+    wait_for(lambda: nvim.line(1) == 'label = "🦆名" + "水🦆"', 5, "the rest")
+    reported = wait_for(
+        lambda: (c := nvim.lua("return Scripted.commands")) and len(c) == 3 and c, 5, "reports"
+    )
+    assert [c.get("arguments") for c in reported] == [
+        [{"acceptedLength": 1}],
+        [{"acceptedLength": 4}],
+        None,
+    ]
 
 
 def test_an_item_that_replaces_a_closing_bracket(nvim: Editor) -> None:

@@ -14,7 +14,7 @@ import pytest
 from pynvim.api.common import NvimError
 
 sys.path.insert(0, str(Path(__file__).parent / "nvim"))
-from harness import Editor, editor, wait_for
+from harness import PLUGIN, Editor, editor, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -81,6 +81,45 @@ def test_the_users_own_mappings_are_kept(workspace: Path, tmp_path: Path) -> Non
         assert "ouzel-accept-line" in nvim.lua(
             "return vim.fn.maparg('<M-C-Right>', 'i', false, true).desc"
         )
+
+
+def test_loading_the_plugin_late_like_a_plugin_manager_works(
+    workspace: Path, tmp_path: Path
+) -> None:
+    # lazy.nvim's `config` runs after startup sourced plugin/ files (README, lazy.nvim section).
+    init = tmp_path / "init.lua"
+    init.write_text(
+        "vim.api.nvim_create_autocmd('VimEnter', { callback = function()\n"
+        "  vim.opt.runtimepath:append(vim.env.OUZEL_NVIM_PLUGIN)\n"
+        "  vim.cmd.runtime('plugin/ouzel.lua')\n"
+        "  vim.lsp.enable('ouzel')\n"
+        "end })\n"
+    )
+    with editor(workspace, tmp_path / "home", init=init) as nvim:
+        nvim.open(workspace / "calc.py")
+        nvim.wait_attached()
+        assert "ouzel-accept" in nvim.lua("return vim.fn.maparg('<Tab>', 'i', false, true).desc")
+
+
+def test_help_has_the_documented_tags(nvim: Editor, tmp_path: Path) -> None:
+    import shutil
+
+    docs = tmp_path / "docs-copy"
+    shutil.copytree(PLUGIN / "doc", docs / "doc")
+    nvim.lua("vim.opt.runtimepath:append(...)", str(docs))
+    nvim.command(f"helptags {docs / 'doc'}")  # fails on a duplicate or malformed tag
+    for tag in [
+        "ouzel",
+        "g:ouzel",
+        "ouzel-options",
+        "<Plug>(ouzel-accept-word)",
+        ":Ouzel",
+        "ouzel-remote",
+        "ouzel-statusline",
+    ]:
+        nvim.command(f"help {tag}")
+        assert nvim.lua("return vim.fn.expand('%:t')") == "ouzel.txt", tag
+        nvim.command("helpclose")
 
 
 def test_status_command_shows_what_the_server_reports(nvim: Editor, workspace: Path) -> None:
