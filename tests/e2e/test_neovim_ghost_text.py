@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent / "nvim"))
 from harness import Editor, editor, wait_for
 
 SCRIPTED = Path(__file__).parent / "nvim" / "scripted_server.lua"
+SHOWN = "textDocument/didShowCompletion"
+PARTIAL = "textDocument/didPartiallyAcceptCompletion"
 
 
 @pytest.fixture
@@ -57,6 +59,10 @@ def requests(nvim: Editor) -> list[dict]:
         "return vim.tbl_filter(function(r) return r.method == 'textDocument/inlineCompletion' end,"
         " Scripted.requests)"
     )
+
+
+def notified(nvim: Editor, method: str) -> list[dict]:
+    return [n["params"] for n in nvim.lua("return Scripted.notifications") if n["method"] == method]
 
 
 def screen_row(nvim: Editor, row: int) -> str:
@@ -163,12 +169,13 @@ def test_accept_word_and_line_take_pieces_and_report_them(nvim: Editor) -> None:
     wait_for(lambda: nvim.lines()[1:3] == ["    total = a + b", "    return total"], 5, "line 2")
     assert nvim.suggestion() is None
     assert nvim.cursor() == (3, 16)
-    reported = wait_for(
-        lambda: (c := nvim.lua("return Scripted.commands")) and len(c) == 4 and c, 5, "reports"
-    )
-    assert [c["arguments"] for c in reported] == [
-        ["id-7", {"acceptedLength": n}] for n in (5, 7, 13, 30)
-    ]
+    partial = wait_for(lambda: len(p := notified(nvim, PARTIAL)) == 4 and p, 5, "the reports")
+    assert [p["acceptedLength"] for p in partial] == [5, 7, 13, 30]
+    assert all(p["item"]["command"]["arguments"] == ["id-7"] for p in partial)
+    shown = notified(nvim, SHOWN)
+    assert len(shown) == 1, "shown once, however often it was redrawn"
+    assert shown[0]["item"]["insertText"] == "total = a + b\n    return total"
+    assert nvim.lua("return Scripted.commands") == []
 
 
 def test_accepting_runs_the_items_command(nvim: Editor) -> None:
@@ -198,14 +205,10 @@ def test_utf16_positions_after_emoji_and_cjk(nvim: Editor) -> None:
     wait_for(lambda: nvim.line(1) == 'label = "🦆名" + "水🦆', 5, "the word in CJK and emoji")
     nvim.type("<Tab>")
     wait_for(lambda: nvim.line(1) == 'label = "🦆名" + "水🦆"', 5, "the rest")
-    reported = wait_for(
-        lambda: (c := nvim.lua("return Scripted.commands")) and len(c) == 3 and c, 5, "reports"
-    )
-    assert [c.get("arguments") for c in reported] == [
-        [{"acceptedLength": 1}],
-        [{"acceptedLength": 4}],
-        None,
-    ]
+    executed = wait_for(lambda: nvim.lua("return Scripted.commands"), 5, "the command")
+    assert executed == [{"command": "ouzel.accepted"}]
+    # UTF-16 code units: '"' is 1, '"水🦆' is 1 + 1 + 2.
+    assert [p["acceptedLength"] for p in notified(nvim, PARTIAL)] == [1, 4]
 
 
 def test_an_item_that_replaces_a_closing_bracket(nvim: Editor) -> None:

@@ -25,6 +25,7 @@ local anchor_ns = api.nvim_create_namespace('ouzel.anchor')
 --- @field end_mark integer extmark at the end of the range
 --- @field command? table the item's command, run when it is accepted
 --- @field raw table the item as the server sent it
+--- @field reported_shown? boolean
 
 --- @class ouzel.BufferState
 --- @field bufnr integer
@@ -338,6 +339,13 @@ function State:render()
   end
   api.nvim_buf_set_extmark(self.bufnr, ghost_ns, row, col, opts)
   self.shown = rest
+  if not item.reported_shown then
+    item.reported_shown = true
+    local client = self:client()
+    if client then
+      require('ouzel.telemetry').shown(client, item)
+    end
+  end
 end
 
 function State:drop_items()
@@ -422,7 +430,7 @@ function State:accept(how)
   self:insert_at_cursor(row, col, piece)
   self:remember_position()
   if client then
-    telemetry.partially_accepted(client, self.bufnr, item, typed .. piece)
+    telemetry.partially_accepted(client, item, typed .. piece)
   end
   self:render()
   self:schedule()

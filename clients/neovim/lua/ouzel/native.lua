@@ -8,19 +8,17 @@ local M = {}
 
 M.enabled = true
 
+--- Turn Neovim's inline completion on for the buffer (a buffer-wide switch: Neovim takes
+--- `bufnr` or `client_id`, not both); `:Ouzel toggle` switches the ouzel client itself.
 --- @param client vim.lsp.Client
 --- @param bufnr integer
 function M.attach(client, bufnr)
-  vim.lsp.inline_completion.enable(M.enabled, { bufnr = bufnr, client_id = client.id })
+  vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
+  vim.lsp.inline_completion.enable(M.enabled, { client_id = client.id })
 end
 
---- @param bufnr integer
-function M.detach(bufnr)
-  local client = require('ouzel').client(bufnr)
-  if client then
-    vim.lsp.inline_completion.enable(false, { bufnr = bufnr, client_id = client.id })
-  end
-end
+--- Neovim drops its per-client state itself when a client detaches.
+function M.detach(_) end
 
 --- The native item's range as 0-based (row, byte col) pairs; the cursor when it has none.
 --- @param item vim.lsp.inline_completion.Item
@@ -78,11 +76,12 @@ local function accept(how)
         (#lines == 1 and col or 0) + #lines[#lines],
       })
       if client then
-        local wrapped = { command = item.command, raw = item }
+        local raw = { insertText = item.insert_text, command = item.command }
+        local wrapped = { command = item.command, raw = raw }
         if how == 'all' then
           require('ouzel.telemetry').accepted(client, bufnr, wrapped)
         else
-          require('ouzel.telemetry').partially_accepted(client, bufnr, wrapped, typed .. piece)
+          require('ouzel.telemetry').partially_accepted(client, wrapped, typed .. piece)
         end
       end
     end,
