@@ -143,8 +143,19 @@ def test_client_settings_do_not_collide_with_the_model(package: dict[str, Any]) 
             "ouzel.server.args",
             "ouzel.server.host",
             "ouzel.server.port",
+            "ouzel.server.tokenFile",
+            "ouzel.server.tls",
+            "ouzel.server.tlsCa",
             "ouzel.trace.server",
         ]
     )
     model_sections = {key.split(".")[1] for key in model_leaves(Settings)}
     assert model_sections.isdisjoint({"server", "trace"})
+
+
+def test_untrusted_workspaces_cannot_choose_the_server(package: dict[str, Any]) -> None:
+    """A cloned repository must not pick the command that runs or where code is sent."""
+    untrusted = package["capabilities"]["untrustedWorkspaces"]
+    assert untrusted["supported"] == "limited"
+    server_settings = [key for key in contributed(package) if key.startswith("ouzel.server.")]
+    assert sorted(untrusted["restrictedConfigurations"]) == sorted(server_settings)

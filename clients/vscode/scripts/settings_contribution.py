@@ -67,18 +67,46 @@ CLIENT_SETTINGS: dict[str, dict[str, Any]] = {
         "markdownDescription": "Port of the ouzel server in `tcp` mode.",
         "order": 4,
     },
+    "ouzel.server.tokenFile": {
+        "type": "string",
+        "default": "",
+        "markdownDescription": "File holding the token of a remote server (`ouzel serve "
+        "--token-file`), sent in `initialize` in `tcp` mode. Empty: the `OUZEL_TOKEN` "
+        "environment variable, if set.",
+        "scope": "machine-overridable",
+        "order": 5,
+    },
+    "ouzel.server.tls": {
+        "type": "boolean",
+        "default": False,
+        "markdownDescription": "Talk TLS to the server in `tcp` mode (a server started with "
+        "`--tls-cert` and `--tls-key`).",
+        "order": 6,
+    },
+    "ouzel.server.tlsCa": {
+        "type": "string",
+        "default": "",
+        "markdownDescription": "CA certificate (PEM) that signed the server's certificate, "
+        "e.g. a self-signed one. Empty: the system's CAs.",
+        "scope": "machine-overridable",
+        "order": 7,
+    },
     "ouzel.trace.server": {
         "type": "string",
         "enum": ["off", "messages", "verbose"],
         "default": "off",
-        "markdownDescription": "Log the LSP messages between VS Code and ouzel (output channel "
-        "`ouzel (trace)`).",
-        "order": 5,
+        "markdownDescription": "Log the LSP messages between VS Code and ouzel in the `ouzel` "
+        "output channel.",
+        "order": 8,
     },
 }
-
 # Top-level names of CLIENT_SETTINGS: the server model must not use them.
 CLIENT_SECTIONS = frozenset(key.split(".")[1] for key in CLIENT_SETTINGS)
+
+# Settings an untrusted workspace may not set: they choose what runs and where code goes.
+RESTRICTED_IN_UNTRUSTED_WORKSPACES = [
+    key for key in CLIENT_SETTINGS if key.startswith("ouzel.server.")
+]
 
 SCHEMA_KEYS_DROPPED = ("title", "description", "default")
 
@@ -165,6 +193,14 @@ def contribution() -> list[dict[str, Any]]:
 
 def render(package: dict[str, Any]) -> str:
     package.setdefault("contributes", {})["configuration"] = contribution()
+    package["capabilities"] = {
+        "untrustedWorkspaces": {
+            "supported": "limited",
+            "description": "In an untrusted folder ouzel does not run the folder's own "
+            "`.venv/bin/ouzel` and ignores the folder's `ouzel.server.*` settings.",
+            "restrictedConfigurations": RESTRICTED_IN_UNTRUSTED_WORKSPACES,
+        }
+    }
     return json.dumps(package, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -1,10 +1,10 @@
-// How the language client reaches the server: a child process (stdio) or a TCP socket.
+// How the language client reaches the server: a child process (stdio) or TCP/TLS.
 import * as fs from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as vscode from 'vscode';
-import { ServerOptions, StreamInfo } from 'vscode-languageclient/node';
+import { ServerOptions } from 'vscode-languageclient/node';
 import { resolveServerCommand, ServerCommand } from './serverCommand';
+import { openStream, readToken, TokenResult } from './transport';
 
 export type Mode = 'stdio' | 'tcp';
 
@@ -14,6 +14,9 @@ export interface ConnectionSettings {
     args: string[];
     host: string;
     port: number;
+    tokenFile: string;
+    tls: boolean;
+    tlsCa: string;
 }
 
 export function readConnectionSettings(): ConnectionSettings {
@@ -24,7 +27,15 @@ export function readConnectionSettings(): ConnectionSettings {
         args: config.get<string[]>('args') ?? ['serve'],
         host: config.get<string>('host') || '127.0.0.1',
         port: config.get<number>('port') ?? 2087,
+        tokenFile: expandHome(config.get<string>('tokenFile') ?? ''),
+        tls: config.get<boolean>('tls') ?? false,
+        tlsCa: expandHome(config.get<string>('tlsCa') ?? ''),
     };
+}
+
+function expandHome(file: string): string {
+    const trimmed = file.trim();
+    return trimmed === '~' || trimmed.startsWith('~/') ? os.homedir() + trimmed.slice(1) : trimmed;
 }
 
 function isExecutable(file: string): boolean {
@@ -43,31 +54,11 @@ export function localServerCommand(settings: ConnectionSettings): ServerCommand 
         workspaceFolders: (vscode.workspace.workspaceFolders ?? [])
             .filter((folder) => folder.uri.scheme === 'file')
             .map((folder) => folder.uri.fsPath),
+        // An untrusted folder's .venv/bin/ouzel could be anything: don't run it.
+        trusted: vscode.workspace.isTrusted,
         platform: process.platform,
         homeDir: os.homedir(),
         isExecutable,
-    });
-}
-
-export function connectTcp(host: string, port: number, timeoutMs = 10000): Promise<StreamInfo> {
-    return new Promise((resolve, reject) => {
-        const socket = net.connect({ host, port });
-        const fail = (reason: string) => {
-            socket.destroy();
-            reject(
-                new Error(
-                    `cannot reach the ouzel server at ${host}:${port} (${reason}). Start it with ` +
-                        `\`ouzel serve --tcp ${host}:${port}\`, or set "ouzel.server.mode": "stdio".`,
-                ),
-            );
-        };
-        socket.setTimeout(timeoutMs, () => fail(`no answer in ${timeoutMs / 1000} s`));
-        socket.once('error', (error) => fail(error.message));
-        socket.once('connect', () => {
-            socket.setTimeout(0);
-            socket.removeAllListeners('error');
-            resolve({ reader: socket, writer: socket });
-        });
     });
 }
 
@@ -75,18 +66,31 @@ export interface Endpoint {
     serverOptions: ServerOptions;
     /** Shown in the status tooltip and the log. */
     description: string;
+    /** The token for `initializationOptions.authToken` (TCP only). */
+    token: TokenResult;
 }
 
 export function endpoint(settings: ConnectionSettings): Endpoint {
     if (settings.mode === 'tcp') {
+        const target = {
+            host: settings.host,
+            port: settings.port,
+            tls: settings.tls,
+            caFile: settings.tlsCa || undefined,
+        };
         return {
-            serverOptions: () => connectTcp(settings.host, settings.port),
-            description: `tcp ${settings.host}:${settings.port}`,
+            serverOptions: async () => {
+                const socket = await openStream(target);
+                return { reader: socket, writer: socket };
+            },
+            description: `${settings.tls ? 'tls' : 'tcp'} ${settings.host}:${settings.port}`,
+            token: readToken(settings.tokenFile, process.env),
         };
     }
     const command = localServerCommand(settings);
     return {
         serverOptions: { command: command.command, args: command.args, options: { cwd: command.cwd } },
         description: `stdio ${[command.command, ...command.args].join(' ')} (${command.source})`,
+        token: {},
     };
 }

@@ -11,13 +11,15 @@ import {
     ResponseError,
     State,
 } from 'vscode-languageclient/node';
-import { endpoint, readConnectionSettings } from './connection';
+import { endpoint, Endpoint, readConnectionSettings } from './connection';
 import { toMarkdown } from './markdown';
 import { initialStatus, modelFromStatus, ProgressTracker, renderStatus, StatusState } from './status';
 import { contributedKeys, explicitSettings, SECTION } from './settingsSync';
 import { ContentChange, ghostText, SuggestionTracker } from './suggestions';
 
 const ACCEPTED_COMMAND = 'ouzel.internal.accepted';
+/** The server's answer to `initialize` without the right token (see server/remote.py). */
+const AUTH_FAILED = -32001;
 const VIEW_SCHEME = 'ouzel';
 
 /** Read-only documents `ouzel:/status.md` and `ouzel:/context.md`. */
@@ -87,6 +89,8 @@ export class OuzelController implements vscode.Disposable {
             ),
             vscode.workspace.onDidChangeConfiguration((event) => this.onConfigurationChanged(event)),
             vscode.workspace.onDidChangeTextDocument((event) => this.onDocumentChanged(event)),
+            // Trust lets the extension run the workspace's own .venv/bin/ouzel.
+            vscode.workspace.onDidGrantWorkspaceTrust(() => void this.restart()),
         );
         this.statusItem.show();
     }
@@ -100,7 +104,11 @@ export class OuzelController implements vscode.Disposable {
         this.status = { ...initialStatus(target.description, this.completionsEnabled()) };
         this.render();
         this.output.appendLine(`[ouzel] starting the language server: ${target.description}`);
-        const client = new LanguageClient('ouzel', 'ouzel', target.serverOptions, this.clientOptions());
+        if (target.token.problem) {
+            this.output.appendLine(`[ouzel] ${target.token.problem}`);
+            void vscode.window.showWarningMessage(`ouzel: ${target.token.problem}`);
+        }
+        const client = new LanguageClient('ouzel', 'ouzel', target.serverOptions, this.clientOptions(target));
         client.registerFeatures(ProposedFeatures.createAll(client));
         client.onDidChangeState((event) => {
             if (this.client !== client) {
@@ -118,11 +126,11 @@ export class OuzelController implements vscode.Disposable {
         try {
             await client.start();
         } catch (error) {
-            const message = errorText(error);
+            const message = this.explainStartFailure(error);
             this.output.appendLine(`[ouzel] the language server did not start: ${message}`);
-            this.update({ connection: 'failed', error: this.explainStartFailure(message) });
+            this.update({ connection: 'failed', error: message });
             void vscode.window
-                .showErrorMessage(`ouzel: ${this.explainStartFailure(message)}`, 'Show Log')
+                .showErrorMessage(`ouzel: ${message}`, 'Show Log')
                 .then((choice) => choice && this.output.show(true));
         }
     }
@@ -157,7 +165,14 @@ export class OuzelController implements vscode.Disposable {
         }
     }
 
-    private explainStartFailure(message: string): string {
+    private explainStartFailure(error: unknown): string {
+        const message = errorText(error);
+        if (error instanceof ResponseError && error.code === AUTH_FAILED) {
+            return (
+                'the server refused the token. Put the server\'s token in the file named by ' +
+                '"ouzel.server.tokenFile" or in the OUZEL_TOKEN environment variable.'
+            );
+        }
         if (/ENOENT/.test(message)) {
             return (
                 'cannot find the `ouzel` executable. Install ouzel into the workspace\'s .venv ' +
@@ -169,11 +184,16 @@ export class OuzelController implements vscode.Disposable {
 
     // --- the language client -------------------------------------------------------------
 
-    private clientOptions(): LanguageClientOptions {
+    private clientOptions(target: Endpoint): LanguageClientOptions {
+        const token = target.token.token;
         return {
             documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
             outputChannel: this.output,
-            initializationOptions: () => this.serverSettings(undefined),
+            // The token rides in `initialize` only; the server never stores it as a setting.
+            initializationOptions: () => ({
+                ...this.serverSettings(undefined),
+                ...(token === undefined ? {} : { authToken: token }),
+            }),
             middleware: this.middleware(),
             initializationFailedHandler: (error) => {
                 this.output.appendLine(`[ouzel] initialize failed: ${errorText(error)}`);

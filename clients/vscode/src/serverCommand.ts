@@ -9,6 +9,8 @@ export interface ServerCommandInput {
     args: readonly string[];
     /** File-system paths of the open workspace folders, in order. */
     workspaceFolders: readonly string[];
+    /** Workspace trust: an untrusted folder's virtual environment is never run. */
+    trusted: boolean;
     platform: NodeJS.Platform;
     homeDir: string;
     isExecutable: (file: string) => boolean;
@@ -58,7 +60,7 @@ export function resolveServerCommand(input: ServerCommandInput): ServerCommand {
         }
         return { command, args, cwd: firstFolder, source: 'setting' };
     }
-    for (const folder of input.workspaceFolders) {
+    for (const folder of input.trusted ? input.workspaceFolders : []) {
         for (const name of VENV_NAMES) {
             const pathApi = input.platform === 'win32' ? path.win32 : path.posix;
             const candidate = venvExecutable(pathApi.join(folder, name), input.platform);

@@ -7,6 +7,7 @@ function input(overrides: Partial<ServerCommandInput>): ServerCommandInput {
         configuredCommand: '',
         args: ['serve'],
         workspaceFolders: [],
+        trusted: true,
         platform: 'linux',
         homeDir: '/home/ada',
         isExecutable: () => false,
@@ -33,6 +34,11 @@ test('the workspace .venv wins when there is no configured command', () => {
         '/ws/app/env/bin/ouzel',
         '/ws/lib/.venv/bin/ouzel',
     ]);
+});
+
+test("an untrusted workspace's venv is never run", () => {
+    const command = resolveServerCommand(input({ workspaceFolders: ['/ws/app'], trusted: false, isExecutable: () => true }));
+    assert.deepEqual(command, { command: 'ouzel', args: ['serve'], cwd: '/ws/app', source: 'path' });
 });
 
 test('without a venv the command is looked up on PATH', () => {
