@@ -63,7 +63,15 @@ class CompletionRequest:
     max_tokens: int = 48
     stop: tuple[str, ...] = ()
     temperature: float = 0.0
+    # Cap on generation time, counted from the first generated token; evaluating a long
+    # prompt is stopped only by the cancel token.
     max_time_s: float | None = None
+    # Parse control-token text in the prompt (e.g. "<|fim_prefix|>") as control tokens.
+    # False for plain prompts, so code that happens to contain such text stays text.
+    special_tokens: bool = True
+    # Called with the text generated so far after each token; True ends generation there
+    # (e.g. the suggested block ended). Backends that cannot call it may ignore it.
+    should_stop: Callable[[str], bool] | None = field(default=None, compare=False)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCRe
 
 from ouzel.server import __version__, logs
 from ouzel.server.documents import UnknownDocumentError
-from ouzel.server.handlers import lifecycle, status, text_sync, workspace
+from ouzel.server.handlers import completion, lifecycle, status, text_sync, workspace
 from ouzel.server.protocol import OuzelProtocol
 from ouzel.server.remote import RemoteConfig, check_listen_policy, server_ssl_context
 from ouzel.server.session import Engine, Session
@@ -45,6 +45,9 @@ class Route:
     method: str
     handler: Callable[..., Any]
     options: Any = None
+    # A `workspace/executeCommand` command named `method`; the handler gets
+    # (session, arguments list).
+    command: bool = False
 
 
 def routes() -> list[Route]:
@@ -70,7 +73,21 @@ def routes() -> list[Route]:
 
 def feature_routes() -> list[Route]:
     """Routes of the feature areas (completion, index, context, chat)."""
-    return []
+    return [
+        Route(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION,
+            completion.inline_completion,
+            completion.INLINE_OPTIONS,
+        ),
+        Route(
+            types.TEXT_DOCUMENT_COMPLETION,
+            completion.completion_popup,
+            completion.COMPLETION_OPTIONS,
+        ),
+        Route(completion.DID_SHOW, completion.did_show),
+        Route(completion.DID_PARTIALLY_ACCEPT, completion.did_partially_accept),
+        Route(completion.ACCEPT_COMMAND, completion.accepted, command=True),
+    ]
 
 
 def plain_json_converter() -> Converter:
@@ -134,10 +151,23 @@ def _bind(session: Session, handler: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def _bind_command(session: Session, handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `handler(session, arguments)` the shape pygls calls commands with."""
+
+    def call(*arguments: Any) -> Any:
+        return handler(session, list(arguments))
+
+    call.__name__ = handler.__name__
+    return call
+
+
 def create_server(engine: Engine) -> OuzelServer:
     server = OuzelServer(engine)
     for route in routes():
-        server.feature(route.method, route.options)(_bind(server.session, route.handler))
+        if route.command:
+            server.command(route.method)(_bind_command(server.session, route.handler))
+        else:
+            server.feature(route.method, route.options)(_bind(server.session, route.handler))
     return server
 
 

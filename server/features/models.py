@@ -1,0 +1,180 @@
+"""The engine-wide model service: which backend serves a task, loading it, telling the user.
+
+Backends live in the process-wide `Router` (an `Engine` service), one per model profile,
+so every session and feature shares one loaded model. `backend_for` returns the backend
+that serves a task now, after loading it on its worker thread with `$/progress`. A model
+that cannot load (missing file, not a GGUF, llama.cpp error) is announced once per session
+with a `window/showMessage` and a log line naming the file and the setting to change;
+that task then gets None (completions off) and everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsprotocol import types
+
+from ouzel.inference.backend import Backend
+from ouzel.inference.llama_cpp import LlamaCppBackend
+from ouzel.inference.router import Router
+from ouzel.inference.templates import PromptTemplate, detect_template
+from ouzel.inference.types import BackendUnavailable
+from ouzel.server.session import Engine, ProgressReporter, Session
+from ouzel.server.settings import TaskKind
+
+log = logging.getLogger("ouzel.server.models")
+
+ROUTER_SERVICE = "router"
+
+
+def router(engine: Engine) -> Router:
+    """The process-wide router that owns every backend."""
+    service: Router = engine.service(ROUTER_SERVICE, Router)
+    return service
+
+
+@dataclass
+class _SessionModels:
+    announced: set[str] = field(default_factory=set)  # problems already shown to the user
+    last_profile: str | None = None
+
+
+_sessions: weakref.WeakKeyDictionary[Session, _SessionModels] = weakref.WeakKeyDictionary()
+
+
+def _state(session: Session) -> _SessionModels:
+    state = _sessions.get(session)
+    if state is None:
+        state = _sessions[session] = _SessionModels()
+        session.status_sections["model"] = lambda: status(session)
+    return state
+
+
+def attach(session: Session) -> None:
+    """Register the session's "model" status section (idempotent)."""
+    _state(session)
+
+
+async def backend_for(session: Session, task: TaskKind = "inline_completion") -> Backend | None:
+    """The loaded backend that serves `task` for this session now; None when none can."""
+    state = _state(session)
+    settings = session.settings
+    models = router(session.engine)
+    for candidate in models.plan(settings, task):
+        if candidate.entry is None or candidate.silent:
+            continue
+        backend = candidate.entry.backend
+        if candidate.skip is not None:
+            # Other reasons (remote not allowed, server down) come as the router's notices.
+            if isinstance(backend, LlamaCppBackend) and backend.state == "failed":
+                _announce(session, state, candidate.name, backend.error or candidate.skip)
+            if not settings.routing.allow_fallback:
+                return None
+            continue
+        if isinstance(backend, LlamaCppBackend) and backend.state != "ready":
+            _start_loading(session, backend)
+            try:
+                await backend.wait_ready()
+            except BackendUnavailable as exc:
+                _announce(session, state, candidate.name, backend.error or str(exc))
+                if not settings.routing.allow_fallback:
+                    return None
+                continue
+        state.last_profile = candidate.name
+        return backend
+    return None
+
+
+def profile_name(session: Session) -> str | None:
+    """The profile that served this session's last request."""
+    return _state(session).last_profile
+
+
+def template_for(session: Session, backend: Backend) -> PromptTemplate:
+    """The prompt template for `backend`: detected from the GGUF, or from the profile."""
+    if isinstance(backend, LlamaCppBackend):
+        return backend.template
+    name = profile_name(session)
+    profile = session.settings.models.get(name) if name else None
+    if profile is None:
+        return detect_template({})
+    # A remote model has no GGUF to read here: its id usually names the family.
+    return detect_template({"general.name": profile.model or ""}, override=profile.template)
+
+
+def _start_loading(session: Session, backend: LlamaCppBackend) -> None:
+    if backend.state != "unloaded":
+        return
+    label = backend.model_path.name if backend.model_path else "the embedded model"
+    reporter = ProgressReporter(session, f"Loading {label}", cancellable=False)
+    reporter.begin()
+
+    def report(message: str, percentage: int | None) -> None:
+        reporter.report(message, percentage)
+
+    future = backend.start_loading(report)
+    future.add_done_callback(
+        lambda done: reporter.end(
+            "model ready" if done.exception() is None else "the model could not load"
+        )
+    )
+
+
+def _announce(session: Session, state: _SessionModels, profile: str, problem: str) -> None:
+    """Tell the user once per session what is wrong and which setting fixes it."""
+    key = f"{profile}:{problem}"
+    if key in state.announced:
+        return
+    state.announced.add(key)
+    config = session.settings.models.get(profile)
+    if config is not None and config.backend == "llama_cpp":
+        fix = (
+            f"set `models.{profile}.model_path` to a GGUF file, or leave it empty for the "
+            "embedded model"
+        )
+    else:
+        fix = f"check the `models.{profile}` settings"
+    text = (
+        f"model '{profile}' is unavailable: {problem}. To fix it, {fix}. Completions from "
+        "this model are off; everything else keeps working."
+    )
+    log.error("%s", text)
+    session.show_message(text, types.MessageType.Error)
+
+
+def status(session: Session) -> dict[str, Any]:
+    """The "model" section of `ouzel/status`: the local model and its KV-cache reuse."""
+    settings = session.settings
+    models = router(session.engine)
+    result: dict[str, Any] = {"profile": None, "state": "none"}
+    for name in settings.routing.inline_completion:
+        profile = settings.models.get(name)
+        if profile is None or profile.backend != "llama_cpp":
+            continue
+        backend = models.entry(name, profile, settings).backend
+        if not isinstance(backend, LlamaCppBackend):
+            continue
+        stats = backend.stats
+        result = {
+            "profile": name,
+            "path": str(backend.model_path) if backend.model_path else "embedded",
+            "setting": f"models.{name}.model_path",
+            "state": backend.state,
+            "error": backend.error,
+            "template": backend.template.family,
+            "loadSeconds": round(backend.load_seconds, 2) if backend.load_seconds else None,
+            "requests": stats.requests,
+            "cancelled": stats.cancelled,
+            "promptTokens": stats.prompt_tokens,
+            "reusedTokens": stats.reused_tokens,
+            "reusedShare": round(stats.reused_tokens / stats.prompt_tokens, 3)
+            if stats.prompt_tokens
+            else None,
+            "generatedTokens": stats.generated_tokens,
+            "last": stats.last,
+        }
+        break
+    return result

@@ -1,0 +1,129 @@
+"""Local completion telemetry: what was served, shown, accepted; never sent anywhere.
+
+Events are JSON lines appended to `completions.jsonl` in ouzel's state folder. They hold
+numbers and ids, never code: kind (cold / reused / cache), latency, token counts, lengths.
+`ouzel stats` reads them back (`summarize`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ouzel.server.logs import state_dir
+
+log = logging.getLogger("ouzel.server.telemetry")
+
+FILE_NAME = "completions.jsonl"
+SERVICE = "telemetry"
+
+
+def telemetry_path() -> Path:
+    return state_dir() / FILE_NAME
+
+
+class Telemetry:
+    """Appends events to one file; safe from any thread; a write failure is logged once."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or telemetry_path()
+        self._lock = threading.Lock()
+        self._broken = False
+
+    def record(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"ts": round(time.time(), 3), "event": event, **fields}) + "\n"
+        with self._lock:
+            if self._broken:
+                return
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write(line)
+            except OSError as exc:
+                self._broken = True
+                log.warning("completion telemetry is off: cannot write %s (%s)", self.path, exc)
+
+
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    """Events from a telemetry file, skipping lines that are not valid JSON objects."""
+    try:
+        handle = path.open(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    with handle:
+        for line in handle:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and isinstance(event.get("event"), str):
+                yield event
+
+
+@dataclass
+class Summary:
+    served: int = 0
+    shown: int = 0
+    accepted: int = 0
+    partially_accepted: int = 0
+    cache_hits: int = 0
+    latencies_ms: dict[str, list[float]] = field(default_factory=dict)  # by kind
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Accepted (fully or partly) per suggestion shown (per served if never shown)."""
+        base = self.shown or self.served
+        return (self.accepted + self.partially_accepted) / base if base else None
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        return self.cache_hits / self.served if self.served else None
+
+    @property
+    def reused_share(self) -> float | None:
+        return self.reused_tokens / self.prompt_tokens if self.prompt_tokens else None
+
+
+def summarize(events: Iterable[dict[str, Any]], since: float | None = None) -> Summary:
+    summary = Summary()
+    for event in events:
+        ts = event.get("ts")
+        if not isinstance(ts, (int, float)) or (since is not None and ts < since):
+            continue
+        summary.first_ts = ts if summary.first_ts is None else min(summary.first_ts, ts)
+        summary.last_ts = ts if summary.last_ts is None else max(summary.last_ts, ts)
+        kind = event["event"]
+        if kind == "served":
+            summary.served += 1
+            summary.cache_hits += event.get("kind") == "cache"
+            latency = event.get("latencyMs")
+            if isinstance(latency, (int, float)):
+                summary.latencies_ms.setdefault(str(event.get("kind")), []).append(latency)
+            summary.prompt_tokens += int(event.get("promptTokens") or 0)
+            summary.reused_tokens += int(event.get("reusedTokens") or 0)
+        elif kind == "shown":
+            summary.shown += 1
+        elif kind == "accepted":
+            summary.accepted += 1
+        elif kind == "partial":
+            summary.partially_accepted += 1
+    return summary
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (no interpolation): a value that really occurred."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(-(-fraction * len(ordered) // 1)) - 1))
+    return ordered[rank]
