@@ -36,6 +36,7 @@ from ouzel.server.features.completion_prompt import PromptPlan, build_prompt
 from ouzel.server.features.telemetry import SERVICE as TELEMETRY_SERVICE
 from ouzel.server.features.telemetry import Telemetry
 from ouzel.server.session import Session
+from ouzel.server.settings import TaskKind
 
 log = logging.getLogger("ouzel.server.completion")
 
@@ -74,10 +75,14 @@ class _Pending:
     version: int
 
 
+BackendSource = Callable[[Session, TaskKind], Awaitable[Backend | None]]
+
+
 @dataclass
 class CompletionEngine:
     session: Session
     context_provider: ContextProvider | None = None
+    backend_source: BackendSource = models.backend_for  # unit tests give a fake backend
     cache: TypeThroughCache = field(default_factory=TypeThroughCache)
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _recent: OrderedDict[str, _Shown] = field(default_factory=OrderedDict)
@@ -126,7 +131,7 @@ class CompletionEngine:
     async def _generate(
         self, doc: Document, offset: int, token: CancelToken, started: float
     ) -> Suggestion | None:
-        backend = await models.backend_for(self.session, "inline_completion")
+        backend = await self.backend_source(self.session, "inline_completion")
         if backend is None or token.cancelled:
             return None
         snippets = await self._snippets(doc, offset)
@@ -332,7 +337,7 @@ async def prompt_for(
     completion.
     """
     engine = engine_for(session)
-    backend = await models.backend_for(session, "inline_completion")
+    backend = await engine.backend_source(session, "inline_completion")
     if backend is None:
         return None
     if snippets is None:

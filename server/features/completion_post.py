@@ -154,8 +154,10 @@ def block_ended(cursor: CursorContext, max_lines: int) -> Callable[[str], bool]:
     """For `CompletionRequest.should_stop`: True once the generated block is over."""
 
     def ended(text: str) -> bool:
-        complete = _strip_leading_blank(text, cursor).split("\n")[:-1]  # the last may grow
-        return len(complete) > max_lines or _block_end(complete, cursor) < len(complete)
+        lines = _strip_leading_blank(text, cursor).split("\n")
+        if not lines[-1].strip():
+            lines.pop()  # its indentation may still grow; once it has code, it is known
+        return len(lines) > max_lines or _block_end(lines, cursor) < len(lines)
 
     return ended
 
@@ -195,9 +197,9 @@ def _single_line(first: str, cursor: CursorContext) -> str:
     if not rest:
         return first
     if rest[0] in ")]}":
-        first = _cut_at_unmatched_closer(first)
-    if rest in first:
-        first = first[: first.index(rest)]
+        first = _cut_at_unmatched_closer(first)  # brackets: balance decides where to stop
+    elif rest in first:
+        first = first[: first.index(rest)]  # quotes, punctuation: where they appear
     return first.rstrip()
 
 

@@ -95,8 +95,9 @@ def profile_name(session: Session) -> str | None:
 
 def template_for(session: Session, backend: Backend) -> PromptTemplate:
     """The prompt template for `backend`: detected from the GGUF, or from the profile."""
-    if isinstance(backend, LlamaCppBackend):
-        return backend.template
+    template = getattr(backend, "template", None)  # LlamaCppBackend reads its GGUF
+    if isinstance(template, PromptTemplate):
+        return template
     name = profile_name(session)
     profile = session.settings.models.get(name) if name else None
     if profile is None:

@@ -1,0 +1,237 @@
+"""The completion pipeline with a scripted backend: newest wins, cancel, stale, cache, seams."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from completion_fakes import ScriptedBackend
+
+from ouzel.inference.backend import Backend
+from ouzel.inference.templates import TEMPLATES, ContextSnippet
+from ouzel.server.documents import Document, TextChange
+from ouzel.server.features import completion
+from ouzel.server.features.completion import CompletionEngine, engine_for, prompt_for
+from ouzel.server.features.telemetry import read_events, summarize, telemetry_path
+from ouzel.server.server import create_server
+from ouzel.server.session import Engine, Session
+
+URI = "file:///work/geometry.py"
+TEXT = "def area(width, height):\n    \n\nprint(area(2, 3))\n"
+CURSOR = TEXT.index("    \n") + 4
+BODY = "return width * height\n\nprint(area(2, 3))\n"
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    server = create_server(Engine())
+    server.session.settings.completion.debounce_ms = 0
+    yield server.session
+    server.session.engine.close()
+
+
+def use(session: Session, backend: ScriptedBackend) -> CompletionEngine:
+    engine = engine_for(session)
+
+    async def source(session: Session, task: str) -> Backend | None:
+        return backend
+
+    engine.backend_source = source
+    return engine
+
+
+def open_doc(session: Session, text: str = TEXT) -> Document:
+    return session.documents.open(URI, "python", 1, text)
+
+
+def type_chars(session: Session, doc: Document, offset: int, chars: str) -> Document:
+    line, column = doc.position(offset, "utf-16")
+    return session.documents.change(
+        doc.uri, doc.version + 1, [TextChange((line, column, line, column), chars)], "utf-16"
+    )
+
+
+async def test_a_function_body_gets_a_suggestion(session: Session) -> None:
+    backend = ScriptedBackend(BODY)
+    engine = use(session, backend)
+    suggestion = await engine.suggest(open_doc(session), CURSOR)
+    assert suggestion is not None and suggestion.text == "return width * height"
+    assert suggestion.kind == "reused"  # 8 of 10 prompt tokens were cached
+    request = backend.requests[0]
+    assert request.prompt.startswith("# Path: geometry.py\ndef area(width, height):\n    ")
+    assert request.prompt.endswith("    ") and "\n" not in request.stop  # a block may follow
+
+
+async def test_typing_through_is_answered_from_the_cache(session: Session) -> None:
+    backend = ScriptedBackend(BODY)
+    engine = use(session, backend)
+    doc = open_doc(session)
+    first = await engine.suggest(doc, CURSOR)
+    assert first is not None
+    doc = type_chars(session, doc, CURSOR, "ret")
+    second = await engine.suggest(doc, CURSOR + 3)
+    assert second is not None and second.text == "urn width * height"
+    assert second.kind == "cache" and second.id == first.id
+    assert len(backend.requests) == 1  # no second model call
+
+
+async def test_a_newer_request_cancels_the_running_one(session: Session) -> None:
+    backend = ScriptedBackend(BODY, char_delay=0.01)
+    engine = use(session, backend)
+    doc = open_doc(session)
+    older = asyncio.ensure_future(engine.suggest(doc, CURSOR))
+    await backend.started.wait()
+    newer = await engine.suggest(doc, CURSOR)
+    assert await older is None
+    assert backend.cancelled == 1
+    assert newer is not None and newer.text == "return width * height"
+
+
+async def test_a_keystroke_cancels_and_the_old_result_is_dropped(session: Session) -> None:
+    backend = ScriptedBackend(BODY, char_delay=0.01)
+    engine = use(session, backend)
+    doc = open_doc(session)
+    pending = asyncio.ensure_future(engine.suggest(doc, CURSOR))
+    await backend.started.wait()
+    type_chars(session, doc, CURSOR, "x")
+    assert await pending is None
+    assert backend.cancelled == 1
+
+
+async def test_a_result_for_an_old_version_is_never_shown(session: Session) -> None:
+    # Even a backend that ignores the cancel flag cannot get a stale result shown.
+    backend = ScriptedBackend(BODY, char_delay=0.005, honour_cancel=False)
+    engine = use(session, backend)
+    doc = open_doc(session)
+    pending = asyncio.ensure_future(engine.suggest(doc, CURSOR))
+    await backend.started.wait()
+    type_chars(session, doc, CURSOR, "x")
+    assert await pending is None
+
+
+async def test_closing_the_document_cancels(session: Session) -> None:
+    backend = ScriptedBackend(BODY, char_delay=0.01)
+    engine = use(session, backend)
+    pending = asyncio.ensure_future(engine.suggest(open_doc(session), CURSOR))
+    await backend.started.wait()
+    session.documents.close(URI)
+    assert await pending is None and backend.cancelled == 1
+
+
+async def test_cancelling_the_request_task_stops_the_generation(session: Session) -> None:
+    backend = ScriptedBackend(BODY, char_delay=0.01)
+    engine = use(session, backend)
+    pending = asyncio.ensure_future(engine.suggest(open_doc(session), CURSOR))
+    await backend.started.wait()
+    pending.cancel()  # what pygls does on $/cancelRequest
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    # The token the backend checks between tokens is set (an in-process generation on
+    # its worker thread stops at the next token; see the end-to-end tests).
+    assert backend.tokens[0].cancelled
+
+
+async def test_debounce_lets_only_the_newest_keystroke_reach_the_model(session: Session) -> None:
+    session.settings.completion.debounce_ms = 50
+    backend = ScriptedBackend(BODY)
+    engine = use(session, backend)
+    doc = open_doc(session)
+    first = asyncio.ensure_future(engine.suggest(doc, CURSOR))
+    await asyncio.sleep(0.01)
+    second = await engine.suggest(doc, CURSOR)
+    assert await first is None and second is not None
+    assert len(backend.requests) == 1
+
+
+async def test_mid_word_with_a_prefix_only_model_asks_nothing(session: Session) -> None:
+    backend = ScriptedBackend("anything")
+    engine = use(session, backend)
+    doc = open_doc(session, "value = fo(bar)\n")
+    assert await engine.suggest(doc, len("value = f")) is None
+    assert backend.requests == []
+
+
+async def test_fim_model_gets_prefix_and_suffix(session: Session) -> None:
+    backend = ScriptedBackend("width * height", template=TEMPLATES["qwen"])
+    engine = use(session, backend)
+    doc = open_doc(session, "def area(width, height):\n    return \n")
+    suggestion = await engine.suggest(doc, len("def area(width, height):\n    return "))
+    assert suggestion is not None and suggestion.text == "width * height"
+    prompt = backend.requests[0].prompt
+    assert prompt.startswith("<|file_sep|>geometry.py\n<|fim_prefix|>def area")
+    assert prompt.endswith("<|fim_suffix|>\n<|fim_middle|>")
+    assert backend.requests[0].special_tokens
+
+
+async def test_disabled_completions_make_no_call(session: Session) -> None:
+    session.settings.completion.enabled = False
+    backend = ScriptedBackend(BODY)
+    assert await use(session, backend).suggest(open_doc(session), CURSOR) is None
+    assert backend.requests == []
+
+
+async def test_context_provider_snippets_enter_the_prompt(session: Session) -> None:
+    backend = ScriptedBackend(BODY)
+    engine = use(session, backend)
+    snippet = ContextSnippet("shapes.py", "def square(side):\n    return side * side", "definition")
+
+    async def provider(session: Session, doc: Document, offset: int) -> Sequence[ContextSnippet]:
+        return [snippet]
+
+    completion.set_context_provider(session, provider)
+    doc = open_doc(session)
+    await engine.suggest(doc, CURSOR)
+    assert backend.requests[0].prompt.startswith(
+        "# Context from shapes.py (definition):\n# def square(side):\n#     return side * side\n"
+        "# Path: geometry.py\n"
+    )
+    # The context engine can show exactly that prompt.
+    plan = await prompt_for(session, doc, CURSOR)
+    assert plan is not None and plan.request.prompt == backend.requests[0].prompt
+
+
+async def test_a_slow_or_failing_context_provider_is_left_out(session: Session) -> None:
+    session.settings.completion.context_timeout_ms = 20
+    backend = ScriptedBackend(BODY)
+    engine = use(session, backend)
+
+    async def slow(session: Session, doc: Document, offset: int) -> Sequence[ContextSnippet]:
+        await asyncio.sleep(5)
+        return []
+
+    async def broken(session: Session, doc: Document, offset: int) -> Sequence[ContextSnippet]:
+        raise RuntimeError("index is gone")
+
+    for provider in (slow, broken):
+        completion.set_context_provider(session, provider)
+        suggestion = await engine.suggest(open_doc(session), CURSOR)
+        assert suggestion is not None
+        assert "Context from" not in backend.requests[-1].prompt
+
+
+async def test_telemetry_records_served_shown_accepted(session: Session) -> None:
+    backend = ScriptedBackend(BODY)
+    engine = use(session, backend)
+    doc = open_doc(session)
+    suggestion = await engine.suggest(doc, CURSOR)
+    assert suggestion is not None
+    engine.shown(suggestion.id)
+    doc = type_chars(session, doc, CURSOR, "ret")
+    assert await engine.suggest(doc, CURSOR + 3) is not None
+    engine.partially_accepted(suggestion.id, 6)
+    engine.accepted(suggestion.id)
+    events = list(read_events(telemetry_path()))
+    assert [e["event"] for e in events] == ["served", "shown", "served", "partial", "accepted"]
+    assert "return" not in Path(telemetry_path()).read_text()  # numbers, never code
+    summary = summarize(events)
+    assert summary.served == 2 and summary.cache_hits == 1 and summary.shown == 1
+    assert summary.acceptance_rate == 2.0  # one full and one partial accept per shown
+
+
+async def test_telemetry_off_writes_nothing(session: Session) -> None:
+    session.settings.telemetry = False
+    engine = use(session, ScriptedBackend(BODY))
+    assert await engine.suggest(open_doc(session), CURSOR) is not None
+    assert not telemetry_path().exists()

@@ -1,0 +1,142 @@
+"""Where a suggestion may go and what of the model's text is kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from ouzel.server.convert import line_starts
+from ouzel.server.features.completion_post import (
+    CursorContext,
+    block_ended,
+    decide_mode,
+    postprocess,
+)
+
+
+def at(marked: str) -> CursorContext:
+    """The cursor context at "|" in `marked`."""
+    offset = marked.index("|")
+    text = marked.replace("|", "", 1)
+    return CursorContext.at(text, line_starts(text), offset)
+
+
+FUNCTION_BODY = "def area(width, height):\n    |\n\nprint(area(2, 3))\n"
+
+
+@pytest.mark.parametrize(
+    ("marked", "fim", "mode"),
+    [
+        (FUNCTION_BODY, False, "multi"),  # an empty line in a block
+        ("def f(x):|\n", False, "multi"),  # the end of a line that opens a block
+        ("x = compute(|)\n", False, "single"),  # only closers after the cursor
+        ("total = |\n", False, "single"),  # the end of an ordinary line
+        ("value = fo|o(bar)\n", False, None),  # mid-line, prefix-only model: nothing
+        ("value = fo|o(bar)\n", True, "single"),  # mid-line, FIM model: one line
+        ("items = [|]\n", True, "single"),
+    ],
+)
+def test_mode_from_the_cursor(marked: str, fim: bool, mode: str | None) -> None:
+    assert decide_mode(at(marked), fim, multiline=True) == mode
+
+
+def test_multiline_setting_off_gives_single_lines() -> None:
+    assert decide_mode(at(FUNCTION_BODY), False, multiline=False) == "single"
+
+
+def test_single_line_stops_at_the_end_of_the_line() -> None:
+    assert postprocess("width * height\n    return x", at("x = |\n"), "single", 8) == (
+        "width * height"
+    )
+
+
+def test_block_ends_where_the_indentation_drops() -> None:
+    raw = "result = width * height\n    return result\n\nprint(area(4, 5))\n"
+    assert postprocess(raw, at(FUNCTION_BODY), "multi", 8) == (
+        "result = width * height\n    return result"
+    )
+
+
+def test_block_after_an_opener_starts_on_the_next_line() -> None:
+    raw = "\n    return a + b\n\ndef other():\n"
+    assert postprocess(raw, at("def add(a, b):|\n"), "multi", 8) == "\n    return a + b"
+
+
+def test_block_on_an_empty_line_started_by_the_model_on_the_next_line() -> None:
+    # The cursor already stands at the indentation; the block starts right there.
+    raw = "\n    return width * height\n"
+    assert postprocess(raw, at(FUNCTION_BODY), "multi", 8) == "return width * height"
+
+
+def test_block_keeps_at_most_max_lines() -> None:
+    raw = "".join(f"a{i} = {i}\n    " for i in range(20))
+    lines = postprocess(raw, at(FUNCTION_BODY), "multi", 3).split("\n")
+    assert len(lines) == 3
+
+
+def test_a_looping_model_is_cut_at_the_first_repeat() -> None:
+    raw = "print(a + b)\n    print(a + b)\n    print(a + b)\n"
+    assert postprocess(raw, at("def add(a, b):\n    |\n"), "multi", 8) == "print(a + b)"
+
+
+def test_top_level_block_ends_at_a_blank_line() -> None:
+    raw = "import sys\n\ndef main():\n    pass\n"
+    assert postprocess(raw, at("import os\n|\n"), "multi", 8) == "import sys"
+
+
+def test_closing_brackets_already_on_the_line_are_not_repeated() -> None:
+    cursor = at("print(|)\n")
+    assert postprocess('"hello")', cursor, "single", 8) == '"hello"'
+    assert postprocess('"hi", end="")', cursor, "single", 8) == '"hi", end=""'
+    assert postprocess('"hi"))', cursor, "single", 8) == '"hi"'
+    assert postprocess("f(x), g(y))", cursor, "single", 8) == "f(x), g(y)"
+    # A quote and a bracket after the cursor.
+    assert postprocess('hello")', at('print("|")\n'), "single", 8) == "hello"
+
+
+def test_text_that_only_repeats_the_next_line_is_dropped() -> None:
+    cursor = at("def f():\n    |\n    return 1\n")
+    assert postprocess("return 1\n", cursor, "multi", 8) == ""
+
+
+def test_a_block_is_cut_where_it_reaches_the_following_code() -> None:
+    cursor = at("for item in items:\n    |\n    total += item\n")
+    raw = "item = item * 2\n    total += item\n    print(total)\n"
+    assert postprocess(raw, cursor, "multi", 8) == "item = item * 2"
+
+
+def test_a_suggestion_repeating_the_line_above_is_dropped() -> None:
+    cursor = at("x = load(path)\nx = load(|\n")
+    assert postprocess("path)", cursor, "single", 8) == ""
+
+
+def test_no_item_rather_than_an_empty_one() -> None:
+    assert postprocess("", at("x = |\n"), "single", 8) == ""
+    assert postprocess("   \n\n", at(FUNCTION_BODY), "multi", 8) == ""
+    assert postprocess("\nfoo()", at("x = |\n"), "single", 8) == ""
+
+
+def test_indentation_follows_the_document() -> None:
+    tabbed = "def f(items):\n\tfor item in items:\n\t\t|\n"
+    raw = "if item:\n            yield item\n"
+    assert postprocess(raw, at(tabbed), "multi", 8) == "if item:\n\t\t\tyield item"
+    spaced = "def f(items):\n    for item in items:\n        |\n"
+    raw = "if item:\n\t\t\tyield item\n"
+    assert postprocess(raw, at(spaced), "multi", 8) == "if item:\n            yield item"
+
+
+def test_trailing_whitespace_is_trimmed_and_crlf_normalised() -> None:
+    assert postprocess("a + b   \r\n", at("x = |\n"), "single", 8) == "a + b"
+
+
+def test_should_stop_ends_generation_when_the_block_is_over() -> None:
+    ended = block_ended(at(FUNCTION_BODY), max_lines=8)
+    assert not ended("result = 1\n    return result")
+    assert not ended("result = 1\n    return result\n")
+    assert ended("result = 1\n    return result\nprint(")
+    assert ended("a\n" * 10)
+
+
+def test_crlf_documents_give_the_same_context() -> None:
+    cursor = at("def f():\r\n    |\r\n    return 1\r\n")
+    assert cursor.line_prefix == "    " and cursor.line_suffix == ""
+    assert cursor.lines_after[0] == "    return 1"
