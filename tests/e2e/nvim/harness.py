@@ -216,6 +216,9 @@ class Editor:
             "the ouzel client to attach",
         )
 
+    def client_id(self) -> int:
+        return self.lua("return require('ouzel').client().id")
+
     def wait_suggestion(self, timeout: float = 90) -> str:
         return wait_for(self.suggestion, timeout, "ghost text")
 

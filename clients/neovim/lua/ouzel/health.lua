@@ -104,28 +104,85 @@ local function check_server_command()
   end
 end
 
---- One line per status section; a section with `error` is an error, `loaded = false` a warning.
+--- @param value any
+--- @return any
+local function present(value)
+  if value == vim.NIL then
+    return nil
+  end
+  return value
+end
+
+--- A section without a reader of its own: one line; an `error` or `state = "failed"` is an error.
 --- @param name string
 --- @param section table
-local function report_section(name, section)
+local function report_generic(name, section)
   local summary = {}
   local keys = vim.tbl_keys(section)
   table.sort(keys)
   for _, key in ipairs(keys) do
-    local value = section[key]
-    if type(value) ~= 'table' and key ~= 'error' then
+    local value = present(section[key])
+    if value ~= nil and type(value) ~= 'table' and key ~= 'error' then
       table.insert(summary, ('%s=%s'):format(key, tostring(value)))
     end
   end
   local line = ('%s: %s'):format(name, table.concat(summary, ', '))
-  if section.error and section.error ~= vim.NIL then
-    health.error(('%s: %s'):format(name, tostring(section.error)))
-  elseif section.loaded == false then
-    health.warn(line)
+  local err = present(section.error)
+  if err or section.state == 'failed' then
+    health.error(('%s: %s'):format(name, tostring(err or 'failed')), { line })
   else
     health.ok(line)
   end
 end
+
+--- The "model" section: the local model for suggestions.
+--- @param model table
+local function report_model(_, model)
+  local file = vim.fs.basename(tostring(present(model.path) or 'the embedded model'))
+  local where = ('%s (profile %s)'):format(file, tostring(present(model.profile)))
+  if model.state == 'ready' then
+    local seconds = present(model.loadSeconds)
+    health.ok(
+      ('model loaded: %s%s; %d suggestion request(s)'):format(
+        where,
+        seconds and (', in %.1f s'):format(seconds) or '',
+        present(model.requests) or 0
+      )
+    )
+  elseif model.state == 'failed' then
+    health.error('model failed to load: ' .. tostring(present(model.error) or '?'), {
+      ('set `%s` to a GGUF file, or leave it empty for the embedded model'):format(
+        tostring(present(model.setting) or 'models.local.model_path')
+      ),
+    })
+  elseif model.state == 'loading' then
+    health.info('model loading: ' .. where)
+  elseif model.state == 'none' then
+    health.info('no local model serves suggestions (see routing.inline_completion)')
+  else
+    health.info(('model not loaded yet (%s): it loads with the first suggestion'):format(where))
+  end
+end
+
+--- The "router" section: every model profile; remote ones must be reachable to be used.
+--- @param router table
+local function report_router(_, router)
+  local names = vim.tbl_keys(type(router.profiles) == 'table' and router.profiles or {})
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local profile = router.profiles[name]
+    if type(profile) == 'table' and profile.remote == true then
+      local label = ('remote model %s (%s)'):format(name, tostring(present(profile.endpoint)))
+      if profile.usable == true then
+        health.ok(label .. ' is usable')
+      else
+        health.warn(('%s is not used: %s'):format(label, tostring(present(profile.skipReason))))
+      end
+    end
+  end
+end
+
+local section_readers = { model = report_model, router = report_router }
 
 local function check_clients()
   health.start('ouzel: running servers')
@@ -159,7 +216,10 @@ local function check_clients()
       for _, name in ipairs(names) do
         local section = status[name]
         if type(section) == 'table' and not vim.islist(section) then
-          report_section(name, section)
+          local ok, err = pcall(section_readers[name] or report_generic, name, section)
+          if not ok then
+            health.warn(('cannot read the %s section: %s'):format(name, err))
+          end
         end
       end
     end
