@@ -20,7 +20,7 @@ from rpc import TcpServer
 pytestmark = pytest.mark.e2e
 
 TOKEN = "tcp-token-for-the-neovim-tests-0123456789"
-SOURCE = "def add(a, b):\n    return a + b\n"
+SOURCE = 'def add(a, b):\n    """Return the sum of a and b."""\n    \n'
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def checkhealth(nvim: Editor) -> str:
     return "\n".join(nvim.lines())
 
 
-def test_tcp_with_the_token_from_the_environment(
+def test_tcp_with_the_token_from_the_environment_gives_ghost_text(
     tcp_server: TcpServer, workspace: Path, tmp_path: Path
 ) -> None:
     with editor(
@@ -99,6 +99,13 @@ def test_tcp_with_the_token_from_the_environment(
     ) as nvim:
         nvim.open(workspace / "calc.py")
         nvim.wait_attached()
+        nvim.type("3GA")
+        suggestion = nvim.wait_suggestion(180)  # the server loads the model on first use
+        first = suggestion.split("\n")[0]
+        assert nvim.screen()[2] == "    " + first
+        nvim.type("<Tab>")
+        wait_for(lambda: nvim.lines()[2] == "    " + first, 10, "the accepted suggestion")
+        nvim.type("<Esc>")
         assert f"(tcp 127.0.0.1:{tcp_server.port})" in status_text(nvim)
         report = checkhealth(nvim)
         assert "ERROR" not in report, report
