@@ -269,6 +269,7 @@ class OpenAICompatBackend:
 
     async def probe(self) -> ProbeResult:
         """`GET /v1/models` with a short timeout; checks the configured model is served."""
+        self._client_for_loop()  # building the client is not the server's latency
         started = time.perf_counter()
         timeout = httpx2.Timeout(
             connect=self.endpoint.connect_timeout_s,

@@ -17,6 +17,7 @@ Policy (settings `routing.*`, `privacy.*`, `models.*`):
   speed averages.
 - Prompts for remote profiles have secrets redacted (`privacy.redact_secrets`).
 - The log says which profile served each request and how fast; the prompt only at debug.
+  Results and chunks name the serving profile in `backend`.
 
 One `Router` per process (an `Engine` service) holds the backends and their health; the
 settings come with each call, because sessions (workspaces) may differ in what they allow.
@@ -30,7 +31,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,17 @@ def default_backend_factory(name: str, profile: ModelProfile) -> Backend:
     return LlamaCppBackend(path, options, template=profile.template)
 
 
+def configured_profiles(settings: Settings) -> dict[str, ModelProfile]:
+    """The model profiles, with the embedded `local` one unless the settings redefine it.
+
+    A settings file that adds `[models.remote]` replaces the whole default `models` table;
+    the local model should not vanish because a remote one was added.
+    """
+    profiles = dict(settings.models)
+    profiles.setdefault("local", ModelProfile(backend="llama_cpp"))
+    return profiles
+
+
 def profile_is_remote(profile: ModelProfile) -> bool:
     if profile.backend != "openai":
         return profile.location == "remote"
@@ -153,6 +165,16 @@ class Candidate:
     silent: bool = False  # skipped without a notice (the profile is not configured)
 
 
+@dataclass
+class _Attempt:
+    """One request's way through the candidates."""
+
+    task: TaskKind
+    notices: Notices | None
+    failures: list[str] = field(default_factory=list)
+    warming: list[Candidate] = field(default_factory=list)
+
+
 class Router:
     """Process-wide: backends by profile, health, and the routing policy."""
 
@@ -198,19 +220,20 @@ class Router:
     def plan(self, settings: Settings, task: TaskKind) -> list[Candidate]:
         """The profiles for `task` in order, each with the reason it would be skipped."""
         candidates = []
+        profiles = configured_profiles(settings)
         for name in getattr(settings.routing, task):
-            profile = settings.models.get(name)
+            profile = profiles.get(name)
             if profile is None:
                 candidates.append(Candidate(name, None, False, "not configured", silent=True))
                 continue
             entry = self.entry(name, profile, settings)
             remote = profile_is_remote(profile)
             candidates.append(
-                Candidate(name, entry, remote, self._skip_reason(entry, remote, settings))
+                Candidate(name, entry, remote, self.skip_reason(entry, remote, settings))
             )
         return candidates
 
-    def _skip_reason(self, entry: _Entry, remote: bool, settings: Settings) -> str | None:
+    def skip_reason(self, entry: _Entry, remote: bool, settings: Settings) -> str | None:
         if entry.backend is None:
             return f"it is misconfigured: {entry.error}"
         if remote and not settings.privacy.allow_remote:
@@ -250,8 +273,8 @@ class Router:
         cancel: CancelToken,
         notices: Notices | None = None,
     ) -> CompletionResult:
-        failures: list[str] = []
-        for candidate, fallback in self._usable(settings, task, failures, notices):
+        attempt = _Attempt(task, notices)
+        async for candidate, fallback in self._candidates(settings, attempt):
             entry = _require(candidate.entry)
             backend = _require(entry.backend)
             prepared = self._prepare_completion(candidate, request, settings)
@@ -259,7 +282,7 @@ class Router:
             try:
                 result = await backend.complete(prepared, cancel)
             except BackendError as exc:
-                self._failed(candidate, exc, failures, task)
+                self._failed(candidate, exc, attempt)
                 if cancel.cancelled:
                     raise
                 continue
@@ -275,8 +298,8 @@ class Router:
             self._served(
                 task, candidate, fallback, self.clock() - started, result.generated_tokens, notices
             )
-            return result
-        raise self._nothing_served(task, failures)
+            return replace(result, backend=candidate.name)
+        raise self._nothing_served(attempt)
 
     async def stream_chat(
         self,
@@ -289,8 +312,8 @@ class Router:
         temperature: float = 0.2,
         notices: Notices | None = None,
     ) -> AsyncGenerator[ChatChunk, None]:
-        failures: list[str] = []
-        for candidate, fallback in self._usable(settings, task, failures, notices):
+        attempt = _Attempt(task, notices)
+        async for candidate, fallback in self._candidates(settings, attempt):
             entry = _require(candidate.entry)
             backend = _require(entry.backend)
             prepared = self._prepare_messages(candidate, messages, settings)
@@ -310,9 +333,9 @@ class Router:
                         if pieces == 1 and chunk.text:
                             # Output has started: this profile owns the answer now.
                             self._served(task, candidate, fallback, None, 0, notices)
-                        yield replace(chunk, backend=chunk.backend or candidate.name)
+                        yield replace(chunk, backend=candidate.name)
             except BackendError as exc:
-                self._failed(candidate, exc, failures, task)
+                self._failed(candidate, exc, attempt)
                 if pieces or cancel.cancelled:
                     raise
                 continue
@@ -335,7 +358,7 @@ class Router:
                 stop_reason,
             )
             return
-        raise self._nothing_served(task, failures)
+        raise self._nothing_served(attempt)
 
     async def embed(
         self,
@@ -344,8 +367,8 @@ class Router:
         task: TaskKind = "embeddings",
         notices: Notices | None = None,
     ) -> list[list[float]]:
-        failures: list[str] = []
-        for candidate, fallback in self._usable(settings, task, failures, notices):
+        attempt = _Attempt(task, notices)
+        async for candidate, fallback in self._candidates(settings, attempt):
             entry = _require(candidate.entry)
             backend = _require(entry.backend)
             prepared = list(texts)
@@ -355,12 +378,12 @@ class Router:
             try:
                 vectors = await backend.embed(prepared)
             except BackendError as exc:
-                self._failed(candidate, exc, failures, task)
+                self._failed(candidate, exc, attempt)
                 continue
             self._succeeded(entry, None, 0, self.clock() - started)
             self._served(task, candidate, fallback, self.clock() - started, 0, notices)
             return vectors
-        raise self._nothing_served(task, failures)
+        raise self._nothing_served(attempt)
 
     def count_tokens(self, settings: Settings, task: TaskKind, text: str) -> int:
         backend = self.current_backend(settings, task)
@@ -385,20 +408,41 @@ class Router:
 
     # --- policy helpers ----------------------------------------------------------------
 
-    def _usable(
-        self,
-        settings: Settings,
-        task: TaskKind,
-        failures: list[str],
-        notices: Notices | None,
-    ) -> Iterator[tuple[Candidate, bool]]:
+    async def _candidates(
+        self, settings: Settings, attempt: _Attempt
+    ) -> AsyncGenerator[tuple[Candidate, bool], None]:
         """Candidates to try in order, with `fallback` True after a skipped/failed one.
 
         Lazy on purpose: a failure recorded while one candidate was tried shows in the
         next one's notice, and a half-open breaker's trial slot is claimed only when its
-        candidate is really tried.
+        candidate is really tried. When nothing served and a model was only loading, work
+        the user asked for (anything but ghost text, which must not wait) waits for that
+        load once and tries it again.
         """
-        return iter(_UsableCandidates(self, settings, task, failures, notices))
+        for pair in _UsableCandidates(self, settings, attempt):
+            yield pair
+        if attempt.task == "inline_completion":
+            return
+        for candidate in attempt.warming:
+            entry = _require(candidate.entry)
+            wait_ready = getattr(entry.backend, "wait_ready", None)
+            if wait_ready is None:
+                continue
+            label = TASK_LABELS[attempt.task]
+            self._notify(
+                attempt.notices,
+                attempt.task,
+                f"loading:{candidate.name}",
+                f"{label}: waiting for '{candidate.name}' to load its model.",
+            )
+            try:
+                await asyncio.wait_for(wait_ready(), timeout=entry.profile.read_timeout_s)
+            except (BackendError, asyncio.TimeoutError) as exc:
+                reason = str(exc) or f"not loaded after {entry.profile.read_timeout_s:g} s"
+                attempt.failures.append(f"'{candidate.name}': {reason}")
+                continue
+            yield candidate, True
+            return
 
     def _prepare_completion(
         self, candidate: Candidate, request: CompletionRequest, settings: Settings
@@ -445,12 +489,13 @@ class Router:
             return
         health.request_succeeded(first_token_s, tokens, total_s)
 
-    def _failed(
-        self, candidate: Candidate, exc: BackendError, failures: list[str], task: str
-    ) -> None:
+    def _failed(self, candidate: Candidate, exc: BackendError, attempt: _Attempt) -> None:
         entry = _require(candidate.entry)
+        task = attempt.task
         counted = entry.health.request_failed(exc)
-        failures.append(f"'{candidate.name}': {exc}")
+        attempt.failures.append(f"'{candidate.name}': {exc}")
+        if isinstance(exc, BackendWarming):
+            attempt.warming.append(candidate)
         log.warning(
             "%s: '%s' failed%s: %s",
             TASK_LABELS[task],
@@ -490,16 +535,21 @@ class Router:
         if notices is not None:
             notices.situation(task, key, text)
 
-    def _nothing_served(self, task: str, failures: list[str]) -> BackendError:
+    def _nothing_served(self, attempt: _Attempt) -> BackendError:
+        failures = attempt.failures
         detail = "; ".join(failures) if failures else "no model profile is configured for it"
-        return BackendUnavailable(f"{TASK_LABELS[task]}: no model could serve ({detail})")
+        message = f"{TASK_LABELS[attempt.task]}: no model could serve ({detail})"
+        # Only loading models stood in the way: say so, so callers can show "loading".
+        if attempt.warming and len(attempt.warming) == len(failures):
+            return BackendWarming(message)
+        return BackendUnavailable(message)
 
     # --- status ------------------------------------------------------------------------
 
     def status(self, settings: Settings) -> dict[str, Any]:
         """The `router` section of `ouzel/status`."""
         profiles: dict[str, Any] = {}
-        for name, profile in settings.models.items():
+        for name, profile in configured_profiles(settings).items():
             entry = self.entry(name, profile, settings)
             remote = profile_is_remote(profile)
             profiles[name] = {
@@ -509,8 +559,8 @@ class Router:
                 else None,
                 "remote": remote,
                 "model": _model_label(entry),
-                "usable": self._skip_reason(entry, remote, settings) is None,
-                "skipReason": self._skip_reason(entry, remote, settings),
+                "usable": self.skip_reason(entry, remote, settings) is None,
+                "skipReason": self.skip_reason(entry, remote, settings),
                 **entry.health.snapshot(),
             }
         routes: dict[str, Any] = {}
@@ -558,19 +608,12 @@ class Router:
 class _UsableCandidates:
     """Iterates the usable candidates of a plan, sending fallback notices as it goes."""
 
-    def __init__(
-        self,
-        router: Router,
-        settings: Settings,
-        task: TaskKind,
-        failures: list[str],
-        notices: Notices | None,
-    ) -> None:
+    def __init__(self, router: Router, settings: Settings, attempt: _Attempt) -> None:
         self.router = router
         self.settings = settings
-        self.task = task
-        self.failures = failures
-        self.notices = notices
+        self.task = attempt.task
+        self.failures = attempt.failures
+        self.notices = attempt.notices
 
     def __iter__(self) -> Iterator[tuple[Candidate, bool]]:
         router, settings, task = self.router, self.settings, self.task
@@ -719,6 +762,7 @@ __all__ = [
     "RemoteNotAllowed",
     "RoutedBackend",
     "Router",
+    "configured_profiles",
     "default_backend_factory",
     "endpoint_for",
     "profile_is_remote",

@@ -130,6 +130,8 @@ def _load_feature_commands() -> None:
 # Modules whose import calls `register(...)`.
 FEATURE_COMMAND_MODULES: list[str] = [
     "ouzel.server.commands.gpu",
+    "ouzel.server.commands.doctor",
+    "ouzel.server.commands.ask",
 ]
 
 

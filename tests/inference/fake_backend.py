@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from ouzel.inference.types import (
     BackendError,
+    BackendWarming,
     CancelToken,
     ChatChunk,
     ChatMessage,
@@ -37,7 +39,15 @@ class FakeBackend:
     def fail_next(self, *errors: BackendError | None) -> None:
         self.script.extend(errors)
 
+    async def wait_ready(self) -> None:
+        """Like LlamaCppBackend: a load that finishes a little later."""
+        await asyncio.sleep(0.01)
+        if self.state == "loading":
+            self.state = "ready"
+
     def _maybe_fail(self) -> None:
+        if self.state == "loading":
+            raise BackendWarming(f"{self.name} is loading its model")
         if self.script:
             error = self.script.popleft()
             if error is not None:

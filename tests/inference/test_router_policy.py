@@ -277,3 +277,16 @@ def test_misconfigured_openai_profiles_say_why(monkeypatch: pytest.MonkeyPatch) 
     assert "http://" in reasons["badurl"]
     monkeypatch.setenv("OUZEL_TEST_KEY", "k")
     assert {c.name: c.skip for c in router.plan(settings, "chat")}["nokey"] is None
+
+
+async def test_chat_waits_for_a_loading_local_model_but_ghost_text_does_not(rig: Rig) -> None:
+    settings = make_settings()
+    local = rig.backend("local")
+    local.state = "loading"
+    with pytest.raises(BackendWarming, match="is loading its model"):
+        await rig.complete(settings)
+    assert local.state == "loading"
+    chunks = await rig.chat(settings)
+    assert chunks[0].text == "local" and local.state == "ready"
+    assert rig.sent == ["chat: waiting for 'local' to load its model."]
+    assert rig.router.status(settings)["profiles"]["local"]["failures"] == 0

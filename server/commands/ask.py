@@ -1,0 +1,157 @@
+"""`ouzel ask "question"`: stream a chat answer through the router.
+
+Inside a workspace it adds the most relevant chunks of the workspace index as context
+(when the indexer's `search_chunks` is available and an index exists); routing notices
+("remote is down; answering with local") and the serving profile go to stderr, the answer
+to stdout, so `ouzel ask ... > answer.md` keeps only the answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ouzel.server.cli import Command, register
+from ouzel.server.commands.doctor import (
+    add_remote_arguments,
+    find_workspace_root,
+    load_cli_settings,
+    quiet_logging,
+)
+
+SYSTEM_PROMPT = (
+    "You are ouzel, a coding assistant running on the user's own machines. Answer the "
+    "question concisely; use the workspace excerpts when they are relevant and say which "
+    "file you rely on."
+)
+CONTEXT_CHUNKS = 6
+CONTEXT_CHARS = 6000
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("question", nargs="+", help="the question ('-' reads it from stdin)")
+    parser.add_argument(
+        "--no-context", action="store_true", help="do not add workspace excerpts to the question"
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, default=1024, help="longest answer in tokens (default 1024)"
+    )
+    add_remote_arguments(parser)
+
+
+def _run(args: argparse.Namespace) -> int:
+    question = " ".join(args.question)
+    if question == "-":
+        question = sys.stdin.read()
+    if not question.strip():
+        print("ouzel ask: the question is empty", file=sys.stderr)
+        return 2
+    root = find_workspace_root(Path.cwd())
+    settings = load_cli_settings(args, root)
+    quiet_logging(settings)
+    context, note = (
+        ("", None) if args.no_context or root is None else workspace_context(root, question)
+    )
+    if note:
+        print(f"ouzel: {note}", file=sys.stderr)
+    try:
+        return asyncio.run(_ask(settings, question, context, args.max_tokens))
+    except KeyboardInterrupt:
+        print("\nouzel: cancelled", file=sys.stderr)
+        return 130
+
+
+async def _ask(settings: Any, question: str, context: str, max_tokens: int) -> int:
+    from ouzel.inference.router import Notices, Router
+    from ouzel.inference.types import BackendError, CancelToken, ChatMessage
+
+    router = Router()
+    notices = Notices(lambda text: print(f"ouzel: {text}", file=sys.stderr, flush=True))
+    user = f"{context}\n\nQuestion: {question}" if context else question
+    messages = [ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", user)]
+    started = time.monotonic()
+    wrote = False
+    try:
+        async for chunk in router.stream_chat(
+            settings, "chat", messages, [], CancelToken(), max_tokens=max_tokens, notices=notices
+        ):
+            if chunk.text:
+                sys.stdout.write(chunk.text)
+                sys.stdout.flush()
+                wrote = True
+    except BackendError as exc:
+        if wrote:
+            print(file=sys.stdout)
+        print(f"ouzel ask: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await router.aclose()
+        router.close()
+    if wrote:
+        print()
+    served = router.served.get("chat")
+    if served is not None:
+        print(
+            f"ouzel: answered by '{served.profile}' in {time.monotonic() - started:.1f} s",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def workspace_context(root: Path, question: str) -> tuple[str, str | None]:
+    """Workspace excerpts for `question`, and a note when there are none and why."""
+    try:
+        from ouzel.indexer import search as search_module
+    except ImportError:
+        return "", "no workspace context: the workspace index is not available in this build"
+    search_chunks = getattr(search_module, "search_chunks", None)
+    if search_chunks is None:
+        return "", "no workspace context: the indexer has no search_chunks"
+    try:
+        hits = _call_search(search_chunks, root, question)
+    except Exception as exc:  # the index may be missing, stale or being rebuilt
+        return "", f"no workspace context ({type(exc).__name__}: {exc})"
+    excerpts = []
+    used = 0
+    for hit in list(hits or [])[:CONTEXT_CHUNKS]:
+        text = str(_field(hit, "text", "content", "code") or "")
+        if not text.strip() or used + len(text) > CONTEXT_CHARS:
+            continue
+        used += len(text)
+        path = _field(hit, "path", "file", "relative_path") or "?"
+        start = _field(hit, "start_line", "line", "start")
+        where = f"{path}:{start}" if start is not None else str(path)
+        excerpts.append(f"### {where}\n```\n{text.rstrip()}\n```")
+    if not excerpts:
+        return "", "no workspace context found for this question"
+    return "Excerpts from the workspace:\n\n" + "\n\n".join(excerpts), None
+
+
+def _call_search(search_chunks: Any, root: Path, question: str) -> Any:
+    """Call the indexer's search with whichever parameter names it uses."""
+    parameters = inspect.signature(search_chunks).parameters
+    kwargs: dict[str, Any] = {}
+    for name in ("limit", "k", "top_k"):
+        if name in parameters:
+            kwargs[name] = CONTEXT_CHUNKS
+            break
+    result = search_chunks(root, question, **kwargs)
+    if inspect.iscoroutine(result):
+        return asyncio.run(result)
+    return result
+
+
+def _field(hit: Any, *names: str) -> Any:
+    for name in names:
+        value = hit.get(name) if isinstance(hit, dict) else getattr(hit, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+register(Command("ask", "ask a question; the answer streams through the router", _arguments, _run))
