@@ -1,12 +1,14 @@
 // Drives a real VS Code (code-server) in Debian's Chromium through playwright-core.
 //
-//   node e2e/driver.mjs '{"url": ..., "file": ..., "line": 3, "type": "...", ...}'
+//   node e2e/driver.mjs '{"url": ..., "file": "calc.py", "edits": [...], ...}'
 //
-// Steps: open the workbench, wait for ouzel's status bar item to report a running server,
-// open the file, put the cursor at the end of `line`, type `type`, wait for ghost text,
-// screenshot it, press Tab, save, screenshot again. Every wait is on a condition with a
-// time limit; progress and the result are JSON lines on stdout. tests/e2e/test_vscode.py
-// starts code-server and checks the result against the file on disk and the server's log.
+// Open the workbench, wait for ouzel's status bar item to report a running server, open the
+// file; then for each edit `{line, type, accept: "tab" | "word", screenshot?}`: cursor to
+// the end of `line` (1-based), type `type`, wait for ghost text, screenshot it, and accept
+// it whole (Tab) or its next word (Ctrl+Right, then Escape for the rest). Finally save.
+// Every wait is on a condition with a time limit; progress and results are JSON lines on
+// stdout. tests/e2e/test_vscode.py starts code-server and checks the file on disk and the
+// server's telemetry.
 import { chromium } from 'playwright-core';
 
 const config = JSON.parse(process.argv[2]);
@@ -79,30 +81,46 @@ async function main() {
         await editor.locator('.view-lines').click();
         emit('opened', { file: config.file });
 
-        // Cursor to the end of the line (1-based), then type like a person.
-        await page.keyboard.press('Control+G');
-        await quickInput.waitFor();
-        await page.keyboard.type(String(config.line));
-        await page.keyboard.press('Enter');
-        await page.keyboard.press('End');
-        await page.keyboard.type(config.type, { delay: 40 });
-        emit('typed', { text: config.type });
-
         const ghost = page.locator('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text');
-        await ghost.first().waitFor({ state: 'visible' });
-        const ghostParts = await ghost.allInnerTexts();
-        emit('ghost', { parts: ghostParts, status: await statusText(page) });
-        if (config.screenshotGhost) {
-            await page.screenshot({ path: config.screenshotGhost });
+        for (const [index, edit] of config.edits.entries()) {
+            // Cursor to the end of the line, then type like a person.
+            await page.keyboard.press('Control+G');
+            await quickInput.waitFor();
+            await page.keyboard.type(String(edit.line));
+            await page.keyboard.press('Enter');
+            await quickInput.waitFor({ state: 'hidden' });
+            await page.keyboard.press('End');
+            await page.keyboard.type(edit.type, { delay: 40 });
+            emit('typed', { index, text: edit.type });
+
+            await ghost.first().waitFor({ state: 'visible' });
+            const parts = await ghost.allInnerTexts();
+            emit('ghost', { index, parts, status: await statusText(page) });
+            if (edit.screenshot) {
+                await page.screenshot({ path: edit.screenshot });
+            }
+            const shown = parts.join('\n');
+            // Tab takes it all; Ctrl+Right (ouzel's wrapper of accept-next-word) the next word.
+            await page.keyboard.press(edit.accept === 'word' ? 'Control+ArrowRight' : 'Tab');
+            // The ghost text changes: shorter, gone, or (after Tab) a next suggestion.
+            await page.waitForFunction(
+                (before) => {
+                    const nodes = document.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text');
+                    return [...nodes].map((node) => node.innerText).join('\n') !== before;
+                },
+                shown,
+                { timeout },
+            );
+            await page.keyboard.press('Escape');
+            await ghost.first().waitFor({ state: 'detached' });
+            emit('accepted', { index, how: edit.accept, status: await statusText(page) });
         }
 
-        await page.keyboard.press('Tab');
-        await ghost.first().waitFor({ state: 'detached' }).catch(() => {});
         await page.keyboard.press('Control+S');
         await page.locator('.tab.active.dirty').waitFor({ state: 'detached' });
-        emit('accepted', { status: await statusText(page) });
-        if (config.screenshotAccepted) {
-            await page.screenshot({ path: config.screenshotAccepted });
+        emit('saved', { status: await statusText(page) });
+        if (config.screenshotSaved) {
+            await page.screenshot({ path: config.screenshotSaved });
         }
         emit('done', { consoleErrors });
     } catch (error) {

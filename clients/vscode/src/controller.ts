@@ -18,6 +18,9 @@ import { contributedKeys, explicitSettings, SECTION } from './settingsSync';
 import { ContentChange, ghostText, SuggestionTracker } from './suggestions';
 
 const ACCEPTED_COMMAND = 'ouzel.internal.accepted';
+// Telemetry notifications the server reads (server/handlers/completion.py), as Copilot's.
+const DID_SHOW = 'textDocument/didShowCompletion';
+const DID_PARTIALLY_ACCEPT = 'textDocument/didPartiallyAcceptCompletion';
 /** The server's answer to `initialize` without the right token (see server/remote.py). */
 const AUTH_FAILED = -32001;
 const VIEW_SCHEME = 'ouzel';
@@ -45,6 +48,20 @@ class ViewProvider implements vscode.TextDocumentContentProvider {
     }
 }
 
+interface WireItem {
+    insertText: string;
+    command?: { title: string; command: string; arguments?: unknown[] };
+}
+
+/** The item as the server sent it, for telemetry (the server finds its id in the command). */
+function wireItem(item: vscode.InlineCompletionItem): WireItem {
+    const insertText = typeof item.insertText === 'string' ? item.insertText : item.insertText.value;
+    const command = item.command;
+    return command === undefined
+        ? { insertText }
+        : { insertText, command: { title: command.title, command: command.command, arguments: command.arguments } };
+}
+
 function errorText(error: unknown): string {
     return error instanceof Error ? error.message : String(error);
 }
@@ -59,6 +76,7 @@ export class OuzelController implements vscode.Disposable {
     private readonly disposables: vscode.Disposable[] = [];
     private readonly settingKeys: string[];
     private status: StatusState;
+    private lastShownKey: string | undefined;
 
     constructor(context: vscode.ExtensionContext) {
         this.output = vscode.window.createOutputChannel('ouzel');
@@ -226,6 +244,9 @@ export class OuzelController implements vscode.Disposable {
                 }
                 next(token, params);
             },
+            // Ghost text is this extension's UI; the server's popup items (its suggestion again,
+            // plus Jedi's names) would duplicate it and the Python extension's completions.
+            provideCompletionItem: () => undefined,
             provideInlineCompletionItems: async (document, position, context, token, next) => {
                 if (!this.status.enabled) {
                     return null;
@@ -263,10 +284,19 @@ export class OuzelController implements vscode.Disposable {
         if (items.length === 0) {
             return;
         }
-        this.update({ shown: this.status.shown + 1 });
+        const wireItems = items.map(wireItem);
         for (const item of items) {
             // Route acceptance through our command: it counts, then tells the server.
             item.command = { title: 'accepted', command: ACCEPTED_COMMAND, arguments: [item.command] };
+        }
+        // VS Code shows the first item; stable VS Code has no "shown" event, so an item handed
+        // back for display counts as shown, once per suggestion.
+        const shown = wireItems[0];
+        const key = JSON.stringify(shown.command?.arguments ?? shown.insertText);
+        if (key !== this.lastShownKey) {
+            this.lastShownKey = key;
+            this.update({ shown: this.status.shown + 1 });
+            void this.notify(DID_SHOW, { item: shown });
         }
         const first = items[0];
         if (typeof first.insertText !== 'string') {
@@ -281,8 +311,21 @@ export class OuzelController implements vscode.Disposable {
                 anchor: { line: position.line, character: position.character },
                 insertText: first.insertText,
                 ghost,
-                item: first.command?.arguments?.[0],
+                item: shown,
             });
+        }
+    }
+
+    /** A notification to the server when it runs; failures only reach the log. */
+    private async notify(method: string, params: unknown): Promise<void> {
+        const client = this.client;
+        if (!client?.isRunning()) {
+            return;
+        }
+        try {
+            await client.sendNotification(method, params);
+        } catch (error) {
+            this.output.appendLine(`[ouzel] ${method} failed: ${errorText(error)}`);
         }
     }
 
@@ -329,20 +372,8 @@ export class OuzelController implements vscode.Disposable {
         }
     }
 
-    private async reportPartialAccept(serverCommand: unknown, acceptedLength: number): Promise<void> {
-        const client = this.client;
-        const command = serverCommand as vscode.Command | undefined;
-        if (!client?.isRunning() || !command?.command) {
-            return;
-        }
-        try {
-            await client.sendRequest(ExecuteCommandRequest.type, {
-                command: command.command,
-                arguments: [...(command.arguments ?? []), { acceptedLength }],
-            });
-        } catch (error) {
-            this.output.appendLine(`[ouzel] reporting a partial accept failed: ${errorText(error)}`);
-        }
+    private async reportPartialAccept(item: unknown, acceptedLength: number): Promise<void> {
+        await this.notify(DID_PARTIALLY_ACCEPT, { item, acceptedLength });
     }
 
     // --- commands ------------------------------------------------------------------------
@@ -390,7 +421,7 @@ export class OuzelController implements vscode.Disposable {
         }
         try {
             const status = await client.sendRequest('ouzel/status', {});
-            this.update({ model: modelFromStatus(status) ?? this.status.model });
+            this.applyModel(status);
             return status;
         } catch (error) {
             this.output.appendLine(`[ouzel] ouzel/status failed: ${errorText(error)}`);
@@ -403,7 +434,7 @@ export class OuzelController implements vscode.Disposable {
         if (status === undefined) {
             return;
         }
-        this.update({ model: modelFromStatus(status) ?? this.status.model });
+        this.applyModel(status);
         const extension = {
             endpoint: this.status.endpoint,
             connection: this.status.connection,
@@ -465,6 +496,15 @@ export class OuzelController implements vscode.Disposable {
                     settings: { [SECTION]: this.serverSettings(undefined) },
                 })
                 .then(() => this.refreshStatus());
+        }
+    }
+
+    private applyModel(status: unknown): void {
+        const model = modelFromStatus(status);
+        if (model.error !== undefined) {
+            this.update({ model: model.name, error: model.error });
+        } else if (model.name !== undefined) {
+            this.update({ model: model.name });
         }
     }
 

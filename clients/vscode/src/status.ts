@@ -142,28 +142,42 @@ export class ProgressTracker {
     }
 }
 
+export interface ModelSummary {
+    /** A short name for the status bar: the GGUF's file name, a model id or "embedded". */
+    name?: string;
+    /** Why the model cannot serve, when it cannot. */
+    error?: string;
+}
+
 /**
- * The model name from an `ouzel/status` result: the first string found under a `model` key
- * (sections are added by the server's feature areas, so the exact place may vary).
+ * The model from an `ouzel/status` result. The server's "model" section is an object
+ * (`{profile, path, state, error, ...}`); a plain string under `model` is taken as the name.
  */
-export function modelFromStatus(status: unknown, depth = 0): string | undefined {
-    if (typeof status !== 'object' || status === null || depth > 4) {
-        return undefined;
+export function modelFromStatus(status: unknown): ModelSummary {
+    if (typeof status !== 'object' || status === null) {
+        return {};
     }
-    const record = status as Record<string, unknown>;
-    for (const key of ['model', 'modelName', 'model_name']) {
-        const value = record[key];
+    const model = (status as Record<string, unknown>)['model'];
+    if (typeof model === 'string') {
+        return model === '' ? {} : { name: shortModelName(model) };
+    }
+    if (typeof model !== 'object' || model === null) {
+        return {};
+    }
+    const section = model as Record<string, unknown>;
+    const summary: ModelSummary = {};
+    for (const key of ['path', 'model', 'profile']) {
+        const value = section[key];
         if (typeof value === 'string' && value !== '') {
-            return shortModelName(value);
+            summary.name = shortModelName(value);
+            break;
         }
     }
-    for (const value of Object.values(record)) {
-        const found = modelFromStatus(value, depth + 1);
-        if (found !== undefined) {
-            return found;
-        }
+    if (section['state'] === 'failed') {
+        const reason = typeof section['error'] === 'string' ? section['error'] : 'it could not load';
+        summary.error = `model ${summary.name ?? ''} unavailable: ${reason}`.replace('  ', ' ');
     }
-    return undefined;
+    return summary;
 }
 
 /** "/models/gemma-3-270m-it-Q4_K_M.gguf" → "gemma-3-270m-it-Q4_K_M". */

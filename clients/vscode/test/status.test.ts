@@ -65,11 +65,25 @@ test('percentages outside 0..100 are clamped', () => {
     assert.match(renderStatus(running({ progress: { title: 'Indexing', percentage: -5 } })).text, /indexing 0%/);
 });
 
-test('the model name is found wherever a status section puts it', () => {
-    assert.equal(modelFromStatus({ version: '0.1', completion: { model: '/m/gemma-3-270m-Q4_K_M.gguf' } }), 'gemma-3-270m-Q4_K_M');
-    assert.equal(modelFromStatus({ models: { local: { modelName: 'qwen2.5-coder' } } }), 'qwen2.5-coder');
-    assert.equal(modelFromStatus({ completion: { model: '' } }), undefined);
-    assert.equal(modelFromStatus(null), undefined);
-    assert.equal(modelFromStatus('model'), undefined);
+test('the model comes from the status "model" section', () => {
+    assert.deepEqual(
+        modelFromStatus({ version: '0.1', model: { profile: 'local', path: '/m/gemma-3-270m-Q4_K_M.gguf', state: 'ready' } }),
+        { name: 'gemma-3-270m-Q4_K_M' },
+    );
+    assert.deepEqual(modelFromStatus({ model: { profile: 'local', path: 'embedded', state: 'loading' } }), { name: 'embedded' });
+    assert.deepEqual(modelFromStatus({ model: { profile: 'remote', state: 'none' } }), { name: 'remote' });
+    assert.deepEqual(modelFromStatus({ model: { profile: null, state: 'none' } }), {});
+    assert.deepEqual(modelFromStatus({ model: 'qwen2.5-coder' }), { name: 'qwen2.5-coder' });
+    assert.deepEqual(modelFromStatus({ model: '' }), {});
+    assert.deepEqual(modelFromStatus(null), {});
+    assert.deepEqual(modelFromStatus('model'), {});
     assert.equal(shortModelName('C:\\models\\x.GGUF'), 'x');
+});
+
+test('a model that failed to load is an error', () => {
+    assert.deepEqual(modelFromStatus({ model: { path: '/m/x.gguf', state: 'failed', error: 'not a GGUF file' } }), {
+        name: 'x',
+        error: 'model x unavailable: not a GGUF file',
+    });
+    assert.equal(modelFromStatus({ model: { state: 'failed' } }).error, 'model unavailable: it could not load');
 });

@@ -1,0 +1,328 @@
+"""The VS Code extension in a real VS Code (code-server) driven through headless Chromium.
+
+The packaged .vsix is installed into a fresh code-server, which opens a throwaway copy of a
+small Python project whose `.venv/bin/ouzel` is this checkout's. The extension finds it,
+starts `ouzel serve` over stdio with the real embedded model, and clients/vscode/e2e/driver.mjs
+(playwright-core) types into a function body, waits for ouzel's ghost text, accepts it with
+Tab and saves. Screenshots go to test-artifacts/. scripts/setup-vscode-e2e installs
+code-server, Chromium and the .vsix; a missing piece fails here with that hint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+REPO = Path(__file__).resolve().parents[2]
+EXTENSION = REPO / "clients" / "vscode"
+CODE_SERVER = EXTENSION / ".e2e" / "code-server" / "node_modules" / ".bin" / "code-server"
+VSIX = EXTENSION / "ouzel.vsix"
+DRIVER = EXTENSION / "e2e" / "driver.mjs"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+SOURCE = '''\
+def add(a, b):
+    """Return the sum of a and b."""
+    return
+
+
+def multiply(a, b):
+    """Return the product of a and b."""
+    return
+'''
+FILE = "calc.py"
+TYPED = " a"
+# Ctrl+Right takes the next word; typed up to a space, the suggestion starts with one.
+WORD_TYPED = " a "
+# 1-based lines: the cursor goes to the end of each `    return`.
+WHOLE_LINE = 3  # Tab accepts the whole suggestion here
+WORD_LINE = 8  # Ctrl+Right accepts its next word here
+
+USER_SETTINGS = {
+    # Nothing else may take Tab or cover the editor.
+    "editor.quickSuggestions": {"other": "off", "comments": "off", "strings": "off"},
+    "editor.suggestOnTriggerCharacters": False,
+    "editor.wordBasedSuggestions": "off",
+    "editor.inlineSuggest.enabled": True,
+    "files.autoSave": "off",
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": False,
+    "telemetry.telemetryLevel": "off",
+    "extensions.autoCheckUpdates": False,
+    "extensions.autoUpdate": False,
+}
+
+
+@dataclass
+class CodeServer:
+    url: str
+    root: Path
+    workspace: Path
+    state: Path
+    user_data: Path
+    process: subprocess.Popen[str]
+    output: list[str]
+
+    def telemetry(self) -> list[dict[str, Any]]:
+        """The server's local completion telemetry (served / shown / accepted events)."""
+        path = self.state / "ouzel" / "completions.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def server_log(self) -> str:
+        log = self.state / "ouzel" / "ouzel.log"
+        return log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+
+    def output_channel(self) -> str:
+        """The extension's output channel (the server's log as VS Code shows it)."""
+        texts = [
+            path.read_text(encoding="utf-8", errors="replace")
+            for path in sorted(self.user_data.glob("logs/*/exthost*/output_logging_*/*ouzel*.log"))
+        ]
+        return "\n".join(texts)
+
+
+def require_setup() -> None:
+    missing = [str(path) for path in (CODE_SERVER, VSIX, DRIVER) if not path.exists()]
+    if not Path(CHROMIUM).exists():
+        missing.append("chromium")
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: run scripts/setup-vscode-e2e first")
+
+
+def make_workspace(workspace: Path) -> None:
+    workspace.mkdir()
+    (workspace / FILE).write_text(SOURCE, encoding="utf-8")
+    venv_bin = workspace / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "ouzel").symlink_to(Path(sys.executable).parent / "ouzel")
+
+
+def wait_for_url(process: subprocess.Popen[str], output: list[str], timeout: float) -> str:
+    """Read code-server's output until it names the address it listens on."""
+    found = threading.Event()
+    address: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            match = re.search(r"HTTP server listening on (http://127\.0\.0\.1:\d+)/", line)
+            if match and not address:
+                address.append(match.group(1))
+                found.set()
+        found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not found.wait(timeout) or not address:
+        raise AssertionError("code-server did not start:\n" + "".join(output))
+    return address[0]
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """SIGTERM to code-server's process group ends the extension host and ouzel too."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer]:
+    require_setup()
+    root = tmp_path_factory.mktemp("vscode")
+    workspace = root / "workspace"
+    make_workspace(workspace)
+    user_data = root / "user-data"
+    (user_data / "User").mkdir(parents=True)
+    (user_data / "User" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=2))
+    extensions = root / "extensions"
+    state = root / "state"
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(root / "config"),
+        "XDG_DATA_HOME": str(root / "data"),
+        "XDG_STATE_HOME": str(state),
+        "XDG_CACHE_HOME": str(root / "cache"),
+    }
+    env.pop("VIRTUAL_ENV", None)
+    dirs = ["--user-data-dir", str(user_data), "--extensions-dir", str(extensions)]
+    installed = subprocess.run(
+        [str(CODE_SERVER), *dirs, "--install-extension", str(VSIX)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    config = root / "code-server.yaml"
+    config.write_text("bind-addr: 127.0.0.1:0\nauth: none\ncert: false\n")
+    process = subprocess.Popen(
+        [
+            str(CODE_SERVER),
+            "--config",
+            str(config),
+            "--bind-addr",
+            "127.0.0.1:0",
+            "--auth",
+            "none",
+            "--disable-telemetry",
+            "--disable-update-check",
+            "--disable-workspace-trust",
+            *dirs,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    try:
+        url = wait_for_url(process, output, timeout=60)
+        yield CodeServer(url, root, workspace, state, user_data, process, output)
+    finally:
+        stop(process)
+
+
+def drive(code_server: CodeServer, **options: Any) -> list[dict[str, Any]]:
+    config = {
+        "url": f"{code_server.url}/?folder={code_server.workspace}",
+        "profileDir": str(code_server.root / "chromium-profile"),
+        "chromium": CHROMIUM,
+        "timeoutMs": 120_000,
+        **options,
+    }
+    result = subprocess.run(
+        ["node", str(DRIVER), json.dumps(config)],
+        cwd=EXTENSION,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    failed = result.returncode != 0 or not any(event["event"] == "done" for event in events)
+    if failed:
+        keep_logs(code_server)
+        raise AssertionError(
+            "the VS Code scenario failed:\n"
+            + "\n".join(json.dumps(event) for event in events)
+            + f"\nstderr:\n{result.stderr[-3000:]}"
+            + f"\nouzel output channel (end):\n{code_server.output_channel()[-3000:]}"
+            + f"\nouzel server log (end):\n{code_server.server_log()[-3000:]}"
+        )
+    return events
+
+
+def keep_logs(code_server: CodeServer) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "vscode-ouzel-server.log").write_text(code_server.server_log())
+    (ARTIFACTS / "vscode-output-channel.log").write_text(code_server.output_channel())
+    (ARTIFACTS / "vscode-code-server.log").write_text("".join(code_server.output))
+
+
+def events_named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [item for item in events if item["event"] == name]
+
+
+def ghost_text(events: list[dict[str, Any]], index: int) -> str:
+    ghost = next(item for item in events_named(events, "ghost") if item["index"] == index)
+    return "\n".join(ghost["parts"]).replace("\xa0", " ")
+
+
+def added_at_end_of(saved_lines: list[str], line: int, typed_text: str) -> str:
+    """What was inserted after `    return` + typed_text on a 1-based line of the saved file."""
+    text = saved_lines[line - 1]
+    typed = "    return" + typed_text
+    assert text.startswith(typed), text
+    return text[len(typed) :]
+
+
+def test_ghost_text_appears_and_is_accepted(code_server: CodeServer) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    for stale in ARTIFACTS.glob("vscode-*"):
+        stale.unlink()
+    events = drive(
+        code_server,
+        file=FILE,
+        edits=[
+            {
+                "line": WHOLE_LINE,
+                "type": TYPED,
+                "accept": "tab",
+                "screenshot": str(ARTIFACTS / "vscode-ghost-text.png"),
+            },
+            {"line": WORD_LINE, "type": WORD_TYPED, "accept": "word"},
+        ],
+        screenshotStarted=str(ARTIFACTS / "vscode-started.png"),
+        screenshotSaved=str(ARTIFACTS / "vscode-accepted.png"),
+        screenshotFailure=str(ARTIFACTS / "vscode-failure.png"),
+    )
+    keep_logs(code_server)
+
+    # The extension found the workspace's .venv/bin/ouzel and started it over stdio.
+    channel = code_server.output_channel()
+    venv_ouzel = code_server.workspace / ".venv" / "bin" / "ouzel"
+    assert f"starting the language server: stdio {venv_ouzel} serve (venv)" in channel
+    assert "initialize from code-server" in channel
+    assert "failed" not in events_named(events, "server")[0]["status"]
+    # The status bar names the model once a suggestion came back.
+    assert "gemma" in events_named(events, "saved")[0]["status"].lower()
+
+    saved = (code_server.workspace / FILE).read_text(encoding="utf-8")
+    saved_lines = saved.splitlines()
+    source_lines = SOURCE.splitlines()
+    # Only the two `return` lines changed.
+    assert len(saved_lines) == len(source_lines), saved
+    for number, (old, new) in enumerate(zip(source_lines, saved_lines, strict=True), 1):
+        if number not in (WHOLE_LINE, WORD_LINE):
+            assert old == new, saved
+
+    telemetry = code_server.telemetry()
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    for record in telemetry:
+        by_event.setdefault(record["event"], []).append(record)
+
+    # Tab inserted the whole suggestion that was served, shown and reported accepted.
+    whole = added_at_end_of(saved_lines, WHOLE_LINE, TYPED)
+    first_ghost = ghost_text(events, 0)
+    assert whole.strip() and first_ghost.strip()
+    assert whole.strip().startswith(first_ghost.splitlines()[0].strip()), (whole, first_ghost)
+    (accepted,) = by_event["accepted"]
+    served = {record["id"]: record for record in by_event["served"]}
+    assert served[accepted["id"]]["chars"] == len(whole), (served, whole)
+    assert accepted["id"] in {record["id"] for record in by_event["shown"]}
+
+    # Ctrl+Right inserted the start of the second suggestion, reported as a partial accept.
+    part = added_at_end_of(saved_lines, WORD_LINE, WORD_TYPED)
+    second_ghost = ghost_text(events, 1)
+    assert part.strip(), saved
+    assert second_ghost.startswith(part) or second_ghost.startswith(part.lstrip()), (
+        part,
+        second_ghost,
+    )
+    (partial,) = by_event["partial"]
+    assert partial["id"] != accepted["id"]
+    assert partial["id"] in served
+    assert partial["acceptedChars"] == len(part), (partial, part)
+    assert len(part) < served[partial["id"]]["chars"]
