@@ -153,6 +153,23 @@ def test_typing_what_is_suggested_keeps_the_rest_on_screen(fresh: Editor) -> Non
     assert nvim.suggestion() == suggestion[3:]
 
 
+def test_a_crlf_file_with_emoji_keeps_its_line_endings(fresh: Editor) -> None:
+    nvim = fresh
+    path = nvim.workspace / "crlf.py"
+    text = 'def greet(name):\r\n    """Say hello 👋 to name."""\r\n    \r\n'
+    path.write_bytes(text.encode())
+    nvim.open(path)
+    nvim.wait_attached()
+    assert nvim.lua("return vim.bo.fileformat") == "dos"
+    nvim.type("3GA")
+    suggestion = nvim.wait_suggestion(SUGGESTION_S)
+    first, *rest = suggestion.split("\n")
+    assert nvim.screen()[2] == "    " + first
+    nvim.type("<Tab><Esc>:write<CR>")
+    expected = text[: -len("\r\n")] + first + "".join("\r\n" + line for line in rest) + "\r\n"
+    wait_for(lambda: path.read_bytes() == expected.encode(), 10, "the file written with CRLF")
+
+
 def test_leaving_insert_mode_clears_it(fresh: Editor) -> None:
     nvim = fresh
     open_function(nvim, "leave.py")

@@ -211,3 +211,40 @@ def test_tcp_to_a_port_nobody_listens_on_fails_visibly(workspace: Path, tmp_path
             10,
             "the connection error",
         )
+
+
+def test_a_missing_model_file_is_explained_and_editing_goes_on(
+    workspace: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-model.gguf"
+    options = {"settings": {"models": {"local": {"model_path": str(missing)}}}}
+    with editor(workspace, tmp_path / "home", options=options) as nvim:
+        nvim.open(workspace / "calc.py")
+        nvim.wait_attached()
+        nvim.type("Go    x = ")
+        message = wait_for(
+            lambda: (m := nvim.messages()) and "unavailable" in m and m, 60, "the model error"
+        )
+        assert str(missing) in message and "models.local.model_path" in message
+        nvim.type("1<Esc>")
+        wait_for(lambda: nvim.lines()[-1] == "    x = 1", 10, "typing to go on")
+        assert nvim.suggestion() is None
+        report = checkhealth(nvim)
+        assert "ERROR model failed to load" in report and str(missing) in report, report
+        assert "set `models.local.model_path` to a GGUF file" in report
+
+
+def test_a_server_that_dies_leaves_a_working_editor(nvim: Editor, workspace: Path) -> None:
+    import os
+    import signal
+
+    nvim.open(workspace / "calc.py")
+    nvim.wait_attached()
+    (server,) = nvim.server_pids()
+    os.kill(server, signal.SIGKILL)
+    wait_for(lambda: "quit with exit code" in nvim.messages(), 10, "Neovim to notice")
+    nvim.command("messages clear")
+    nvim.type("Go    y = 2<Esc>")
+    wait_for(lambda: nvim.lines()[-1] == "    y = 2", 10, "typing to go on")
+    assert nvim.lua("return require('ouzel').statusline()") == ""
+    assert nvim.suggestion() is None
