@@ -331,3 +331,19 @@ def test_toggle_off_hides_and_stops_asking(nvim: Editor) -> None:
     assert nvim.lua("return require('ouzel.inline').busy()") is False
     assert len(requests(nvim)) == before
     assert nvim.lua("return require('ouzel').statusline()") == "ouzel: off"
+
+
+def test_index_command_runs_the_servers_index_command(nvim: Editor) -> None:
+    nvim.lua("Scripted.offered_commands = { 'ouzel.accepted', 'ouzel.index' }")
+    edit(nvim, "x = 1\n")
+    nvim.command("Ouzel index")
+    wait_for(lambda: nvim.lua("return Scripted.commands"), 5, "the index command")
+    assert nvim.lua("return Scripted.commands") == [{"command": "ouzel.index"}]
+    assert "indexing the workspace" in nvim.messages()
+
+
+def test_index_command_says_when_the_server_cannot_index(nvim: Editor) -> None:
+    edit(nvim, "x = 1\n")
+    nvim.command("Ouzel index")
+    assert "this server does not offer indexing (ouzel.index)" in nvim.messages()
+    assert nvim.lua("return Scripted.commands") == []

@@ -161,6 +161,18 @@ def test_checkhealth_reports_the_server_and_its_version(nvim: Editor, workspace:
     assert str(workspace) in report
 
 
+def test_without_ouzel_on_path_the_checkouts_venv_is_used(workspace: Path, tmp_path: Path) -> None:
+    checkout_ouzel = PLUGIN.parents[1] / ".venv" / "bin" / "ouzel"
+    if not checkout_ouzel.exists():
+        pytest.skip("this checkout has no .venv (scripts/setup makes one)")
+    with editor(workspace, tmp_path / "home", env={"PATH": "/usr/bin:/bin"}) as nvim:
+        assert nvim.lua("return vim.fn.exepath('ouzel')") == ""
+        nvim.open(workspace / "calc.py")
+        nvim.wait_attached()
+        report = checkhealth(nvim)
+        assert f"OK {checkout_ouzel} serve (from the ouzel checkout)" in report, report
+
+
 def test_a_missing_server_command_is_reported_clearly(workspace: Path, tmp_path: Path) -> None:
     with editor(
         workspace,

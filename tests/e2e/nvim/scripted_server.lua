@@ -14,6 +14,7 @@ Scripted = {
   delay_ms = 0, -- answer inline completion requests this late
   ignore_cancel = false, -- answer even cancelled requests (a server that finished anyway)
   answered = 0,
+  offered_commands = { 'ouzel.accepted' }, -- executeCommandProvider.commands
   requests = {},
   notifications = {},
   commands = {},
@@ -45,7 +46,7 @@ function M.cmd(dispatchers)
           positionEncoding = Scripted.position_encoding,
           textDocumentSync = { openClose = true, change = 2 },
           inlineCompletionProvider = true,
-          executeCommandProvider = { commands = { 'ouzel.accepted' } },
+          executeCommandProvider = { commands = Scripted.offered_commands },
         },
         serverInfo = { name = 'scripted', version = '0' },
       }
