@@ -98,11 +98,16 @@ class LlamaOptions:
     n_threads: int | None = None
 
     def kwargs(self) -> dict[str, Any]:
+        # Half the cores for prompts too (llama-cpp-python would take all of them): its
+        # threads wait for each other at every layer, so on a machine that is also busy
+        # with an editor and builds, one descheduled thread stalls all; measured here on
+        # 2 busy cores, 2 threads evaluated prompts 3-8x slower than 1.
+        threads = self.n_threads or max(1, (os.cpu_count() or 2) // 2)
         return {
             "n_ctx": self.n_ctx,
             "n_batch": 512,
-            "n_threads": self.n_threads,
-            "n_threads_batch": self.n_threads,
+            "n_threads": threads,
+            "n_threads_batch": threads,
             # verbose=False makes llama-cpp-python point file descriptors 1 and 2 at
             # /dev/null while it loads: over stdio that would swallow LSP messages sent
             # meanwhile. Its log output goes to our logger instead (`_route_native_logs`).
