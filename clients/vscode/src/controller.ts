@@ -21,6 +21,8 @@ const ACCEPTED_COMMAND = 'ouzel.internal.accepted';
 // Telemetry notifications the server reads (server/handlers/completion.py), as Copilot's.
 const DID_SHOW = 'textDocument/didShowCompletion';
 const DID_PARTIALLY_ACCEPT = 'textDocument/didPartiallyAcceptCompletion';
+/** Index commands the server may offer through `workspace/executeCommand`, preferred first. */
+const INDEX_COMMANDS = ['ouzel.index', 'ouzel.reindex'];
 /** The server's answer to `initialize` without the right token (see server/remote.py). */
 const AUTH_FAILED = -32001;
 const VIEW_SCHEME = 'ouzel';
@@ -469,9 +471,22 @@ export class OuzelController implements vscode.Disposable {
     }
 
     private async reindexWorkspace(): Promise<void> {
-        const result = await this.request<unknown>('ouzel/reindex', {}, 'reindex the workspace');
-        if (result !== undefined) {
-            vscode.window.setStatusBarMessage('ouzel: reindexing the workspace', 3000);
+        const client = this.client;
+        if (!client?.isRunning()) {
+            void vscode.window.showWarningMessage('ouzel: the language server is not running.');
+            return;
+        }
+        const offered = client.initializeResult?.capabilities.executeCommandProvider?.commands ?? [];
+        const command = INDEX_COMMANDS.find((name) => offered.includes(name));
+        if (command === undefined) {
+            void vscode.window.showInformationMessage('ouzel: this server does not offer indexing (ouzel.index) yet.');
+            return;
+        }
+        vscode.window.setStatusBarMessage('ouzel: indexing the workspace', 3000);
+        try {
+            await client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [] });
+        } catch (error) {
+            void vscode.window.showErrorMessage(`ouzel: indexing failed: ${errorText(error)}`);
         }
     }
 
