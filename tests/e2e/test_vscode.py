@@ -274,6 +274,16 @@ def test_ghost_text_appears_and_is_accepted(code_server: CodeServer) -> None:
             },
             {"line": WORD_LINE, "type": WORD_TYPED, "accept": "word"},
         ],
+        commands=[
+            # The status view shows the server's own answer (its position encoding).
+            {
+                "title": "ouzel: Show Status",
+                "tab": "status.md",
+                "text": "Position encoding",
+                "screenshot": str(ARTIFACTS / "vscode-status.png"),
+            },
+            {"title": "ouzel: Toggle Completions", "status": "off"},
+        ],
         screenshotStarted=str(ARTIFACTS / "vscode-started.png"),
         screenshotSaved=str(ARTIFACTS / "vscode-accepted.png"),
         screenshotFailure=str(ARTIFACTS / "vscode-failure.png"),
@@ -286,8 +296,13 @@ def test_ghost_text_appears_and_is_accepted(code_server: CodeServer) -> None:
     assert f"starting the language server: stdio {venv_ouzel} serve (venv)" in channel
     assert "initialize from code-server" in channel
     assert "failed" not in events_named(events, "server")[0]["status"]
-    # The status bar names the model once a suggestion came back.
-    assert "gemma" in events_named(events, "saved")[0]["status"].lower()
+    # The status bar names the model and the last latency once a suggestion came back.
+    saved_status = events_named(events, "saved")[0]["status"]
+    assert "gemma" in saved_status.lower() and re.search(r"\d+ ms", saved_status), saved_status
+    commands = [item["title"] for item in events_named(events, "command")]
+    assert commands == ["ouzel: Show Status", "ouzel: Toggle Completions"]
+    user_settings = json.loads((code_server.user_data / "User" / "settings.json").read_text())
+    assert user_settings["ouzel.completion.enabled"] is False
 
     saved = (code_server.workspace / FILE).read_text(encoding="utf-8")
     saved_lines = saved.splitlines()

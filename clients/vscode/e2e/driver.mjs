@@ -6,7 +6,7 @@
 // file; then for each edit `{line, type, accept: "tab" | "word", screenshot?}`: cursor to
 // the end of `line` (1-based), type `type`, wait for ghost text, screenshot it, and accept
 // it whole (Tab) or its next word (Ctrl+Right, then Escape for the rest). Finally save.
-// Every wait is on a condition with a time limit; progress and results are JSON lines on
+// Then run `commands` from the palette. Every wait is on a condition with a time limit; progress and results are JSON lines on
 // stdout. tests/e2e/test_vscode.py starts code-server and checks the file on disk and the
 // server's telemetry.
 import { chromium } from 'playwright-core';
@@ -121,6 +121,36 @@ async function main() {
         emit('saved', { status: await statusText(page) });
         if (config.screenshotSaved) {
             await page.screenshot({ path: config.screenshotSaved });
+        }
+
+        // Commands from the palette: `{title, tab?, text?, status?, screenshot?}` wait for an
+        // editor tab, text in an editor, or text in ouzel's status bar item.
+        for (const step of config.commands ?? []) {
+            await page.keyboard.press('Control+Shift+P');
+            await quickInput.waitFor();
+            await page.keyboard.type(step.title);
+            await page.locator('.quick-input-list .monaco-list-row', { hasText: step.title }).first().waitFor();
+            await page.keyboard.press('Enter');
+            if (step.tab) {
+                await page.locator('.tab', { hasText: step.tab }).first().waitFor();
+            }
+            if (step.text) {
+                await page.locator('.editor-instance .view-lines', { hasText: step.text }).first().waitFor();
+            }
+            if (step.status) {
+                await page.waitForFunction(
+                    (wanted) =>
+                        [...document.querySelectorAll('.statusbar-item')].some(
+                            (item) => item.textContent?.includes('ouzel') && item.textContent.includes(wanted),
+                        ),
+                    step.status,
+                    { timeout },
+                );
+            }
+            if (step.screenshot) {
+                await page.screenshot({ path: step.screenshot });
+            }
+            emit('command', { title: step.title, status: await statusText(page) });
         }
         emit('done', { consoleErrors });
     } catch (error) {
