@@ -12,6 +12,7 @@ import {
     State,
 } from 'vscode-languageclient/node';
 import { endpoint, Endpoint, readConnectionSettings } from './connection';
+import { errorText, explainStartFailure } from './errors';
 import { toMarkdown } from './markdown';
 import { initialStatus, modelFromStatus, ProgressTracker, renderStatus, StatusState } from './status';
 import { contributedKeys, explicitSettings, SECTION } from './settingsSync';
@@ -23,8 +24,6 @@ const DID_SHOW = 'textDocument/didShowCompletion';
 const DID_PARTIALLY_ACCEPT = 'textDocument/didPartiallyAcceptCompletion';
 /** Index commands the server may offer through `workspace/executeCommand`, preferred first. */
 const INDEX_COMMANDS = ['ouzel.index', 'ouzel.reindex'];
-/** The server's answer to `initialize` without the right token (see server/remote.py). */
-const AUTH_FAILED = -32001;
 const VIEW_SCHEME = 'ouzel';
 
 /** Read-only documents `ouzel:/status.md` and `ouzel:/context.md`. */
@@ -64,9 +63,6 @@ function wireItem(item: vscode.InlineCompletionItem): WireItem {
         : { insertText, command: { title: command.title, command: command.command, arguments: command.arguments } };
 }
 
-function errorText(error: unknown): string {
-    return error instanceof Error ? error.message : String(error);
-}
 
 export class OuzelController implements vscode.Disposable {
     private client: LanguageClient | undefined;
@@ -146,7 +142,7 @@ export class OuzelController implements vscode.Disposable {
         try {
             await client.start();
         } catch (error) {
-            const message = this.explainStartFailure(error);
+            const message = explainStartFailure(error);
             this.output.appendLine(`[ouzel] the language server did not start: ${message}`);
             this.update({ connection: 'failed', error: message });
             void vscode.window
@@ -183,23 +179,6 @@ export class OuzelController implements vscode.Disposable {
         for (const disposable of this.disposables.splice(0)) {
             disposable.dispose();
         }
-    }
-
-    private explainStartFailure(error: unknown): string {
-        const message = errorText(error);
-        if (error instanceof ResponseError && error.code === AUTH_FAILED) {
-            return (
-                'the server refused the token. Put the server\'s token in the file named by ' +
-                '"ouzel.server.tokenFile" or in the OUZEL_TOKEN environment variable.'
-            );
-        }
-        if (/ENOENT/.test(message)) {
-            return (
-                'cannot find the `ouzel` executable. Install ouzel into the workspace\'s .venv ' +
-                '(pip install ouzel), or set "ouzel.server.command".'
-            );
-        }
-        return message;
     }
 
     // --- the language client -------------------------------------------------------------
