@@ -132,6 +132,7 @@ FEATURE_COMMAND_MODULES: list[str] = [
     "ouzel.server.commands.gpu",
     "ouzel.server.commands.doctor",
     "ouzel.server.commands.ask",
+    "ouzel.server.commands.stats",
 ]
 
 
