@@ -171,6 +171,8 @@ class _Attempt:
 
     task: TaskKind
     notices: Notices | None
+    only: str | None = None  # one profile, no fallback to others (see `pinned`)
+    fallback: bool = False  # that profile was itself chosen as a fallback
     failures: list[str] = field(default_factory=list)
     warming: list[Candidate] = field(default_factory=list)
 
@@ -217,11 +219,12 @@ class Router:
         self._probe_interval_s = routing.probe_interval_s
         return entry
 
-    def plan(self, settings: Settings, task: TaskKind) -> list[Candidate]:
+    def plan(self, settings: Settings, task: TaskKind, only: str | None = None) -> list[Candidate]:
         """The profiles for `task` in order, each with the reason it would be skipped."""
         candidates = []
         profiles = configured_profiles(settings)
-        for name in getattr(settings.routing, task):
+        names = [only] if only is not None else getattr(settings.routing, task)
+        for name in names:
             profile = profiles.get(name)
             if profile is None:
                 candidates.append(Candidate(name, None, False, "not configured", silent=True))
@@ -272,8 +275,10 @@ class Router:
         request: CompletionRequest,
         cancel: CancelToken,
         notices: Notices | None = None,
+        only: str | None = None,
+        fallback: bool = False,
     ) -> CompletionResult:
-        attempt = _Attempt(task, notices)
+        attempt = _Attempt(task, notices, only, fallback)
         async for candidate, fallback in self._candidates(settings, attempt):
             entry = _require(candidate.entry)
             backend = _require(entry.backend)
@@ -311,8 +316,10 @@ class Router:
         max_tokens: int = 1024,
         temperature: float = 0.2,
         notices: Notices | None = None,
+        only: str | None = None,
+        fallback: bool = False,
     ) -> AsyncGenerator[ChatChunk, None]:
-        attempt = _Attempt(task, notices)
+        attempt = _Attempt(task, notices, only, fallback)
         async for candidate, fallback in self._candidates(settings, attempt):
             entry = _require(candidate.entry)
             backend = _require(entry.backend)
@@ -366,8 +373,10 @@ class Router:
         texts: Sequence[str],
         task: TaskKind = "embeddings",
         notices: Notices | None = None,
+        only: str | None = None,
+        fallback: bool = False,
     ) -> list[list[float]]:
-        attempt = _Attempt(task, notices)
+        attempt = _Attempt(task, notices, only, fallback)
         async for candidate, fallback in self._candidates(settings, attempt):
             entry = _require(candidate.entry)
             backend = _require(entry.backend)
@@ -405,6 +414,27 @@ class Router:
     ) -> RoutedBackend:
         """A `Backend` for features: every call is routed (with fallback) for `task`."""
         return RoutedBackend(self, settings, task, notices)
+
+    def pinned(
+        self,
+        settings: Settings,
+        task: TaskKind,
+        profile: str,
+        notices: Notices | None = None,
+        passed_over: Sequence[Candidate] = (),
+    ) -> PinnedBackend:
+        """A `Backend` bound to one profile chosen beforehand (ghost text renders its prompt
+        for that model's template): calls still go through the privacy guard, the breaker
+        and the health records, but never to another profile. `passed_over` are the
+        candidates skipped to choose it; the user hears about them once."""
+        fallback = bool(passed_over)
+        if passed_over:
+            reason = f"'{passed_over[-1].name}' is skipped: {passed_over[-1].skip}"
+            key = f"fallback:{profile}:{_situation_kind(reason)}"
+            text = f"{TASK_LABELS[task]}: {reason}; answering with '{profile}' instead."
+            self._notify(notices, task, key, text)
+        entry = self._entries[profile]
+        return PinnedBackend(self, settings, task, profile, entry.backend, notices, fallback)
 
     # --- policy helpers ----------------------------------------------------------------
 
@@ -614,12 +644,14 @@ class _UsableCandidates:
         self.task = attempt.task
         self.failures = attempt.failures
         self.notices = attempt.notices
+        self.only = attempt.only
+        self.fallback = attempt.fallback
 
     def __iter__(self) -> Iterator[tuple[Candidate, bool]]:
         router, settings, task = self.router, self.settings, self.task
         label = TASK_LABELS[task]
         passed_over: list[str] = []  # why earlier profiles did not serve
-        for candidate in router.plan(settings, task):
+        for candidate in router.plan(settings, task, self.only):
             if candidate.silent:
                 continue
             if passed_over and not settings.routing.allow_fallback:
@@ -638,8 +670,8 @@ class _UsableCandidates:
                 self.failures.append(reason)
                 passed_over.append(reason)
                 continue
-            fallback = bool(passed_over)
-            if fallback:
+            fallback = bool(passed_over) or self.fallback
+            if passed_over:
                 key = f"fallback:{candidate.name}:{_situation_kind(passed_over[-1])}"
                 text = f"{label}: {passed_over[-1]}; answering with '{candidate.name}' instead."
                 router._notify(self.notices, task, key, text)
@@ -753,12 +785,79 @@ class RoutedBackend:
         return self.router.current_backend(self.settings, self.task)
 
 
+class PinnedBackend:
+    """One profile's backend used through the router (see `Router.pinned`).
+
+    Other attributes (a local model's `template`, `state`, `stats`) are the backend's own.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        settings: Settings,
+        task: TaskKind,
+        profile: str,
+        backend: Backend | None,
+        notices: Notices | None,
+        fallback: bool,
+    ) -> None:
+        self.router = router
+        self.settings = settings
+        self.task = task
+        self.name = profile
+        self.backend = backend
+        self.notices = notices
+        self.fallback = fallback
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute == "backend":  # not set yet (copying): no recursion
+            raise AttributeError(attribute)
+        return getattr(self.backend, attribute)
+
+    async def complete(self, request: CompletionRequest, cancel: CancelToken) -> CompletionResult:
+        return await self.router.complete(
+            self.settings, self.task, request, cancel, self.notices, self.name, self.fallback
+        )
+
+    def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        cancel: CancelToken,
+        max_tokens: int = 1024,
+        temperature: float = 0.2,
+    ) -> AsyncIterator[ChatChunk]:
+        return self.router.stream_chat(
+            self.settings,
+            self.task,
+            messages,
+            tools,
+            cancel,
+            max_tokens,
+            temperature,
+            self.notices,
+            self.name,
+            self.fallback,
+        )
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self.router.embed(
+            self.settings, texts, self.task, self.notices, self.name, self.fallback
+        )
+
+    def count_tokens(self, text: str) -> int:
+        if self.backend is None:
+            return max(1, len(text) // 3)
+        return self.backend.count_tokens(text)
+
+
 __all__ = [
     "TASK_KINDS",
     "BackendFactory",
     "BackendWarming",
     "Candidate",
     "Notices",
+    "PinnedBackend",
     "RemoteNotAllowed",
     "RoutedBackend",
     "Router",

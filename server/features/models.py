@@ -2,7 +2,10 @@
 
 Backends live in the process-wide `Router` (an `Engine` service), one per model profile,
 so every session and feature shares one loaded model. `backend_for` returns the backend
-that serves a task now, after loading it on its worker thread with `$/progress`. A model
+that serves a task now, after loading it on its worker thread with `$/progress`, wrapped
+so every call still goes through the router (privacy guard, breaker, health, the log of
+who served): ghost text stays on the chosen profile (its prompt is rendered for that
+model's template), other work falls back per request. A model
 that cannot load (missing file, not a GGUF, llama.cpp error) is announced once per session
 with a `window/showMessage` and a log line naming the file and the setting to change;
 that task then gets None (completions off) and everything else keeps working.
@@ -19,7 +22,7 @@ from lsprotocol import types
 
 from ouzel.inference.backend import Backend
 from ouzel.inference.llama_cpp import LlamaCppBackend
-from ouzel.inference.router import Router
+from ouzel.inference.router import Candidate, Notices, Router
 from ouzel.inference.templates import PromptTemplate, detect_template
 from ouzel.inference.types import BackendUnavailable
 from ouzel.server.session import Engine, ProgressReporter, Session
@@ -38,6 +41,7 @@ def router(engine: Engine) -> Router:
 
 @dataclass
 class _SessionModels:
+    notices: Notices  # routing notices ("remote is down; answering with local"), once each
     announced: set[str] = field(default_factory=set)  # problems already shown to the user
     last_profile: str | None = None
 
@@ -48,8 +52,15 @@ _sessions: weakref.WeakKeyDictionary[Session, _SessionModels] = weakref.WeakKeyD
 def _state(session: Session) -> _SessionModels:
     state = _sessions.get(session)
     if state is None:
-        state = _sessions[session] = _SessionModels()
+        notices = Notices(lambda text: session.show_message(text, types.MessageType.Warning))
+        state = _sessions[session] = _SessionModels(notices)
         session.status_sections["model"] = lambda: status(session)
+        models = router(session.engine)
+        session.status_sections["router"] = lambda: models.status(session.settings)
+        try:
+            models.start_probes()  # remote servers are probed in the background
+        except RuntimeError:  # no running event loop (a plain function call in a test)
+            pass
     return state
 
 
@@ -63,6 +74,7 @@ async def backend_for(session: Session, task: TaskKind = "inline_completion") ->
     state = _state(session)
     settings = session.settings
     models = router(session.engine)
+    passed_over: list[Candidate] = []
     for candidate in models.plan(settings, task):
         if candidate.entry is None or candidate.silent:
             continue
@@ -71,6 +83,8 @@ async def backend_for(session: Session, task: TaskKind = "inline_completion") ->
             # Other reasons (remote not allowed, server down) come as the router's notices.
             if isinstance(backend, LlamaCppBackend) and backend.state == "failed":
                 _announce(session, state, candidate.name, backend.error or candidate.skip)
+            else:
+                passed_over.append(candidate)
             if not settings.routing.allow_fallback:
                 return None
             continue
@@ -84,7 +98,9 @@ async def backend_for(session: Session, task: TaskKind = "inline_completion") ->
                     return None
                 continue
         state.last_profile = candidate.name
-        return backend
+        if task != "inline_completion":
+            return models.for_task(settings, task, state.notices)
+        return models.pinned(settings, task, candidate.name, state.notices, passed_over)
     return None
 
 

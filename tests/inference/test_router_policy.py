@@ -290,3 +290,28 @@ async def test_chat_waits_for_a_loading_local_model_but_ghost_text_does_not(rig:
     assert chunks[0].text == "local" and local.state == "ready"
     assert rig.sent == ["chat: waiting for 'local' to load its model."]
     assert rig.router.status(settings)["profiles"]["local"]["failures"] == 0
+
+
+async def test_pinned_backend_keeps_to_its_profile_but_goes_through_the_router(
+    rig: Rig,
+) -> None:
+    settings = make_settings(
+        models={"gpu": REMOTE, "remote": TUNNEL},
+        routing={"inline_completion": ["gpu", "remote"]},
+    )
+    skipped = rig.router.plan(settings, "inline_completion")[0]
+    pinned = rig.router.pinned(settings, "inline_completion", "remote", rig.notices, [skipped])
+    assert pinned.reply == "remote says hi"  # the backend's own attributes show through
+    assert rig.sent == [
+        "completion: 'gpu' is skipped: it is remote (gpu.example.com) and "
+        "`privacy.allow_remote` is off; answering with 'remote' instead."
+    ]
+    result = await pinned.complete(CompletionRequest("x"), CancelToken())
+    assert result.backend == "remote"
+    rig.backend("remote").fail_next(BackendUnavailable("remote: cannot reach it"))
+    with pytest.raises(BackendUnavailable, match="cannot reach it"):
+        await pinned.complete(CompletionRequest("y"), CancelToken())
+    assert rig.backend("gpu").calls == 0 and rig.backend("local").calls == 0
+    assert rig.router.status(settings)["profiles"]["remote"]["failures"] == 1
+    await pinned.complete(CompletionRequest("z"), CancelToken())
+    assert len(rig.sent) == 1  # still the same situation: no new notice
