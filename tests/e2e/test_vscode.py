@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rpc import TcpServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -205,9 +206,10 @@ def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer
 
 
 def drive(code_server: CodeServer, **options: Any) -> list[dict[str, Any]]:
+    runs = len(list(code_server.root.glob("chromium-*")))
     config = {
         "url": f"{code_server.url}/?folder={code_server.workspace}",
-        "profileDir": str(code_server.root / "chromium-profile"),
+        "profileDir": str(code_server.root / f"chromium-{runs}"),
         "chromium": CHROMIUM,
         "timeoutMs": 120_000,
         **options,
@@ -341,3 +343,68 @@ def test_ghost_text_appears_and_is_accepted(code_server: CodeServer) -> None:
     assert partial["id"] in served
     assert partial["acceptedChars"] == len(part), (partial, part)
     assert len(part) < served[partial["id"]]["chars"]
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"]
+        + ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_remote_mode_over_tls_with_a_token(code_server: CodeServer, tmp_path: Path) -> None:
+    """`ouzel.server.mode: tcp` against `ouzel serve --tcp --token-file --tls-cert`."""
+    token_file = tmp_path / "token"
+    token_file.write_text("vscode-e2e-token-0123456789abcdef\n")
+    token_file.chmod(0o600)
+    cert, key = self_signed_certificate(tmp_path)
+    server = TcpServer(
+        tmp_path,
+        *("--token-file", str(token_file), "--tls-cert", str(cert), "--tls-key", str(key)),
+    )
+    try:
+        settings = {
+            **USER_SETTINGS,
+            "ouzel.server.mode": "tcp",
+            "ouzel.server.host": "127.0.0.1",
+            "ouzel.server.port": server.port,
+            "ouzel.server.tls": True,
+            "ouzel.server.tlsCa": str(cert),
+            "ouzel.server.tokenFile": str(token_file),
+        }
+        settings_file = code_server.user_data / "User" / "settings.json"
+        settings_file.write_text(json.dumps(settings, indent=2))
+        (code_server.workspace / "remote.py").write_text(SOURCE, encoding="utf-8")
+        events = drive(
+            code_server,
+            file="remote.py",
+            edits=[
+                {
+                    "line": WHOLE_LINE,
+                    "type": TYPED,
+                    "accept": "tab",
+                    "screenshot": str(ARTIFACTS / "vscode-remote-ghost-text.png"),
+                }
+            ],
+            screenshotFailure=str(ARTIFACTS / "vscode-remote-failure.png"),
+        )
+        channel = code_server.output_channel()
+        assert f"starting the language server: tls 127.0.0.1:{server.port}" in channel
+
+        saved_lines = (code_server.workspace / "remote.py").read_text().splitlines()
+        whole = added_at_end_of(saved_lines, WHOLE_LINE, TYPED)
+        assert whole.strip(), saved_lines
+        # The TCP server (not a stdio child) served it and heard the accept.
+        telemetry_file = tmp_path / "state" / "ouzel" / "completions.jsonl"
+        records = [json.loads(line) for line in telemetry_file.read_text().splitlines()]
+        accepted = [record for record in records if record["event"] == "accepted"]
+        assert len(accepted) == 1 and accepted[0]["chars"] == len(whole), records
+        assert any(event["event"] == "ghost" for event in events)
+    finally:
+        server.close()
+    assert "vscode-e2e-token" not in server.stderr_path.read_text()
