@@ -269,6 +269,31 @@ def test_a_late_answer_for_where_the_cursor_was_is_dropped(nvim: Editor) -> None
     assert screen_row(nvim, 1) == "a =" and screen_row(nvim, 2) == "b = line1"
 
 
+def test_an_empty_answer_clears_unless_the_text_changed_meanwhile(nvim: Editor) -> None:
+    nvim.lua("vim.g.ouzel = { debounce_ms = 60000 }")  # only <Plug>(ouzel-next) asks
+    edit(nvim, "def add(a, b):\n    \n")
+    answer(nvim, item("return a + b", (1, 4)))
+    nvim.type("2GA<Plug>(ouzel-next)")
+    assert nvim.wait_suggestion(10) == "return a + b"
+    nvim.lua("Scripted.hold = true; Scripted.answer = { items = {} }")
+
+    # Asked again, then the user types what is shown before the (empty) answer comes.
+    nvim.type("<Plug>(ouzel-next)")
+    wait_for(lambda: nvim.lua("return #Scripted.held") == 1, 5, "a held request")
+    nvim.type("r")
+    wait_for(lambda: nvim.line(2) == "    r", 5, "typing")
+    answered = nvim.lua("return Scripted.answered")
+    nvim.lua("Scripted.release()")
+    wait_for(lambda: nvim.lua("return Scripted.answered") > answered, 5, "the answer")
+    assert nvim.suggestion() == "eturn a + b", "an answer for older text changes nothing"
+
+    # Asked with nothing typed since: the empty answer stands.
+    nvim.type("<Plug>(ouzel-next)")
+    wait_for(lambda: nvim.lua("return #Scripted.held") == 1, 5, "a held request")
+    nvim.lua("Scripted.release()")
+    wait_for(lambda: nvim.suggestion() is None, 5, "the empty answer to clear it")
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -279,6 +304,7 @@ def test_a_late_answer_for_where_the_cursor_was_is_dropped(nvim: Editor) -> None
         {"items": [item("x", (99, 0))]},  # a line past the end of the buffer
         {"items": [item("x", (0, -3))]},
         {"items": [{"insertText": "ok", "range": "nonsense"}]},
+        {"items": "nonsense"},
     ],
 )
 def test_malformed_answers_show_nothing_and_break_nothing(nvim: Editor, bad: Any) -> None:

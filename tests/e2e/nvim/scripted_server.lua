@@ -15,6 +15,8 @@ Scripted = {
   ignore_cancel = false, -- answer even cancelled requests (a server that finished anyway)
   answered = 0,
   offered_commands = { 'ouzel.accepted' }, -- executeCommandProvider.commands
+  hold = false, -- keep inline completion requests until Scripted.release()
+  held = {},
   requests = {},
   notifications = {},
   commands = {},
@@ -22,6 +24,15 @@ Scripted = {
 }
 
 local M = {}
+
+--- Answer every held request with the current `Scripted.answer`.
+function Scripted.release()
+  local held = Scripted.held
+  Scripted.held = {}
+  for _, answer in ipairs(held) do
+    answer()
+  end
+end
 
 --- @param dispatchers vim.lsp.rpc.Dispatchers
 --- @return vim.lsp.rpc.PublicClient
@@ -71,7 +82,14 @@ function M.cmd(dispatchers)
     pending[id] = callback
     table.insert(Scripted.requests, { method = method, params = params, id = id })
     if method == 'textDocument/inlineCompletion' then
-      if Scripted.error then
+      if Scripted.hold then
+        table.insert(Scripted.held, function()
+          respond(id, function(...)
+            Scripted.answered = Scripted.answered + 1
+            callback(...)
+          end, nil, Scripted.answer)
+        end)
+      elseif Scripted.error then
         respond(id, callback, Scripted.error, nil)
       elseif Scripted.answer ~= 'never' then
         local answer = Scripted.answer

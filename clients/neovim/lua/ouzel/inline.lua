@@ -175,6 +175,7 @@ function State:request(trigger_kind)
   end
   self:cancel()
   local seq = self.seq
+  local tick = api.nvim_buf_get_changedtick(self.bufnr)
   local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
   params.context = { triggerKind = trigger_kind }
   local ok, id = client:request(METHOD, params, function(err, result)
@@ -182,7 +183,9 @@ function State:request(trigger_kind)
       return -- a newer request, a cancel, or a reset came after this one
     end
     self.pending = nil
-    self:on_result(client, err, result, row, col)
+    local edited = api.nvim_buf_is_valid(self.bufnr)
+      and api.nvim_buf_get_changedtick(self.bufnr) ~= tick
+    self:on_result(client, err, result, row, col, edited)
   end, self.bufnr)
   if ok then
     self.pending = id
@@ -194,7 +197,8 @@ end
 --- @param result? lsp.InlineCompletionList|lsp.InlineCompletionItem[]
 --- @param row integer cursor row when the request was made
 --- @param col integer cursor column when the request was made
-function State:on_result(client, err, result, row, col)
+--- @param edited boolean the buffer changed while the server worked
+function State:on_result(client, err, result, row, col, edited)
   if err then
     if err.code ~= REQUEST_CANCELLED and err.code ~= CONTENT_MODIFIED then
       require('ouzel.config').warn_once(
@@ -208,6 +212,14 @@ function State:on_result(client, err, result, row, col)
     return
   end
   local raw_items = type(result) == 'table' and (result.items or result) or {}
+  if type(raw_items) ~= 'table' then
+    raw_items = {}
+  end
+  if #raw_items == 0 and edited then
+    -- Nothing for text that has changed since: that says nothing about what is shown now
+    -- (the server drops answers for old versions); the next request will tell.
+    return
+  end
   self:drop_items()
   for _, raw in ipairs(raw_items) do
     local item = self:make_item(client, raw, row, col)
