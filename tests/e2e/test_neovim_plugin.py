@@ -191,6 +191,22 @@ def test_a_missing_server_command_is_reported_clearly(workspace: Path, tmp_path:
         assert "ERROR vim.g.ouzel.cmd" in report and "is not executable" in report
 
 
+def test_server_settings_come_from_vim_g_ouzel_and_vim_lsp_config(
+    nvim: Editor, workspace: Path
+) -> None:
+    nvim.lua(
+        """
+        vim.g.ouzel = { settings = { completion = { max_tokens = 9, debounce_ms = 5 } } }
+        vim.lsp.config('ouzel', { settings = { ouzel = { completion = { max_tokens = 64 } } } })
+        """
+    )
+    nvim.open(workspace / "calc.py")
+    nvim.wait_attached()
+    settings = nvim.lua("return require('ouzel').client().settings")
+    # vim.lsp.config is the more specific place: it wins where both set a value.
+    assert settings == {"ouzel": {"completion": {"max_tokens": 64, "debounce_ms": 5}}}
+
+
 def test_invalid_options_are_reported_and_defaults_used(workspace: Path, tmp_path: Path) -> None:
     with editor(
         workspace,

@@ -11,11 +11,12 @@ return {
   cmd = function(dispatchers, config)
     return require('ouzel.connect').start(dispatchers, config)
   end,
-  before_init = function(params)
-    require('ouzel.connect').before_init(params)
+  before_init = function(params, config)
+    require('ouzel.connect').before_init(params, config)
   end,
   root_markers = options.root_markers,
-  settings = { ouzel = options.settings },
+  -- Filled from `vim.g.ouzel.settings` when each client starts (see connect.before_init).
+  settings = { ouzel = {} },
   capabilities = {
     textDocument = {
       -- Neovim 0.11 does not announce this itself; the plugin renders the suggestions.

@@ -89,10 +89,22 @@ function M.explain_tls_failure(dispatchers)
   })
 end
 
---- `before_init` of the LSP config: the token for a remote server goes in
---- `initializationOptions.authToken` (never over stdio, where it is not needed).
+--- `before_init` of the LSP config, as each client starts:
+--- - the server's settings: `vim.g.ouzel.settings` under what `vim.lsp.config` gave
+---   `settings.ouzel` (the client answers `workspace/configuration` from this table);
+--- - the token for a remote server in `initializationOptions.authToken` (never over stdio,
+---   where it is not needed).
 --- @param params lsp.InitializeParams
-function M.before_init(params)
+--- @param client_config vim.lsp.ClientConfig
+function M.before_init(params, client_config)
+  if type(client_config.settings) == 'table' then
+    local explicit = client_config.settings.ouzel
+    client_config.settings.ouzel = vim.tbl_deep_extend(
+      'force',
+      config.get().settings,
+      type(explicit) == 'table' and explicit or {}
+    )
+  end
   local host = config.tcp_address()
   if not host then
     return
