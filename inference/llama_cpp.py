@@ -166,6 +166,7 @@ class BackendStats:
 
     requests: int = 0
     cancelled: int = 0
+    running: int | None = None  # tokens generated so far by the running request
     prompt_tokens: int = 0
     reused_tokens: int = 0
     generated_tokens: int = 0
@@ -215,6 +216,7 @@ class LlamaCppBackend:
         )
         self._load_future: concurrent.futures.Future[None] | None = None
         self._lock = threading.Lock()
+        self._closing = CancelToken()  # stops a running generation when the backend closes
         self._token_counts: dict[str, int] = {}
         self._pieces: dict[int, bytes] = {}
 
@@ -357,11 +359,17 @@ class LlamaCppBackend:
         return count
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop any generation at its next token and free the model after it (no waiting)."""
+        self._closing.cancel()
         llm, self._llm = self._llm, None
-        if llm is not None:
-            # Free the model on the worker thread after any running generation.
-            threading.Thread(target=llm.close, name="ouzel-llama-close", daemon=True).start()
+        try:
+            if llm is not None:
+                # On the worker thread, so it never frees the model under a running decode;
+                # requests still queued find no model and end at once.
+                self._executor.submit(llm.close)
+            self._executor.shutdown(wait=False)
+        except RuntimeError:  # closed before
+            pass
 
     # --- on the worker thread ------------------------------------------------------------
 
@@ -375,7 +383,7 @@ class LlamaCppBackend:
         tokens = self._prompt_tokens(llm, request)
         reused = self._evaluate_prompt(llm, tokens, cancel)
         result = CompletionResult("", "cancelled", self.name, len(tokens), reused)
-        if cancel.cancelled:
+        if cancel.cancelled or self._closing.cancelled:
             return self._finish(result, started)
         self._generate(llm, tokens, request, cancel, result, started)
         return self._finish(result, started)
@@ -405,7 +413,7 @@ class LlamaCppBackend:
         reused = int(differs[0]) if len(differs) else max(limit, 0)
         llm.n_tokens = reused  # the next eval drops the cache from here on
         for begin in range(reused, len(tokens) - 1, PROMPT_CHUNK):
-            if cancel.cancelled:
+            if cancel.cancelled or self._closing.cancelled:
                 break
             llm.eval(tokens[begin : min(begin + PROMPT_CHUNK, len(tokens) - 1)])
         return reused
@@ -428,6 +436,7 @@ class LlamaCppBackend:
         reason: StopReason = "length"
         deadline: float | None = None
         text = ""
+        self.stats.running = 0
         for token in llm.generate(
             tokens,
             temp=0.0 if greedy else request.temperature,
@@ -444,6 +453,7 @@ class LlamaCppBackend:
                 break
             pieces += self._piece(llm, token)
             produced.append(token)
+            self.stats.running = len(produced)
             text = pieces.decode("utf-8", errors="ignore")
             stop_at = _first_stop(text, request.stop)
             if stop_at is not None:
@@ -455,7 +465,7 @@ class LlamaCppBackend:
             if len(produced) >= request.max_tokens:
                 reason = "length"
                 break
-            if cancel.cancelled:
+            if cancel.cancelled or self._closing.cancelled:
                 reason = "cancelled"
                 break
             if deadline is not None and now >= deadline:
@@ -487,6 +497,7 @@ class LlamaCppBackend:
 
     def _finish(self, result: CompletionResult, started: float) -> CompletionResult:
         result.total_s = time.perf_counter() - started
+        self.stats.running = None
         self.stats.add(result)
         return result
 

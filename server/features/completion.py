@@ -149,7 +149,11 @@ class CompletionEngine:
             log.debug("dropped a suggestion for version %d of %s", doc.version, doc.uri)
             return None
         text = postprocess(
-            result.text, plan.cursor, plan.mode, self.session.settings.completion.max_lines
+            result.text,
+            plan.cursor,
+            plan.mode,
+            self.session.settings.completion.max_lines,
+            truncated=result.stop_reason in ("length", "time"),
         )
         log.debug(
             "completion: %d prompt tokens (%d reused), %d generated, %s, %.0f ms; kept %d of %d chars",

@@ -1,8 +1,8 @@
 """Jedi's semantic completions for Python, off the event loop and time-capped.
 
-Jedi is not thread-safe and cannot be interrupted, so it runs on one worker thread; a
-call that outlives its time cap keeps that thread busy, and requests arriving meanwhile
-get no Jedi items instead of queueing behind it.
+Jedi is not thread-safe and cannot be interrupted, so one call runs at a time on a
+worker thread; a call that outlives its time cap keeps running, and requests arriving
+meanwhile get no Jedi items instead of queueing behind it.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,6 @@ class JediItem:
 
 class JediCompleter:
     def __init__(self) -> None:
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="ouzel-jedi"
-        )
         self._running: concurrent.futures.Future[list[JediItem]] | None = None
         self._projects: dict[Path, object] = {}
 
@@ -47,8 +45,17 @@ class JediCompleter:
         if self._running is not None and not self._running.done():
             log.debug("jedi is still busy with an earlier request; no semantic items")
             return []
-        future = self._executor.submit(self._complete, text, line, column, path, root)
+        future: concurrent.futures.Future[list[JediItem]] = concurrent.futures.Future()
         self._running = future
+
+        def run() -> None:
+            try:
+                future.set_result(self._complete(text, line, column, path, root))
+            except BaseException as exc:  # pragma: no cover (_complete catches Jedi's errors)
+                future.set_exception(exc)
+
+        # A daemon thread: a Jedi call that overruns never holds up the server's exit.
+        threading.Thread(target=run, name="ouzel-jedi", daemon=True).start()
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
         except asyncio.TimeoutError:
@@ -79,6 +86,3 @@ class JediCompleter:
         if project is None:
             project = self._projects[root] = jedi.Project(root)
         return project
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)

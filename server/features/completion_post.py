@@ -173,13 +173,22 @@ def _strip_leading_blank(text: str, cursor: CursorContext) -> str:
     return body
 
 
-def postprocess(text: str, cursor: CursorContext, mode: Mode, max_lines: int) -> str:
-    """The suggestion to show for raw model `text` ("" means: show nothing)."""
+def postprocess(
+    text: str, cursor: CursorContext, mode: Mode, max_lines: int, truncated: bool = False
+) -> str:
+    """The suggestion to show for raw model `text` ("" means: show nothing).
+
+    `truncated`: generation hit its token or time cap, so the last line may be cut short;
+    a block then drops that line.
+    """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if mode == "single":
         lines = [_single_line(text.split("\n", 1)[0], cursor)]
     else:
-        lines = _block(_strip_leading_blank(text, cursor), cursor, max_lines)
+        body = _strip_leading_blank(text, cursor)
+        lines = _block(body, cursor, max_lines)
+        if truncated and len(lines) > 1 and len(lines) == body.count("\n") + 1:
+            lines.pop()  # the text's last line, where the cap cut it
         if len(lines) == 1:
             lines[0] = _single_line(lines[0], cursor)
     lines = _drop_following_duplicates(lines, cursor)

@@ -191,6 +191,7 @@ def status(session: Session) -> dict[str, Any]:
             if stats.prompt_tokens
             else None,
             "generatedTokens": stats.generated_tokens,
+            "generating": stats.running,  # tokens so far, while a request runs
             "last": stats.last,
         }
         break

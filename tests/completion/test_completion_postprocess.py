@@ -140,3 +140,13 @@ def test_crlf_documents_give_the_same_context() -> None:
     cursor = at("def f():\r\n    |\r\n    return 1\r\n")
     assert cursor.line_prefix == "    " and cursor.line_suffix == ""
     assert cursor.lines_after[0] == "    return 1"
+
+
+def test_a_capped_block_drops_its_unfinished_last_line() -> None:
+    raw = "if n <= 1:\n        return n\n    return"
+    cursor = at("def fib(n):\n    |\n")
+    assert postprocess(raw, cursor, "multi", 8, truncated=True) == "if n <= 1:\n        return n"
+    assert postprocess(raw, cursor, "multi", 8, truncated=False).endswith("    return")
+    # A block that ended before the cap is complete.
+    ended = "x = 1\n    y = 2\nprint(x)"
+    assert postprocess(ended, cursor, "multi", 8, truncated=True) == "x = 1\n    y = 2"

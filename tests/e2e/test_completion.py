@@ -1,0 +1,294 @@
+"""Ghost text end to end: `ouzel serve` over stdio with the real embedded model (greedy).
+
+One server for the module (the model loads once); each test opens its own documents.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rpc import RawClient, StdioServer
+
+pytestmark = pytest.mark.e2e
+
+REQUEST_CANCELLED = -32800
+
+
+class Editor:
+    """A scripted editor on a RawClient: documents with versions, requests by position."""
+
+    def __init__(self, client: RawClient, root: Path) -> None:
+        self.client = client
+        self.root = root
+        self.versions: dict[str, int] = {}
+        self.texts: dict[str, str] = {}
+
+    def open(self, name: str, text: str, language: str = "python") -> str:
+        uri = (self.root / name).as_uri()
+        self.versions[uri] = 1
+        self.texts[uri] = text
+        self.client.notify(
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": language, "version": 1, "text": text}},
+        )
+        return uri
+
+    def type(self, uri: str, line: int, character: int, text: str) -> None:
+        self.versions[uri] += 1
+        self.client.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": uri, "version": self.versions[uri]},
+                "contentChanges": [
+                    {
+                        "range": {
+                            "start": {"line": line, "character": character},
+                            "end": {"line": line, "character": character},
+                        },
+                        "text": text,
+                    }
+                ],
+            },
+        )
+
+    def inline_async(self, uri: str, line: int, character: int, invoked: bool = False) -> int:
+        return self.client.request_async(
+            "textDocument/inlineCompletion",
+            {
+                "textDocument": {"uri": uri},
+                "position": {"line": line, "character": character},
+                "context": {"triggerKind": 1 if invoked else 2},
+            },
+        )
+
+    def inline(
+        self, uri: str, line: int, character: int, invoked: bool = False
+    ) -> list[dict[str, Any]]:
+        response = self.client.wait_response(self.inline_async(uri, line, character, invoked), 120)
+        assert "result" in response, response
+        items: list[dict[str, Any]] = response["result"]["items"]
+        return items
+
+    def model(self) -> dict[str, Any]:
+        status: dict[str, Any] = self.client.request("ouzel/status")["result"]["model"]
+        return status
+
+    def configure(self, completion: dict[str, Any]) -> None:
+        self.client.configuration = {"completion": completion}
+        self.client.notify("workspace/didChangeConfiguration", {"settings": {}})
+        time.sleep(0.3)  # the server pulls the configuration
+
+
+def end_of(text: str) -> tuple[int, int]:
+    """The LSP position (UTF-16) at the end of `text`."""
+    lines = text.split("\n")
+    return len(lines) - 1, len(lines[-1].encode("utf-16-le")) // 2
+
+
+INITIALIZED: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StdioServer, Path]]:
+    root = tmp_path_factory.mktemp("completion")
+    (root / "workspace").mkdir()
+    stdio = StdioServer(root)
+    INITIALIZED.update(stdio.client.initialize(root=root / "workspace"))
+    yield stdio, root
+    stdio.close()
+
+
+@pytest.fixture
+def editor(server: tuple[StdioServer, Path]) -> Editor:
+    stdio, root = server
+    stdio.client.configuration = {}
+    return Editor(stdio.client, root / "workspace")
+
+
+def telemetry(server: tuple[StdioServer, Path]) -> list[dict[str, Any]]:
+    path = server[1] / "state" / "ouzel" / "completions.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+FIB = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    '
+
+
+def test_the_capability_is_advertised(editor: Editor) -> None:
+    capabilities = INITIALIZED["result"]["capabilities"]
+    assert capabilities["inlineCompletionProvider"] == {}
+    assert "ouzel.accepted" in capabilities["executeCommandProvider"]["commands"]
+    assert capabilities["completionProvider"]["triggerCharacters"] == ["."]
+
+
+def test_a_function_body_gets_a_suggestion(editor: Editor) -> None:
+    uri = editor.open("fib.py", FIB + "\n")
+    line, character = end_of(FIB)
+    items = editor.inline(uri, line, character)
+    assert len(items) == 1
+    item = items[0]
+    assert item["insertText"].strip()
+    position = {"line": line, "character": character}
+    assert item["range"] == {"start": position, "end": position}
+    assert item["command"]["command"] == "ouzel.accepted" and item["command"]["arguments"][0]
+    model = editor.model()
+    assert model["state"] == "ready" and model["template"] == "plain"
+
+
+def test_typing_through_is_served_from_the_cache(
+    editor: Editor, server: tuple[StdioServer, Path]
+) -> None:
+    uri = editor.open("through.py", FIB + "\n")
+    line, character = end_of(FIB)
+    suggestion = editor.inline(uri, line, character)[0]
+    text, suggestion_id = suggestion["insertText"], suggestion["command"]["arguments"][0]
+    editor.client.notify("textDocument/didShowCompletion", {"item": suggestion})
+    model_calls = editor.model()["requests"]
+
+    editor.type(uri, line, character, text[:3])
+    rest = editor.inline(uri, line, character + 3)
+    assert [item["insertText"] for item in rest] == [text[3:]]
+    assert rest[0]["command"]["arguments"][0] == suggestion_id
+
+    # A partial accept (the client inserted two more characters) is a cache hit too.
+    editor.type(uri, line, character + 3, text[3:5])
+    editor.client.notify(
+        "textDocument/didPartiallyAcceptCompletion", {"item": rest[0], "acceptedLength": 2}
+    )
+    after_partial = editor.inline(uri, line, character + 5)
+    assert [item["insertText"] for item in after_partial] == [text[5:]]
+    assert editor.model()["requests"] == model_calls  # the model was not asked again
+
+    editor.client.request(
+        "workspace/executeCommand", {"command": "ouzel.accepted", "arguments": [suggestion_id]}
+    )
+    events = [e for e in telemetry(server) if e.get("id") == suggestion_id]
+    assert [e["event"] for e in events] == [
+        "served",
+        "shown",
+        "served",
+        "partial",
+        "served",
+        "accepted",
+    ]
+    assert [e["kind"] for e in events if e["event"] == "served"][1:] == ["cache", "cache"]
+
+
+def test_a_cancelled_request_stops_generating(editor: Editor) -> None:
+    # Room for a long answer, so the generation is surely running when the cancel lands.
+    editor.configure({"maxTokens": 400, "maxTimeMs": 60000, "maxLines": 100, "debounceMs": 0})
+    try:
+        text = "NUMBERS = [\n    1,\n    2,\n    3,\n    "
+        uri = editor.open("numbers.py", text + "\n]\n")
+        editor.inline(uri, 0, 0)  # the model is loaded
+        before = editor.model()
+        request_id = editor.inline_async(uri, *end_of(text))
+        deadline = time.monotonic() + 60
+        while (editor.model()["generating"] or 0) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        editor.client.notify("$/cancelRequest", {"id": request_id})
+        response = editor.client.wait_response(request_id, 60)
+        assert response["error"]["code"] == REQUEST_CANCELLED  # answered at once
+        model = editor.model()
+        while model["generating"] is not None and time.monotonic() < deadline:
+            time.sleep(0.02)  # the worker stops at its next token
+            model = editor.model()
+        assert model["last"]["stopReason"] == "cancelled"
+        assert model["last"]["generatedTokens"] < 400
+        assert model["cancelled"] > before["cancelled"]
+    finally:
+        editor.configure({})
+
+
+def test_a_result_for_an_old_version_is_not_shown(editor: Editor) -> None:
+    text = "def area(width, height):\n    total = "
+    uri = editor.open("stale.py", text + "\n    return total\n")
+    line, character = end_of(text)
+    request_id = editor.inline_async(uri, line, character)
+    editor.type(uri, line, character, "w")  # a keystroke right after the request
+    response = editor.client.wait_response(request_id, 120)
+    assert response["result"]["items"] == []
+    # The request for the new version is answered normally.
+    assert isinstance(editor.inline(uri, line, character + 1), list)
+
+
+def test_single_line_and_multi_line_rules(editor: Editor) -> None:
+    end_of_statement = "def area(width, height):\n    total = "
+    uri = editor.open("rules_single.py", end_of_statement + "\n    return total\n")
+    single = editor.inline(uri, *end_of(end_of_statement))
+    assert single and "\n" not in single[0]["insertText"]
+
+    empty_line = "NUMBERS = [\n    1,\n    2,\n    3,\n    "
+    uri = editor.open("rules_multi.py", empty_line + "\n]\n")
+    block = editor.inline(uri, *end_of(empty_line))[0]["insertText"]
+    lines = block.split("\n")
+    assert 1 < len(lines) <= 8  # completion.max_lines
+    assert all(line.startswith("    ") for line in lines[1:])  # never past the block's end
+
+    opener = "class Point:\n    def __init__(self, x, y):"
+    uri = editor.open("rules_opener.py", opener + "\n")
+    body = editor.inline(uri, *end_of(opener))[0]["insertText"]
+    assert body.startswith("\n") and all(
+        line.startswith("        ") for line in body.split("\n")[1:]
+    )
+
+    # Mid-line, the prefix-only embedded model cannot see the text after the cursor.
+    uri = editor.open("rules_mid.py", "value = compute(alpha, beta)\n")
+    assert editor.inline(uri, 0, len("value = comp")) == []
+
+
+def test_utf16_positions_on_a_line_with_emoji(editor: Editor) -> None:
+    text = 'label = "😀"; total = '
+    uri = editor.open("emoji.py", text + "\n")
+    line, character = end_of(text)
+    assert character == len(text) + 1  # the emoji is two UTF-16 code units
+    items = editor.inline(uri, line, character)
+    assert items, "the model suggests something here at temperature 0"
+    position = {"line": line, "character": character}
+    assert items[0]["range"] == {"start": position, "end": position}
+    suggestion = items[0]["insertText"]
+    editor.type(uri, line, character, suggestion[:1])
+    if len(suggestion) > 1:
+        rest = editor.inline(uri, line, character + 1)
+        assert [item["insertText"] for item in rest] == [suggestion[1:]]
+    # Positions past the end of the line, or in no line, give no items (and no error).
+    assert editor.inline(uri, line, character + 50) == []
+    assert editor.inline(uri, 40, 0) == []
+
+
+def test_the_popup_has_the_suggestion_and_jedi_items(editor: Editor) -> None:
+    # Jedi's very first completion loads its stubs, which takes seconds on a busy machine.
+    editor.configure({"jediTimeoutMs": 10000})
+    text = "import os\nos.path.jo"
+    uri = editor.open("popup.py", text + "\n")
+    line, character = end_of(text)
+    response = editor.client.request(
+        "textDocument/completion",
+        {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}},
+        timeout=120,
+    )
+    result = response["result"]
+    labels = [item["label"] for item in result["items"]]
+    assert "join" in labels
+    join = next(item for item in result["items"] if item["label"] == "join")
+    assert join["textEdit"]["range"]["start"] == {"line": line, "character": len("os.path.")}
+    assert join["textEdit"]["newText"] == "join"
+    suggestions = [item for item in result["items"] if item.get("detail") == "ouzel suggestion"]
+    for item in suggestions:  # the AI item (if the model had one) comes first
+        assert item is result["items"][0] and item["textEdit"]["newText"].startswith("jo")
+
+
+def test_a_document_that_is_not_open_is_an_error(editor: Editor) -> None:
+    response = editor.client.request(
+        "textDocument/inlineCompletion",
+        {
+            "textDocument": {"uri": (editor.root / "never-opened.py").as_uri()},
+            "position": {"line": 0, "character": 0},
+            "context": {"triggerKind": 2},
+        },
+    )
+    assert response["error"]["code"] == -32602
