@@ -26,7 +26,8 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCRe
 
 from ouzel.server import __version__, logs
 from ouzel.server.documents import UnknownDocumentError
-from ouzel.server.handlers import completion, lifecycle, status, text_sync, workspace
+from ouzel.server.features import indexing
+from ouzel.server.handlers import completion, lifecycle, status, symbols, text_sync, workspace
 from ouzel.server.protocol import OuzelProtocol
 from ouzel.server.remote import RemoteConfig, check_listen_policy, server_ssl_context
 from ouzel.server.session import Engine, Session
@@ -87,6 +88,13 @@ def feature_routes() -> list[Route]:
         Route(completion.DID_SHOW, completion.did_show),
         Route(completion.DID_PARTIALLY_ACCEPT, completion.did_partially_accept),
         Route(completion.ACCEPT_COMMAND, completion.accepted, command=True),
+        Route(types.WORKSPACE_SYMBOL, symbols.workspace_symbol, symbols.WORKSPACE_SYMBOL_OPTIONS),
+        Route(
+            types.TEXT_DOCUMENT_DOCUMENT_SYMBOL,
+            symbols.document_symbol,
+            symbols.DOCUMENT_SYMBOL_OPTIONS,
+        ),
+        Route(types.WORKSPACE_DID_CHANGE_WATCHED_FILES, symbols.did_change_watched_files),
     ]
 
 
@@ -163,6 +171,7 @@ def _bind_command(session: Session, handler: Callable[..., Any]) -> Callable[...
 
 def create_server(engine: Engine) -> OuzelServer:
     server = OuzelServer(engine)
+    indexing.install(engine)  # the workspace index follows every session (idempotent)
     for route in routes():
         if route.command:
             server.command(route.method)(_bind_command(server.session, route.handler))
@@ -232,7 +241,10 @@ def run_stdio(engine: Engine, stdin: BinaryIO, stdout: BinaryIO) -> int:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         start_stdin_reader(stdin, loop, queue.put_nowait)
         server = create_server(engine)
-        return await serve_connection(server, queue.get, StdoutWriter(stdout))
+        writer = StdoutWriter(
+            stdout, on_closed=lambda: loop.call_soon_threadsafe(queue.put_nowait, None)
+        )
+        return await serve_connection(server, queue.get, writer)
 
     try:
         return asyncio.run(main())

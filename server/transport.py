@@ -153,16 +153,30 @@ def start_stdin_reader(
 
 
 class StdoutWriter:
-    """pygls writer interface over a binary stream; a lock keeps messages whole."""
+    """pygls writer interface over a binary stream; a lock keeps messages whole.
 
-    def __init__(self, stream: BinaryIO) -> None:
+    A client that quits without waiting for the last answer closes the pipe: that is the
+    end of the connection, not an error, so writes after it are dropped quietly.
+    """
+
+    def __init__(self, stream: BinaryIO, on_closed: Callable[[], None] = lambda: None) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        self._closed = False
+        self._on_closed = on_closed
 
     def write(self, data: bytes) -> None:
         with self._lock:
-            self._stream.write(data)
-            self._stream.flush()
+            if self._closed:
+                return
+            try:
+                self._stream.write(data)
+                self._stream.flush()
+            except (BrokenPipeError, ConnectionResetError, ValueError):
+                self._closed = True
+                log.info("the client closed its end of stdout; dropping further output")
+        if self._closed:
+            self._on_closed()
 
     def close(self) -> None:
         with self._lock:

@@ -163,3 +163,17 @@ def test_workspace_folders_change_at_run_time(connect: RawClient, tmp_path: Path
     connect.notify("workspace/didChangeWorkspaceFolders", {"event": event})
     status = connect.request("ouzel/status")["result"]
     assert status["workspaceFolders"] == [str(second)]
+
+
+def test_client_that_quits_without_reading_the_answer_is_no_error(tmp_path: Path) -> None:
+    log_file = tmp_path / "quiet.log"
+    server = StdioServer(tmp_path, "--log-file", str(log_file))
+    server.client.initialize(tmp_path)
+    server.client.send({"jsonrpc": "2.0", "id": 99, "method": "shutdown"})
+    assert server.process.stdout is not None
+    server.process.stdout.close()  # like Neovim on :qa, it does not wait for the answer
+    assert server.process.stdin is not None
+    server.process.stdin.close()
+    assert server.process.wait(timeout=20) in (0, 1)
+    text = log_file.read_text()
+    assert "Traceback" not in text and "BrokenPipeError" not in text
