@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -408,3 +409,33 @@ def test_remote_mode_over_tls_with_a_token(code_server: CodeServer, tmp_path: Pa
     finally:
         server.close()
     assert "vscode-e2e-token" not in server.stderr_path.read_text()
+
+
+def test_a_server_that_is_down_is_reported(code_server: CodeServer) -> None:
+    """TCP mode with nothing listening: a red status bar item and a notification that says
+    how to start the server, instead of silence."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = {
+        **USER_SETTINGS,
+        "ouzel.server.mode": "tcp",
+        "ouzel.server.host": "127.0.0.1",
+        "ouzel.server.port": port,
+    }
+    (code_server.user_data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
+    events = drive(
+        code_server,
+        expectServerFailure=True,
+        screenshotServerFailure=str(ARTIFACTS / "vscode-server-down.png"),
+        screenshotFailure=str(ARTIFACTS / "vscode-failure.png"),
+    )
+    failure = events_named(events, "failure")[0]
+    assert "server failed" in failure["status"]
+    expected = f"cannot reach the ouzel server at tcp 127.0.0.1:{port} (connect ECONNREFUSED"
+    messages = failure["notifications"]
+    assert any(
+        expected in text and f"ouzel serve --tcp 127.0.0.1:{port}" in text for text in messages
+    ), messages
+    # Said once, in words that help: not the language client's generic message as well.
+    assert not any("couldn't create connection" in text for text in messages), messages

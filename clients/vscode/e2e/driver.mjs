@@ -6,7 +6,8 @@
 // file; then for each edit `{line, type, accept: "tab" | "word", screenshot?}`: cursor to
 // the end of `line` (1-based), type `type`, wait for ghost text, screenshot it, and accept
 // it whole (Tab) or its next word (Ctrl+Right, then Escape for the rest). Finally save.
-// Then run `commands` from the palette. Every wait is on a condition with a time limit; progress and results are JSON lines on
+// Then run `commands` from the palette. With `expectServerFailure`, wait instead for the
+// status bar and a notification to report a server that cannot start. Every wait is on a condition with a time limit; progress and results are JSON lines on
 // stdout. tests/e2e/test_vscode.py starts code-server and checks the file on disk and the
 // server's telemetry.
 import { chromium } from 'playwright-core';
@@ -62,7 +63,23 @@ async function main() {
             undefined,
             { timeout },
         );
-        emit('server', { status: await statusText(page) });
+        if (config.expectServerFailure) {
+            // A server that cannot start: the status bar turns red and a notification says why.
+            await page.locator('.statusbar-item', { hasText: 'server failed' }).first().waitFor();
+            const toast = page.locator('.notifications-toasts .notification-list-item-message', { hasText: 'ouzel' });
+            await toast.first().waitFor();
+            emit('failure', { status: await statusText(page), notifications: await toast.allInnerTexts() });
+            if (config.screenshotServerFailure) {
+                await page.screenshot({ path: config.screenshotServerFailure });
+            }
+            emit('done', { consoleErrors });
+            return;
+        }
+        const serverStatus = await statusText(page);
+        emit('server', { status: serverStatus });
+        if (/failed|stopped/.test(serverStatus)) {
+            throw new Error(`the ouzel server did not start: status bar says "${serverStatus}"`);
+        }
         if (config.screenshotStarted) {
             await page.screenshot({ path: config.screenshotStarted });
         }

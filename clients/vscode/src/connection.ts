@@ -1,5 +1,6 @@
 // How the language client reaches the server: a child process (stdio) or TCP/TLS.
 import * as fs from 'fs';
+import { Socket } from 'net';
 import * as os from 'os';
 import * as vscode from 'vscode';
 import { ServerOptions } from 'vscode-languageclient/node';
@@ -68,6 +69,12 @@ export interface Endpoint {
     description: string;
     /** The token for `initializationOptions.authToken` (TCP only). */
     token: TokenResult;
+    /**
+     * Opens the connection before the language client exists, so a server that is down is
+     * reported once, in our words (the client's own start-up error says only "couldn't
+     * create connection"). The client then uses that connection; a restart opens a new one.
+     */
+    preflight(): Promise<void>;
 }
 
 export function endpoint(settings: ConnectionSettings): Endpoint {
@@ -78,13 +85,18 @@ export function endpoint(settings: ConnectionSettings): Endpoint {
             tls: settings.tls,
             caFile: settings.tlsCa || undefined,
         };
+        let opened: Socket | undefined;
         return {
             serverOptions: async () => {
-                const socket = await openStream(target);
+                const socket = opened ?? (await openStream(target));
+                opened = undefined;
                 return { reader: socket, writer: socket };
             },
             description: `${settings.tls ? 'tls' : 'tcp'} ${settings.host}:${settings.port}`,
             token: readToken(settings.tokenFile, process.env),
+            preflight: async () => {
+                opened = await openStream(target);
+            },
         };
     }
     const command = localServerCommand(settings);
@@ -92,5 +104,6 @@ export function endpoint(settings: ConnectionSettings): Endpoint {
         serverOptions: { command: command.command, args: command.args, options: { cwd: command.cwd } },
         description: `stdio ${[command.command, ...command.args].join(' ')} (${command.source})`,
         token: {},
+        preflight: async () => {},
     };
 }

@@ -140,6 +140,7 @@ export class OuzelController implements vscode.Disposable {
         });
         this.client = client;
         try {
+            await target.preflight();
             await client.start();
         } catch (error) {
             const message = explainStartFailure(error);
