@@ -133,6 +133,7 @@ FEATURE_COMMAND_MODULES: list[str] = [
     "ouzel.server.commands.doctor",
     "ouzel.server.commands.ask",
     "ouzel.server.commands.stats",
+    "ouzel.server.commands.index",
 ]
 
 

@@ -1,0 +1,81 @@
+"""The tables of the index and their version.
+
+Bump `SCHEMA_VERSION` whenever a table's columns or the meaning of a value changes (how
+symbols or chunks are cut counts): an index with another version is rebuilt on open.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import pyarrow as pa
+
+SCHEMA_VERSION: Final = 1
+
+SYMBOLS = pa.schema(
+    [
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("qualified_name", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("language", pa.string(), nullable=False),
+        pa.field("start_line", pa.int32(), nullable=False),
+        pa.field("start_col", pa.int32(), nullable=False),
+        pa.field("end_line", pa.int32(), nullable=False),
+        pa.field("end_col", pa.int32(), nullable=False),
+        pa.field("name_start_line", pa.int32(), nullable=False),
+        pa.field("name_start_col", pa.int32(), nullable=False),
+        pa.field("name_end_line", pa.int32(), nullable=False),
+        pa.field("name_end_col", pa.int32(), nullable=False),
+        pa.field("signature", pa.string(), nullable=False),
+        pa.field("doc", pa.string(), nullable=False),
+        pa.field("parent", pa.string(), nullable=False),
+        # The name cut into words ("getUserName" → "get user name"), for full-text search.
+        pa.field("words", pa.string(), nullable=False),
+    ]
+)
+
+CHUNKS = pa.schema(
+    [
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("language", pa.string(), nullable=False),
+        pa.field("start_line", pa.int32(), nullable=False),
+        pa.field("end_line", pa.int32(), nullable=False),
+        pa.field("symbols", pa.list_(pa.string()), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+    ]
+)
+
+FILES = pa.schema(
+    [
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("hash", pa.string(), nullable=False),
+        pa.field("size", pa.int64(), nullable=False),
+        pa.field("mtime_ns", pa.int64(), nullable=False),
+        pa.field("language", pa.string(), nullable=False),
+        # Why the file has no rows ("binary", "minified", "generated"), "" when indexed.
+        pa.field("skipped", pa.string(), nullable=False),
+        pa.field("symbols", pa.int32(), nullable=False),
+        pa.field("chunks", pa.int32(), nullable=False),
+        pa.field("schema_version", pa.int32(), nullable=False),
+        pa.field("indexed_at", pa.float64(), nullable=False),
+    ]
+)
+
+TABLES: Final = {"files": FILES, "symbols": SYMBOLS, "chunks": CHUNKS}
+
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+|[^\W\d_]+")
+
+
+def name_words(name: str, qualified_name: str) -> str:
+    """Words of a symbol name for full-text search: the name, its parts, its qualifiers."""
+    parts = [name]
+    parts.extend(_WORD.findall(name))
+    if qualified_name != name:
+        parts.append(qualified_name.replace(".", " "))
+    return " ".join(parts).lower()
+
+
+def empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()

@@ -1,0 +1,78 @@
+"""Byte offsets of a UTF-8 file to (line, column) the way LSP counts them.
+
+Lines break at "\\r\\n", "\\r" and "\\n" (a lone "\\r" too, which tree-sitter does not count);
+columns are code points. Converting code points to the client's units is the server's job.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from itertools import accumulate
+
+_BREAK = re.compile(rb"\r\n|\r|\n")
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def decode(data: bytes) -> tuple[str, bytes]:
+    """The text of `data`, and bytes that are valid UTF-8 (invalid bytes become U+FFFD)."""
+    try:
+        return data.decode("utf-8"), data
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="replace")
+        return text, text.encode("utf-8")
+
+
+class LineMap:
+    """Line starts of a byte string, and offset → (line, code point column)."""
+
+    __slots__ = ("ascii", "data", "starts")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.ascii = data.isascii()
+        if b"\r" in data and _LONE_CR.search(data):
+            self.starts = [0, *(m.end() for m in _BREAK.finditer(data))]
+        else:
+            # "\r\n" ends with "\n", so splitting on "\n" finds the same line starts.
+            self.starts = [0, *accumulate(len(line) + 1 for line in data.split(b"\n")[:-1])]
+
+    @property
+    def line_count(self) -> int:
+        return len(self.starts)
+
+    def line_of(self, offset: int) -> int:
+        return bisect_right(self.starts, offset) - 1
+
+    def position(self, offset: int) -> tuple[int, int]:
+        line = bisect_right(self.starts, offset) - 1
+        start = self.starts[line]
+        if line + 1 < len(self.starts):
+            # An offset inside the line break (tree-sitter puts "\r" in comments) means
+            # the end of the line's content.
+            following = self.starts[line + 1]
+            content_end = following - (2 if self.data[following - 2 : following] == b"\r\n" else 1)
+            offset = min(offset, max(content_end, start))
+        if self.ascii:
+            return line, offset - start
+        return line, len(self.data[start:offset].decode("utf-8", errors="replace"))
+
+    def line_span(self, first: int, last: int) -> tuple[int, int]:
+        """Byte range of lines first..last (inclusive), line breaks included."""
+        end = self.starts[last + 1] if last + 1 < len(self.starts) else len(self.data)
+        return self.starts[first], end
+
+    def line_bytes(self, first: int, last: int) -> int:
+        begin, end = self.line_span(first, last)
+        return end - begin
+
+    def lines_text(self, first: int, last: int) -> str:
+        begin, end = self.line_span(first, last)
+        return self.data[begin:end].decode("utf-8", errors="replace")
+
+    def end_line(self, end_byte: int, start_line: int) -> int:
+        """Last line touched by a range ending (exclusively) at `end_byte`."""
+        line = self.line_of(end_byte)
+        if line > start_line and self.starts[line] == end_byte:
+            return line - 1
+        return line
