@@ -289,6 +289,7 @@ def test_ghost_text_appears_and_is_accepted(code_server: CodeServer) -> None:
         ],
         screenshotStarted=str(ARTIFACTS / "vscode-started.png"),
         screenshotSaved=str(ARTIFACTS / "vscode-accepted.png"),
+        screenshotTooltip=str(ARTIFACTS / "vscode-status-tooltip.png"),
         screenshotFailure=str(ARTIFACTS / "vscode-failure.png"),
     )
     keep_logs(code_server)
@@ -302,6 +303,8 @@ def test_ghost_text_appears_and_is_accepted(code_server: CodeServer) -> None:
     # The status bar names the model and the last latency once a suggestion came back.
     saved_status = events_named(events, "saved")[0]["status"]
     assert "gemma" in saved_status.lower() and re.search(r"\d+ ms", saved_status), saved_status
+    tooltip = events_named(events, "tooltip")[0]["text"].replace("\xa0", " ")
+    assert "model: gemma" in tooltip and "suggestions shown 2, accepted 1" in tooltip, tooltip
     commands = [item["title"] for item in events_named(events, "command")]
     assert commands == ["ouzel: Show Status", "ouzel: Toggle Completions"]
     user_settings = json.loads((code_server.user_data / "User" / "settings.json").read_text())

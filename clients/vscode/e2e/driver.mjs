@@ -139,6 +139,15 @@ async function main() {
         if (config.screenshotSaved) {
             await page.screenshot({ path: config.screenshotSaved });
         }
+        if (config.screenshotTooltip) {
+            // The status item's tooltip: server, model, latency, counts and command links.
+            await page.locator('.statusbar-item', { hasText: 'ouzel' }).first().hover();
+            const hover = page.locator('.workbench-hover, .monaco-hover', { hasText: 'suggestions shown' });
+            await hover.first().waitFor();
+            emit('tooltip', { text: await hover.first().innerText() });
+            await page.screenshot({ path: config.screenshotTooltip });
+            await page.mouse.move(700, 400);
+        }
 
         // Commands from the palette: `{title, tab?, text?, status?, screenshot?}` wait for an
         // editor tab, text in an editor, or text in ouzel's status bar item.

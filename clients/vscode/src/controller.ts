@@ -55,6 +55,25 @@ interface WireItem {
 }
 
 /** The item as the server sent it, for telemetry (the server finds its id in the command). */
+const TOOLTIP_COMMANDS: [string, string][] = [
+    ['Log (click)', 'ouzel.showOutput'],
+    ['Status', 'ouzel.showStatus'],
+    ['Toggle', 'ouzel.toggleCompletions'],
+    ['Restart', 'ouzel.restartServer'],
+];
+
+/** The status tooltip with links to the commands a user reaches for from there. */
+function statusTooltip(text: string): vscode.MarkdownString {
+    const tooltip = new vscode.MarkdownString();
+    for (const line of text.split('\n')) {
+        tooltip.appendText(line);
+        tooltip.appendMarkdown('  \n');
+    }
+    tooltip.appendMarkdown('\n' + TOOLTIP_COMMANDS.map(([label, id]) => `[${label}](command:${id})`).join(' · '));
+    tooltip.isTrusted = { enabledCommands: TOOLTIP_COMMANDS.map(([, id]) => id) };
+    return tooltip;
+}
+
 function wireItem(item: vscode.InlineCompletionItem): WireItem {
     const insertText = typeof item.insertText === 'string' ? item.insertText : item.insertText.value;
     const command = item.command;
@@ -146,9 +165,13 @@ export class OuzelController implements vscode.Disposable {
             const message = explainStartFailure(error);
             this.output.appendLine(`[ouzel] the language server did not start: ${message}`);
             this.update({ connection: 'failed', error: message });
-            void vscode.window
-                .showErrorMessage(`ouzel: ${message}`, 'Show Log')
-                .then((choice) => choice && this.output.show(true));
+            void vscode.window.showErrorMessage(`ouzel: ${message}`, 'Show Log', 'Open Settings').then((choice) => {
+                if (choice === 'Show Log') {
+                    this.output.show(true);
+                } else if (choice === 'Open Settings') {
+                    void vscode.commands.executeCommand('workbench.action.openSettings', 'ouzel.server');
+                }
+            });
         }
     }
 
@@ -511,7 +534,7 @@ export class OuzelController implements vscode.Disposable {
     private render(): void {
         const rendered = renderStatus(this.status);
         this.statusItem.text = rendered.text;
-        this.statusItem.tooltip = rendered.tooltip;
+        this.statusItem.tooltip = statusTooltip(rendered.tooltip);
         this.statusItem.backgroundColor =
             rendered.severity === 'error'
                 ? new vscode.ThemeColor('statusBarItem.errorBackground')

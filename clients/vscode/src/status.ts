@@ -60,7 +60,6 @@ export function renderStatus(state: StatusState): RenderedStatus {
     if (state.error) {
         tooltip.push(`error: ${state.error}`);
     }
-    tooltip.push('Click to open the server log.');
 
     let icon = '$(sparkle)';
     const words: string[] = ['ouzel'];

@@ -40,7 +40,6 @@ test('the tooltip names the endpoint and counts suggestions', () => {
     const tooltip = renderStatus(running({ shown: 7, accepted: 3 })).tooltip;
     assert.match(tooltip, /ouzel \(stdio ouzel serve \(venv\)\)/);
     assert.match(tooltip, /suggestions shown 7, accepted 3/);
-    assert.match(tooltip, /Click to open the server log/);
 });
 
 test('progress: begin, report, end; the newest active one is current', () => {
