@@ -205,11 +205,13 @@ class WorkspaceIndex:
     def writable(self) -> bool:
         return self.store.writable
 
-    def _open_store(self) -> None:
+    def _open_store(self, read_everything: bool = False) -> None:
         """Open the store, checking and repairing it; rebuild it when it cannot be used."""
         store = self.store
         try:
             store.open()
+            if read_everything:
+                store.verify_all()
             files = store.load_files()
             if store.writable:
                 files = self._repair(files)
@@ -270,7 +272,7 @@ class WorkspaceIndex:
             return
         self._needs_check = False
         log.info("index %s: checking the store after an error", self.folder)
-        self._open_store()
+        self._open_store(read_everything=True)
 
     def try_become_writer(self) -> bool:
         """Take the writer lock if its holder has gone; True when this index may write."""
@@ -462,6 +464,7 @@ class WorkspaceIndex:
                     )
             summary = self._index(list(todo.values()), sorted(removed), progress)
             summary.seconds = time.monotonic() - started
+            self._last_summary = summary
             return summary
 
     def _under(self, folder: str) -> list[str]:

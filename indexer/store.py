@@ -212,6 +212,16 @@ class Store:
             )
         return records
 
+    def verify_all(self) -> None:
+        """Read every column of every table (after an error: is any data unreadable?)."""
+        for name in schema.TABLES:
+            try:
+                self.scan(name)
+            except StoreProblem:
+                raise
+            except Exception as exc:
+                raise StoreProblem(f"corrupt store: {name} table unreadable ({exc})") from exc
+
     def row_counts(self, name: str) -> dict[str, int]:
         """Rows per path in the symbols or chunks table."""
         try:
