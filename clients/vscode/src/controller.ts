@@ -14,6 +14,7 @@ import {
 import { endpoint, Endpoint, readConnectionSettings } from './connection';
 import { errorText, explainStartFailure } from './errors';
 import { toMarkdown } from './markdown';
+import { statusTooltip, VIEW_SCHEME, ViewProvider } from './views';
 import { initialStatus, modelFromStatus, ProgressTracker, renderStatus, StatusState } from './status';
 import { contributedKeys, explicitSettings, SECTION } from './settingsSync';
 import { ContentChange, ghostText, SuggestionTracker } from './suggestions';
@@ -24,30 +25,6 @@ const DID_SHOW = 'textDocument/didShowCompletion';
 const DID_PARTIALLY_ACCEPT = 'textDocument/didPartiallyAcceptCompletion';
 /** Index commands the server may offer through `workspace/executeCommand`, preferred first. */
 const INDEX_COMMANDS = ['ouzel.index', 'ouzel.reindex'];
-const VIEW_SCHEME = 'ouzel';
-
-/** Read-only documents `ouzel:/status.md` and `ouzel:/context.md`. */
-class ViewProvider implements vscode.TextDocumentContentProvider {
-    private readonly contents = new Map<string, string>();
-    private readonly changed = new vscode.EventEmitter<vscode.Uri>();
-    readonly onDidChange = this.changed.event;
-
-    provideTextDocumentContent(uri: vscode.Uri): string {
-        return this.contents.get(uri.path) ?? '';
-    }
-
-    async show(name: string, markdown: string): Promise<void> {
-        const uri = vscode.Uri.from({ scheme: VIEW_SCHEME, path: `/${name}.md` });
-        this.contents.set(uri.path, markdown);
-        this.changed.fire(uri);
-        const document = await vscode.workspace.openTextDocument(uri);
-        await vscode.window.showTextDocument(document, { preview: true, viewColumn: vscode.ViewColumn.Beside });
-    }
-
-    dispose(): void {
-        this.changed.dispose();
-    }
-}
 
 interface WireItem {
     insertText: string;
@@ -55,25 +32,6 @@ interface WireItem {
 }
 
 /** The item as the server sent it, for telemetry (the server finds its id in the command). */
-const TOOLTIP_COMMANDS: [string, string][] = [
-    ['Log (click)', 'ouzel.showOutput'],
-    ['Status', 'ouzel.showStatus'],
-    ['Toggle', 'ouzel.toggleCompletions'],
-    ['Restart', 'ouzel.restartServer'],
-];
-
-/** The status tooltip with links to the commands a user reaches for from there. */
-function statusTooltip(text: string): vscode.MarkdownString {
-    const tooltip = new vscode.MarkdownString();
-    for (const line of text.split('\n')) {
-        tooltip.appendText(line);
-        tooltip.appendMarkdown('  \n');
-    }
-    tooltip.appendMarkdown('\n' + TOOLTIP_COMMANDS.map(([label, id]) => `[${label}](command:${id})`).join(' · '));
-    tooltip.isTrusted = { enabledCommands: TOOLTIP_COMMANDS.map(([, id]) => id) };
-    return tooltip;
-}
-
 function wireItem(item: vscode.InlineCompletionItem): WireItem {
     const insertText = typeof item.insertText === 'string' ? item.insertText : item.insertText.value;
     const command = item.command;
@@ -81,7 +39,6 @@ function wireItem(item: vscode.InlineCompletionItem): WireItem {
         ? { insertText }
         : { insertText, command: { title: command.title, command: command.command, arguments: command.arguments } };
 }
-
 
 export class OuzelController implements vscode.Disposable {
     private client: LanguageClient | undefined;
@@ -356,7 +313,7 @@ export class OuzelController implements vscode.Disposable {
             await vscode.commands.executeCommand(builtin);
         } finally {
             // The edit (if any) has arrived by now; an unused mark must not tag later typing.
-            this.suggestions.onDidChange('', []);
+            this.suggestions.endPartialAccept();
         }
     }
 

@@ -72,6 +72,11 @@ export class SuggestionTracker {
         this.partialPending = true;
     }
 
+    /** The partial-accept command finished: its edit, if any, has been seen. */
+    endPartialAccept(): void {
+        this.partialPending = false;
+    }
+
     /** The whole suggestion was accepted (its command ran). */
     acceptedWhole(): void {
         this.shown = undefined;

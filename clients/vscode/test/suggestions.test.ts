@@ -74,7 +74,7 @@ test('edits in other documents are ignored', () => {
 test('the partial-accept mark is used once, by the next edit only', () => {
     const suggestions = tracker();
     suggestions.expectPartialAccept();
-    suggestions.onDidChange('', []); // the wrapped command made no edit
+    suggestions.endPartialAccept(); // the wrapped command made no edit
     assert.equal(suggestions.onDidChange(URI, insert(2, 10, 'a ')), undefined);
     assert.notEqual(suggestions.current, undefined);
 });
