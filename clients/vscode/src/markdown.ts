@@ -44,7 +44,7 @@ function languageOf(record: Record<string, unknown>): string {
     if (typeof language === 'string') {
         return language;
     }
-    const file = record['path'] ?? record['file'] ?? record['uri'];
+    const file = record['path'] ?? record['displayPath'] ?? record['display_path'] ?? record['file'] ?? record['uri'];
     if (typeof file === 'string') {
         const extension = file.split('.').pop() ?? '';
         const known: Record<string, string> = {

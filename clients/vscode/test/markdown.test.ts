@@ -21,6 +21,11 @@ test('code and long text become fenced blocks in the right language', () => {
     assert.match(text, /## Prompt\n\n```\nx{100}\n```/);
 });
 
+test('the language also comes from a displayPath (ouzel/context parts)', () => {
+    const text = toMarkdown('context', { parts: [{ source: 'definition', displayPath: 'lib/geo.rs', text: 'fn area() {}\n' }] });
+    assert.match(text, /```rust\nfn area\(\) \{\}\n```/);
+});
+
 test('backticks inside code cannot end the fence early', () => {
     const text = toMarkdown('t', { code: 'a\n```\nb' });
     assert.match(text, /````\na\n```\nb\n````/);
