@@ -251,7 +251,7 @@ class LlamaCppBackend:
             report("warming up", 95)
             llm.eval([llm.token_bos()] if llm.token_bos() >= 0 else llm.tokenize(b"\n"))
             self.metadata = dict(llm.metadata)
-            self.template = detect_template(self.metadata, _fim_token_texts(llm), template)
+            self.template = detect_template(self.metadata, fim_token_texts(llm), template)
             self._llm = llm
             self.load_seconds = time.perf_counter() - started
             self.state = "ready"
@@ -542,7 +542,7 @@ def _first_stop(text: str, stops: Sequence[str]) -> int | None:
     return min(found) if found else None
 
 
-def _fim_token_texts(llm: Llama) -> dict[str, str]:
+def fim_token_texts(llm: Llama) -> dict[str, str]:
     """Texts of the FIM tokens llama.cpp found (by metadata id or by their text)."""
     import llama_cpp
 

@@ -52,6 +52,7 @@ def _report(summary: Any) -> dict[str, Any]:
         }
     return {
         "served": summary.served,
+        "modelCalls": summary.model_calls,
         "shown": summary.shown,
         "accepted": summary.accepted,
         "partiallyAccepted": summary.partially_accepted,
@@ -77,6 +78,7 @@ def _print_table(path: Path, report: dict[str, Any]) -> None:
     overview.add_column(style="bold")
     overview.add_column(justify="right")
     overview.add_row("suggestions served", str(report["served"]))
+    overview.add_row("model calls", str(report["modelCalls"]))
     overview.add_row("shown", str(report["shown"]))
     overview.add_row("accepted", str(report["accepted"]))
     overview.add_row("partially accepted", str(report["partiallyAccepted"]))

@@ -15,6 +15,7 @@ process-wide (`server/features/models.py`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -86,6 +87,9 @@ class CompletionEngine:
     cache: TypeThroughCache = field(default_factory=TypeThroughCache)
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _recent: OrderedDict[str, _Shown] = field(default_factory=OrderedDict)
+    # The (line, version) of each document's last model call: was the next one typed
+    # on the same line, right after it?
+    _last_call: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     # --- the pipeline --------------------------------------------------------------------
 
@@ -138,8 +142,12 @@ class CompletionEngine:
         plan = self.build_plan(backend, doc, offset, snippets)
         if plan is None or token.cancelled:
             return None
+        call = asyncio.ensure_future(backend.complete(plan.request, token))
+        call.add_done_callback(self._model_call_recorder(doc, offset, plan))
         try:
-            result = await backend.complete(plan.request, token)
+            # Shielded: a cancelled request leaves the call to end at its next token, so
+            # its (cancelled) result still reaches telemetry.
+            result = await asyncio.shield(call)
         except BackendError as exc:
             log.warning("completion failed: %s", exc)
             return None
@@ -236,6 +244,7 @@ class CompletionEngine:
                 pending.token.cancel()
         if kind == "close":
             self.cache.forget(doc.uri)
+            self._last_call.pop(doc.uri, None)
 
     # --- telemetry -----------------------------------------------------------------------
 
@@ -255,6 +264,7 @@ class CompletionEngine:
                 self._recent.popitem(last=False)
         fields: dict[str, Any] = {
             "id": suggestion.id,
+            "version": doc.version,
             "kind": suggestion.kind,
             "latencyMs": round(latency_ms, 2),
             "chars": len(suggestion.text),
@@ -272,6 +282,40 @@ class CompletionEngine:
             }
         self._record("served", **fields)
         return suggestion
+
+    def _model_call_recorder(
+        self, doc: Document, offset: int, plan: PromptPlan
+    ) -> Callable[[asyncio.Future[CompletionResult]], None]:
+        """Telemetry for one model call, whatever became of the request that made it."""
+        line = doc.position(offset, "utf-32")[0]
+        previous = self._last_call.get(doc.uri)
+        same_line = previous is not None and previous == (line, doc.version - 1)
+        self._last_call[doc.uri] = (line, doc.version)
+        prompt_hash = hashlib.sha256(plan.request.prompt.encode("utf-8", "replace")).hexdigest()
+
+        def record(call: asyncio.Future[CompletionResult]) -> None:
+            if call.cancelled() or call.exception() is not None:
+                return
+            result = call.result()
+            self._record(
+                "model",
+                kind=_kind(result),
+                version=doc.version,
+                sameLine=same_line,
+                mode=plan.mode,
+                promptTokens=result.prompt_tokens,
+                reusedTokens=result.reused_tokens,
+                generatedTokens=result.generated_tokens,
+                stopReason=result.stop_reason,
+                modelMs=round(result.total_s * 1000, 1),
+                firstTokenMs=round(result.first_token_s * 1000, 1)
+                if result.first_token_s is not None
+                else None,
+                promptSha=prompt_hash[:16],
+                backend=result.backend,
+            )
+
+        return record
 
     def shown(self, suggestion_id: str) -> None:
         known = self._recent.get(suggestion_id)

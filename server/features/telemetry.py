@@ -1,7 +1,9 @@
 """Local completion telemetry: what was served, shown, accepted; never sent anywhere.
 
 Events are JSON lines appended to `completions.jsonl` in ouzel's state folder. They hold
-numbers and ids, never code: kind (cold / reused / cache), latency, token counts, lengths.
+numbers and ids, never code: kind (cold / reused / cache), latency, token counts, lengths,
+document versions, a hash of the prompt. Events: `model` (every model call, with its KV
+reuse), `served` (a suggestion returned), `shown`, `accepted`, `partial`.
 `ouzel stats` reads them back (`summarize`).
 """
 
@@ -14,7 +16,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ouzel.server.logs import state_dir
 
@@ -29,11 +31,15 @@ def telemetry_path() -> Path:
 
 
 class Telemetry:
-    """Appends events to one file; safe from any thread; a write failure is logged once."""
+    """Appends events to one file; safe from any thread; a write failure is logged once.
+
+    The file stays open (line-buffered): a type-through answer must not wait for an open().
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or telemetry_path()
         self._lock = threading.Lock()
+        self._handle: TextIO | None = None
         self._broken = False
 
     def record(self, event: str, **fields: Any) -> None:
@@ -42,12 +48,19 @@ class Telemetry:
             if self._broken:
                 return
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a", encoding="utf-8") as handle:
-                    handle.write(line)
+                if self._handle is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._handle = self.path.open("a", encoding="utf-8", buffering=1)
+                self._handle.write(line)
             except OSError as exc:
                 self._broken = True
                 log.warning("completion telemetry is off: cannot write %s (%s)", self.path, exc)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
 
 
 def read_events(path: Path) -> Iterator[dict[str, Any]]:
@@ -69,6 +82,7 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
 @dataclass
 class Summary:
     served: int = 0
+    model_calls: int = 0
     shown: int = 0
     accepted: int = 0
     partially_accepted: int = 0
@@ -109,6 +123,8 @@ def summarize(events: Iterable[dict[str, Any]], since: float | None = None) -> S
             latency = event.get("latencyMs")
             if isinstance(latency, (int, float)):
                 summary.latencies_ms.setdefault(str(event.get("kind")), []).append(latency)
+        elif kind == "model":  # every model call, also those a newer keystroke cancelled
+            summary.model_calls += 1
             summary.prompt_tokens += int(event.get("promptTokens") or 0)
             summary.reused_tokens += int(event.get("reusedTokens") or 0)
         elif kind == "shown":

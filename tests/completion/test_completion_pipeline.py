@@ -223,10 +223,21 @@ async def test_telemetry_records_served_shown_accepted(session: Session) -> None
     engine.partially_accepted(suggestion.id, 6)
     engine.accepted(suggestion.id)
     events = list(read_events(telemetry_path()))
-    assert [e["event"] for e in events] == ["served", "shown", "served", "partial", "accepted"]
+    assert [e["event"] for e in events] == [
+        "model",
+        "served",
+        "shown",
+        "served",
+        "partial",
+        "accepted",
+    ]
+    model = events[0]
+    assert model["promptTokens"] == 10 and model["reusedTokens"] == 8 and model["kind"] == "reused"
+    assert model["sameLine"] is False and model["version"] == 1 and len(model["promptSha"]) == 16
     assert "return" not in Path(telemetry_path()).read_text()  # numbers, never code
     summary = summarize(events)
     assert summary.served == 2 and summary.cache_hits == 1 and summary.shown == 1
+    assert summary.model_calls == 1 and summary.reused_share == 0.8
     assert summary.acceptance_rate == 2.0  # one full and one partial accept per shown
 
 

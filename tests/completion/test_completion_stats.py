@@ -15,13 +15,11 @@ OUZEL = [sys.executable, "-c", "from ouzel.server.cli import main; raise SystemE
 def write_session(path: Path) -> None:
     telemetry = Telemetry(path)
     for latency in (300.0, 500.0, 700.0):
-        telemetry.record(
-            "served", id="c", kind="cold", latencyMs=latency, promptTokens=400, reusedTokens=0
-        )
+        telemetry.record("model", kind="cold", promptTokens=400, reusedTokens=0)
+        telemetry.record("served", id="c", kind="cold", latencyMs=latency)
     for latency in (80.0, 120.0):
-        telemetry.record(
-            "served", id="r", kind="reused", latencyMs=latency, promptTokens=400, reusedTokens=396
-        )
+        telemetry.record("model", kind="reused", promptTokens=400, reusedTokens=396)
+        telemetry.record("served", id="r", kind="reused", latencyMs=latency)
     for latency in (0.4, 0.6, 0.9, 1.1, 3.0):
         telemetry.record("served", id="r", kind="cache", latencyMs=latency)
     for _ in range(4):
@@ -36,7 +34,7 @@ def test_summary_numbers(tmp_path: Path) -> None:
     path = tmp_path / "completions.jsonl"
     write_session(path)
     summary = summarize(read_events(path))
-    assert summary.served == 10 and summary.shown == 4
+    assert summary.served == 10 and summary.shown == 4 and summary.model_calls == 5
     assert summary.acceptance_rate == 0.5
     assert summary.cache_hit_rate == 0.5
     assert summary.reused_share == 792 / 2000
