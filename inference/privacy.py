@@ -75,71 +75,101 @@ def check_endpoint(
 
 # --- secret redaction -----------------------------------------------------------------------
 
-# (kind, pattern, group to replace: 0 = the whole match). Ordered: the first pattern that
-# covers a span wins, so the specific token shapes come before the generic assignments.
-_PATTERNS: list[tuple[str, re.Pattern[str], int]] = [
-    (
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: str
+    pattern: re.Pattern[str]
+    group: int  # the group to replace; 0 = the whole match
+    # Lower-case strings of which at least one occurs in any match: a rule whose hints are
+    # all absent is not run (a substring test is far cheaper than a regex scan).
+    hints: tuple[str, ...]
+
+
+def _rule(kind: str, pattern: str, group: int, *hints: str) -> _Rule:
+    return _Rule(kind, re.compile(pattern), group, hints)
+
+
+_SECRET_WORDS = ("pass", "pwd", "secret", "key", "token", "credential")
+
+# Ordered: the first rule that covers a span wins, so the specific token shapes come
+# before the generic assignments.
+_RULES: list[_Rule] = [
+    _rule(
         "private-key",
-        re.compile(
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-            r"[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)"
-        ),
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+        r"[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)",
         0,
+        "private key",
     ),
-    ("aws-access-key-id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA)[0-9A-Z]{16}\b"), 0),
-    (
+    _rule(
+        "aws-access-key-id",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA)[0-9A-Z]{16}\b",
+        0,
+        "akia",
+        "asia",
+        "abia",
+        "acca",
+        "aida",
+        "aroa",
+    ),
+    _rule(
         "aws-secret-access-key",
-        re.compile(
-            r"(?i)(aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?)([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
-        ),
+        r"(?i)(aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?)([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])",
         2,
+        "secret",
     ),
-    ("gcp-api-key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"), 0),
-    ("gcp-oauth-token", re.compile(r"\bya29\.[0-9A-Za-z_\-]{20,}"), 0),
-    (
+    _rule("gcp-api-key", r"\bAIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])", 0, "aiza"),
+    _rule("gcp-oauth-token", r"\bya29\.[0-9A-Za-z_\-]{20,}", 0, "ya29."),
+    _rule(
         "azure-storage-key",
-        re.compile(r"(?i)((?:AccountKey|SharedAccessKey)\s*=\s*)([A-Za-z0-9+/]{40,}={0,2})"),
+        r"(?i)((?:AccountKey|SharedAccessKey)\s*=\s*)([A-Za-z0-9+/]{40,}={0,2})",
         2,
+        "accountkey",
+        "sharedaccesskey",
     ),
-    ("azure-sas-signature", re.compile(r"(?i)([?&]sig=)([A-Za-z0-9%+/=]{30,})"), 2),
-    ("github-token", re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}\b"), 0),
-    ("github-token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{60,255}\b"), 0),
-    ("openai-key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-|ant-)?[A-Za-z0-9_\-]{20,}"), 0),
-    ("slack-token", re.compile(r"\bxox[abposre]-[A-Za-z0-9\-]{10,}"), 0),
-    (
-        "slack-webhook",
-        re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9_/]{20,}"),
+    _rule("azure-sas-signature", r"(?i)([?&]sig=)([A-Za-z0-9%+/=]{30,})", 2, "sig="),
+    _rule(
+        "github-token",
+        r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}\b",
         0,
+        "ghp_",
+        "gho_",
+        "ghu_",
+        "ghs_",
+        "ghr_",
     ),
-    ("stripe-key", re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), 0),
-    ("huggingface-token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"), 0),
-    ("npm-token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), 0),
-    (
-        "jwt",
-        re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
-        0,
+    _rule("github-token", r"\bgithub_pat_[A-Za-z0-9_]{60,255}\b", 0, "github_pat_"),
+    _rule("openai-key", r"\bsk-(?:proj-|svcacct-|admin-|ant-)?[A-Za-z0-9_\-]{20,}", 0, "sk-"),
+    _rule("slack-token", r"\bxox[abposre]-[A-Za-z0-9\-]{10,}", 0, "xox"),
+    _rule(
+        "slack-webhook", r"https://hooks\.slack\.com/services/[A-Za-z0-9_/]{20,}", 0, "hooks.slack"
     ),
-    ("bearer-token", re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/\-]{20,}=*)"), 2),
-    ("url-password", re.compile(r"([a-z][a-z0-9+.\-]*://[^\s:/@]+:)([^\s@/]{3,})(@)"), 2),
+    _rule("stripe-key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}", 0, "_live_", "_test_"),
+    _rule("huggingface-token", r"\bhf_[A-Za-z0-9]{30,}\b", 0, "hf_"),
+    _rule("npm-token", r"\bnpm_[A-Za-z0-9]{36}\b", 0, "npm_"),
+    _rule("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", 0, "eyj"),
+    _rule("bearer-token", r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/\-]{20,}=*)", 2, "bearer"),
+    _rule("url-password", r"([a-z][a-z0-9+.\-]*://[^\s:/@]+:)([^\s@/]{3,})(@)", 2, "://"),
     # `password = "hunter2"`, `"apiKey": "…"`, `secret: '…'`: a quoted literal assigned to a
-    # secret-sounding name. Only the literal goes; the code around it stays readable.
-    (
+    # secret-sounding name. Only the literal goes; the code around it stays readable. The
+    # pattern starts at the secret word (not at the start of the identifier) so a scan
+    # does not try every word of the text.
+    _rule(
         "password-assignment",
-        re.compile(
-            r"(?i)(\b[\w.\-]*(?:passw(?:or)?d|passwd|pwd|secret|api[_\-]?key|access[_\-]?key|"
-            r"auth[_\-]?token|access[_\-]?token|private[_\-]?key|client[_\-]?secret|credentials?)"
-            r"[\w.\-]*[\"']?\s*(?::=|=>|[:=])\s*[bru]?)([\"'])((?:(?!\2)[^\\\n]|\\.){4,})\2"
-        ),
+        r"(?i)((?:passw(?:or)?d|passwd|pwd|secret|api[_\-]?key|access[_\-]?key|"
+        r"auth[_\-]?token|access[_\-]?token|private[_\-]?key|client[_\-]?secret|credentials?)"
+        r"[\w.\-]*[\"']?\s*(?::=|=>|[:=])\s*[bru]?)([\"'])((?:(?!\2)[^\\\n]|\\.){4,})\2",
         3,
+        *_SECRET_WORDS,
     ),
     # `.env` and shell style: `DB_PASSWORD=hunter2`, `export API_TOKEN=abc…`.
-    (
+    _rule(
         "password-assignment",
-        re.compile(
-            r"(?m)^(\s*(?:export\s+)?[A-Z0-9_]*(?:PASSWORD|PASSWD|PWD|SECRET|TOKEN|API_?KEY|"
-            r"ACCESS_?KEY|CREDENTIALS?)[A-Z0-9_]*\s*=\s*)([^\s\"'#$]{4,})"
-        ),
+        r"(?m)^(\s*(?:export\s+)?[A-Z0-9_]*(?:PASSWORD|PASSWD|PWD|SECRET|TOKEN|API_?KEY|"
+        r"ACCESS_?KEY|CREDENTIALS?)[A-Z0-9_]*\s*=\s*)([^\s\"'#$]{4,})",
         2,
+        *_SECRET_WORDS,
     ),
 ]
 
@@ -159,14 +189,17 @@ class Redaction:
 def redact(text: str) -> Redaction:
     """`text` with every secret-looking span replaced by `[REDACTED:kind]`."""
     spans: list[tuple[int, int, str]] = []
-    for kind, pattern, group in _PATTERNS:
-        for match in pattern.finditer(text):
-            start, end = match.span(group)
+    lowered = text.lower()
+    for rule in _RULES:
+        if not any(hint in lowered for hint in rule.hints):
+            continue
+        for match in rule.pattern.finditer(text):
+            start, end = match.span(rule.group)
             if start == end or _overlaps(spans, start, end):
                 continue
             if _already_redacted(text, start, end):
                 continue
-            spans.append((start, end, kind))
+            spans.append((start, end, rule.kind))
     if not spans:
         return Redaction(text, ())
     spans.sort()

@@ -71,6 +71,10 @@ TASK_LABELS: dict[str, str] = {
 
 BackendFactory = Callable[[str, ModelProfile], Backend]
 
+# A backend no settings asked for in this long is no longer probed (and its HTTP client
+# is dropped when another configuration comes along).
+UNUSED_AFTER_S = 600.0
+
 
 def endpoint_for(profile: ModelProfile) -> Endpoint:
     if not profile.base_url:
@@ -152,6 +156,9 @@ class _Entry:
     backend: Backend | None
     health: BackendHealth
     error: str | None = None  # the backend could not even be built
+    # Probes send the API key to the server: not to a remote the settings do not allow.
+    probe_allowed: bool = False
+    last_used: float = 0.0
 
 
 @dataclass
@@ -187,7 +194,10 @@ class Router:
     ) -> None:
         self.factory = factory
         self.clock = clock
-        self._entries: dict[str, _Entry] = {}
+        # By profile name and configuration: two workspaces that configure `remote`
+        # differently each keep their backend and its health instead of rebuilding it on
+        # every request.
+        self._entries: dict[tuple[str, str], _Entry] = {}
         self._retired: list[_Entry] = []
         self.served: dict[str, Served] = {}
         self.recent_notices: deque[str] = deque(maxlen=20)
@@ -197,13 +207,11 @@ class Router:
     # --- profiles and backends ---------------------------------------------------------
 
     def entry(self, name: str, profile: ModelProfile, settings: Settings) -> _Entry:
-        """The backend for `name` as configured now (rebuilt when its profile changed)."""
-        fingerprint = profile.model_dump_json()
-        entry = self._entries.get(name)
+        """The backend for profile `name` as configured in `settings` (built on first use)."""
+        key = (name, profile.model_dump_json())
+        entry = self._entries.get(key)
         routing = settings.routing
-        if entry is None or entry.fingerprint != fingerprint:
-            if entry is not None:
-                self._retired.append(entry)
+        if entry is None:
             breaker = CircuitBreaker(routing.failure_threshold, routing.retry_after_s, self.clock)
             health = BackendHealth(name, breaker, clock=self.clock)
             backend: Backend | None = None
@@ -212,12 +220,30 @@ class Router:
                 backend = self.factory(name, profile)
             except BackendError as exc:
                 error = str(exc)
-            entry = _Entry(name, fingerprint, profile, backend, health, error)
-            self._entries[name] = entry
+            entry = _Entry(name, key[1], profile, backend, health, error)
+            self._retire_older(entry)
+            self._entries[key] = entry
         else:
             entry.health.breaker.configure(routing.failure_threshold, routing.retry_after_s)
+        entry.probe_allowed = settings.privacy.allow_remote or not profile_is_remote(profile)
+        entry.last_used = self.clock()
         self._probe_interval_s = routing.probe_interval_s
         return entry
+
+    def _retire_older(self, new: _Entry) -> None:
+        """Free what a profile's previous configuration held: an in-process model (memory:
+        only the newest stays loaded), and HTTP clients nobody used for a while."""
+        now = self.clock()
+        for key, entry in list(self._entries.items()):
+            in_process = entry.profile.backend == "llama_cpp"
+            same_local_model = entry.name == new.name and in_process
+            if same_local_model or now - entry.last_used > UNUSED_AFTER_S:
+                del self._entries[key]
+                self._retired.append(entry)
+                close = getattr(entry.backend, "close", None)
+                if in_process and callable(close):
+                    with contextlib.suppress(Exception):
+                        close()
 
     def plan(self, settings: Settings, task: TaskKind, only: str | None = None) -> list[Candidate]:
         """The profiles for `task` in order, each with the reason it would be skipped."""
@@ -259,7 +285,10 @@ class Router:
         return [
             (entry.backend, entry.health)
             for entry in self._entries.values()
-            if isinstance(entry.backend, Probeable) and _config_problem(entry) is None
+            if isinstance(entry.backend, Probeable)
+            and entry.probe_allowed
+            and self.clock() - entry.last_used < UNUSED_AFTER_S
+            and _config_problem(entry) is None
         ]
 
     def start_probes(self) -> None:
@@ -433,7 +462,7 @@ class Router:
             key = f"fallback:{profile}:{_situation_kind(reason)}"
             text = f"{TASK_LABELS[task]}: {reason}; answering with '{profile}' instead."
             self._notify(notices, task, key, text)
-        entry = self._entries[profile]
+        entry = self.entry(profile, configured_profiles(settings)[profile], settings)
         return PinnedBackend(self, settings, task, profile, entry.backend, notices, fallback)
 
     # --- policy helpers ----------------------------------------------------------------

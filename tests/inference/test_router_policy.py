@@ -253,11 +253,29 @@ async def test_nothing_usable_is_one_clear_error(rig: Rig) -> None:
 async def test_settings_change_rebuilds_only_the_changed_profile(rig: Rig) -> None:
     settings = make_settings(models={"remote": TUNNEL})
     await rig.chat(settings)
-    local_entry = rig.router._entries["local"]
+    local = rig.router.entry("local", settings.models["local"], settings)
+    remote = rig.router.entry("remote", settings.models["remote"], settings)
     changed = make_settings(models={"remote": {**TUNNEL, "model": "other"}})
-    rig.router.plan(changed, "chat")
-    assert rig.router._entries["local"] is local_entry
-    assert rig.router._entries["remote"].profile.model == "other"
+    assert rig.router.entry("local", changed.models["local"], changed) is local
+    other = rig.router.entry("remote", changed.models["remote"], changed)
+    assert other is not remote and other.profile.model == "other"
+    # Two workspaces alternating between the two configurations keep both backends.
+    assert rig.router.entry("remote", settings.models["remote"], settings) is remote
+
+
+def test_a_new_local_model_configuration_frees_the_old_model() -> None:
+    closed: list[str] = []
+
+    class Closing(FakeBackend):
+        def close(self) -> None:
+            closed.append(self.reply)
+
+    router = Router(lambda name, profile: Closing(name, reply=str(profile.n_threads)))
+    first = make_settings(models={"local": {"backend": "llama_cpp", "n_threads": 1}})
+    second = make_settings(models={"local": {"backend": "llama_cpp", "n_threads": 2}})
+    router.entry("local", first.models["local"], first)
+    router.entry("local", second.models["local"], second)
+    assert closed == ["1"]
 
 
 def test_misconfigured_openai_profiles_say_why(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -315,3 +333,15 @@ async def test_pinned_backend_keeps_to_its_profile_but_goes_through_the_router(
     assert rig.router.status(settings)["profiles"]["remote"]["failures"] == 1
     await pinned.complete(CompletionRequest("z"), CancelToken())
     assert len(rig.sent) == 1  # still the same situation: no new notice
+
+
+def test_probes_go_only_where_the_settings_allow() -> None:
+    router = Router(default_backend_factory)
+    blocked = make_settings(models={"gpu": REMOTE, "tunnel": TUNNEL})
+    router.status(blocked)
+    assert [health.name for _, health in router._probe_targets()] == ["tunnel"]
+    allowed = make_settings(
+        models={"gpu": REMOTE, "tunnel": TUNNEL}, privacy={"allow_remote": True}
+    )
+    router.status(allowed)
+    assert sorted(health.name for _, health in router._probe_targets()) == ["gpu", "tunnel"]
