@@ -283,6 +283,12 @@ class LlamaCppBackend:
 
     # --- the Backend protocol ------------------------------------------------------------
 
+    @property
+    def context_length(self) -> int:
+        """Tokens the context holds (prompt and answer)."""
+        llm = self._llm
+        return llm.n_ctx() if llm is not None else self.options.n_ctx
+
     def require_ready(self) -> None:
         """Raise unless loaded: BackendWarming (and start loading) while it loads."""
         if self.state == "ready":

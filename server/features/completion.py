@@ -193,6 +193,14 @@ class CompletionEngine:
     ) -> PromptPlan | None:
         """The exact prompt the pipeline sends for `offset` in `doc` (also for ouzel/context)."""
         settings = self.session.settings
+        completion = settings.completion
+        context_length = getattr(backend, "context_length", None)
+        if isinstance(context_length, int):
+            # The prompt must leave room for the answer in the model's context.
+            room = max(64, context_length - completion.max_tokens - 16)
+            completion = completion.model_copy(
+                update={"prompt_tokens": min(completion.prompt_tokens, room)}
+            )
         return build_prompt(
             doc.text,
             doc.starts,
@@ -201,7 +209,7 @@ class CompletionEngine:
             language_id=doc.language_id,
             template=models.template_for(self.session, backend),
             count_tokens=backend.count_tokens,
-            settings=settings.completion,
+            settings=completion,
             snippets=snippets,
             snippet_budget=settings.context.budget_tokens if settings.context.enabled else 0,
         )

@@ -30,6 +30,7 @@ class CursorContext:
     lines_before: tuple[str, ...]  # nearest last
     lines_after: tuple[str, ...]  # nearest first
     indent_unit: str  # "\t" or some spaces: how this document indents
+    eol: str = "\n"  # the line break this document uses ("\r\n" for Windows files)
 
     @staticmethod
     def at(text: str, starts: Sequence[int], offset: int) -> CursorContext:
@@ -49,6 +50,7 @@ class CursorContext:
             lines_before,
             lines_after,
             _indent_unit(lines_before + lines_after),
+            _line_break(text, starts, line),
         )
 
     @property
@@ -62,6 +64,15 @@ class CursorContext:
 def _line(text: str, starts: Sequence[int], line: int) -> str:
     end = starts[line + 1] if line + 1 < len(starts) else len(text)
     return text[starts[line] : end].rstrip("\r\n")
+
+
+def _line_break(text: str, starts: Sequence[int], line: int) -> str:
+    """The break ending `line`, or the one before it on the last line."""
+    for number in (line, line - 1):
+        if number >= 0 and number + 1 < len(starts):
+            end = starts[number + 1]
+            return "\r\n" if text[end - 2 : end] == "\r\n" else text[end - 1]
+    return "\n"
 
 
 def _leading_space(line: str) -> str:
@@ -196,7 +207,7 @@ def postprocess(
         lines.pop()
     if not "".join(lines).strip() or _only_repeats(lines, cursor):
         return ""
-    return "\n".join(lines)
+    return cursor.eol.join(lines)
 
 
 def _single_line(first: str, cursor: CursorContext) -> str:

@@ -150,3 +150,11 @@ def test_a_capped_block_drops_its_unfinished_last_line() -> None:
     # A block that ended before the cap is complete.
     ended = "x = 1\n    y = 2\nprint(x)"
     assert postprocess(ended, cursor, "multi", 8, truncated=True) == "x = 1\n    y = 2"
+
+
+def test_blocks_use_the_documents_line_breaks() -> None:
+    cursor = at("def f(x):\r\n    |\r\n")
+    assert cursor.eol == "\r\n"
+    assert postprocess("y = x\r\n    return y\r\n", cursor, "multi", 8) == "y = x\r\n    return y"
+    assert at("a = 1\rb = |").eol == "\r"
+    assert at("single line |").eol == "\n"
