@@ -26,7 +26,7 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCRe
 
 from ouzel.server import __version__, logs
 from ouzel.server.documents import UnknownDocumentError
-from ouzel.server.features import indexing
+from ouzel.server.features import indexing, models
 from ouzel.server.handlers import completion, lifecycle, status, symbols, text_sync, workspace
 from ouzel.server.protocol import OuzelProtocol
 from ouzel.server.remote import RemoteConfig, check_listen_policy, server_ssl_context
@@ -172,6 +172,7 @@ def _bind_command(session: Session, handler: Callable[..., Any]) -> Callable[...
 def create_server(engine: Engine) -> OuzelServer:
     server = OuzelServer(engine)
     indexing.install(engine)  # the workspace index follows every session (idempotent)
+    models.install(engine)  # the router's status section and probes, for every session
     for route in routes():
         if route.command:
             server.command(route.method)(_bind_command(server.session, route.handler))

@@ -65,8 +65,15 @@ def _state(session: Session) -> _SessionModels:
 
 
 def attach(session: Session) -> None:
-    """Register the session's "model" status section (idempotent)."""
+    """Register the session's "model" and "router" status sections (idempotent)."""
     _state(session)
+
+
+def install(engine: Engine) -> None:
+    """Attach every session when it starts, so `ouzel/status` shows the router (and remote
+    servers are probed) before the first completion (idempotent)."""
+    if attach not in engine.session_started:
+        engine.session_started.append(attach)
 
 
 async def backend_for(session: Session, task: TaskKind = "inline_completion") -> Backend | None:

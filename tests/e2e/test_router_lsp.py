@@ -188,3 +188,25 @@ def test_secrets_never_reach_a_remote_server(
     assert all(secret not in prompt for prompt in prompts)
     assert "[REDACTED:aws-access-key-id]" in prompts[0]
     assert "def add(a, b):" in prompts[0]
+
+
+def test_status_has_the_router_section_before_any_request(
+    server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = {"models": {"remote": remote_profile(server)}}
+    process, client = start(tmp_path, monkeypatch, options)
+    try:
+        deadline = time.monotonic() + 20
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:  # sessions start, then the probe runs
+            status = client.request("ouzel/status")["result"].get("router", {})
+            if status and status["profiles"]["remote"]["reachable"]:
+                break
+            time.sleep(0.2)
+        remote = status["profiles"]["remote"]
+        assert remote["reachable"] is True and remote["probeLatencyMs"] is not None
+        assert remote["servedModels"][0].endswith(".gguf")
+        assert status["routes"]["chat"]["now"] == "remote"
+        assert status["routes"]["inline_completion"]["order"] == ["local", "remote"]
+    finally:
+        process.close()
