@@ -4,8 +4,7 @@ Symbol ranking, best first: exact name, prefix, camelCase/snake_case humps ("gUN
 "gun" → getUserName, "ws" → workspace_symbol), substring; within a tier, a match in the
 query's own letter case, then shorter names, then types before functions before the rest.
 A query with a "." matches qualified names (`Index.update`). A query of several words
-("user name"), or one no name matches, falls back to full-text search over the words of
-the names.
+("user name") also gets full-text matches over the words of the names.
 """
 
 from __future__ import annotations
@@ -285,9 +284,8 @@ def search_symbols(
     hits: list[SymbolHit] = []
     for position, ((_, tier), record) in enumerate(zip(ranked, records, strict=True)):
         hits.append(_symbol_hit(record, tier, TIER_SCORES[tier] - position / (len(ranked) + 1)))
-    # Words ("user name") match no single name; a name that matched nothing may still share
-    # words with others.
-    if len(hits) < limit and query_terms(query) and (" " in query.strip() or not hits):
+    # Words ("user name") match no single name: look them up in the words of the names.
+    if len(hits) < limit and " " in query.strip() and query_terms(query):
         hits.extend(_symbols_by_words(index, query, limit - len(hits), kind, hits))
     return hits
 

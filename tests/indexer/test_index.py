@@ -48,6 +48,9 @@ def test_full_update_indexes_code_docs_and_text(
     assert names(index, "Serve") == ["Server.Serve", "Server"]  # exact before prefix
     assert names(index, "startSession") == ["startSession"]
     assert "Project > Setup" in names(index, "Setup")
+    assert names(index, "user account")[0] == "UserAccount"  # words of names
+    assert search_symbols(index, "user account")[0].match == "words"
+    assert names(index, "account_user_missing") == []  # one identifier: no word guessing
     hit = search_symbols(index, "display_name")[0]
     assert (hit.path, hit.kind, hit.parent) == ("app/models.py", "method", "UserAccount")
     assert (hit.name_start_line, hit.name_start_col, hit.name_end_col) == (3, 8, 20)
