@@ -1,7 +1,7 @@
 """`ouzel ask "question"`: stream a chat answer through the router.
 
 Inside a workspace it adds the most relevant chunks of the workspace index as context
-(when the indexer's `search_chunks` is available and an index exists); routing notices
+(`ouzel.indexer.search.search_chunks`, when an index exists: `ouzel index`); routing notices
 ("remote is down; answering with local") and the serving profile go to stderr, the answer
 to stdout, so `ouzel ask ... > answer.md` keeps only the answer.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import sys
 import time
 from pathlib import Path
@@ -55,7 +54,9 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_cli_settings(args, root)
     quiet_logging(settings)
     context, note = (
-        ("", None) if args.no_context or root is None else workspace_context(root, question)
+        ("", None)
+        if args.no_context or root is None
+        else workspace_context(root, question, settings)
     )
     if note:
         print(f"ouzel: {note}", file=sys.stderr)
@@ -103,55 +104,49 @@ async def _ask(settings: Any, question: str, context: str, max_tokens: int) -> i
     return 0
 
 
-def workspace_context(root: Path, question: str) -> tuple[str, str | None]:
+def workspace_context(root: Path, question: str, settings: Any) -> tuple[str, str | None]:
     """Workspace excerpts for `question`, and a note when there are none and why."""
     try:
-        from ouzel.indexer import search as search_module
-    except ImportError:
-        return "", "no workspace context: the workspace index is not available in this build"
-    search_chunks = getattr(search_module, "search_chunks", None)
-    if search_chunks is None:
-        return "", "no workspace context: the indexer has no search_chunks"
+        from ouzel.indexer.config import index_dir_for
+        from ouzel.indexer.index import WorkspaceIndex
+        from ouzel.indexer.search import search_chunks
+        from ouzel.server.features.indexing import index_config
+    except ImportError as exc:
+        return "", f"no workspace context: the workspace index is not available ({exc})"
+    config = index_config(settings.index)
+    config.watch = False
+    # The nearest folder with an index wins (`ouzel index` may have been run in a subfolder).
+    start = Path.cwd().resolve()
+    for candidate in (start, *start.parents):
+        if (index_dir_for(candidate, config) / "meta.json").exists():
+            root = candidate
+            break
+        if candidate == root:
+            break
     try:
-        hits = _call_search(search_chunks, root, question)
-    except Exception as exc:  # the index may be missing, stale or being rebuilt
+        index = WorkspaceIndex(root, config, writer=False)
+    except Exception as exc:  # a broken index must not stop the question
         return "", f"no workspace context ({type(exc).__name__}: {exc})"
+    try:
+        if index.problem:
+            return "", f"no workspace context: {index.problem} (run `ouzel index`)"
+        hits = search_chunks(index, question, CONTEXT_CHUNKS)
+    except Exception as exc:
+        return "", f"no workspace context ({type(exc).__name__}: {exc})"
+    finally:
+        index.close()
     excerpts = []
     used = 0
-    for hit in list(hits or [])[:CONTEXT_CHUNKS]:
-        text = str(_field(hit, "text", "content", "code") or "")
-        if not text.strip() or used + len(text) > CONTEXT_CHARS:
+    for hit in hits:
+        if not hit.text.strip() or used + len(hit.text) > CONTEXT_CHARS:
             continue
-        used += len(text)
-        path = _field(hit, "path", "file", "relative_path") or "?"
-        start = _field(hit, "start_line", "line", "start")
-        where = f"{path}:{start}" if start is not None else str(path)
-        excerpts.append(f"### {where}\n```\n{text.rstrip()}\n```")
+        used += len(hit.text)
+        excerpts.append(
+            f"### {hit.path}:{hit.start_line}-{hit.end_line}\n```\n{hit.text.rstrip()}\n```"
+        )
     if not excerpts:
         return "", "no workspace context found for this question"
     return "Excerpts from the workspace:\n\n" + "\n\n".join(excerpts), None
-
-
-def _call_search(search_chunks: Any, root: Path, question: str) -> Any:
-    """Call the indexer's search with whichever parameter names it uses."""
-    parameters = inspect.signature(search_chunks).parameters
-    kwargs: dict[str, Any] = {}
-    for name in ("limit", "k", "top_k"):
-        if name in parameters:
-            kwargs[name] = CONTEXT_CHUNKS
-            break
-    result = search_chunks(root, question, **kwargs)
-    if inspect.iscoroutine(result):
-        return asyncio.run(result)
-    return result
-
-
-def _field(hit: Any, *names: str) -> Any:
-    for name in names:
-        value = hit.get(name) if isinstance(hit, dict) else getattr(hit, name, None)
-        if value is not None:
-            return value
-    return None
 
 
 register(Command("ask", "ask a question; the answer streams through the router", _arguments, _run))
