@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -345,3 +346,32 @@ def test_probes_go_only_where_the_settings_allow() -> None:
     )
     router.status(allowed)
     assert sorted(health.name for _, health in router._probe_targets()) == ["gpu", "tunnel"]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
+async def test_log_names_the_serving_profile_and_the_prompt_only_at_debug(
+    rig: Rig, level: int
+) -> None:
+    logger = logging.getLogger("ouzel.inference.router")
+    records = _Records()
+    logger.addHandler(records)
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        await rig.complete(make_settings(), "def secret_sauce(")
+        await rig.chat(make_settings(), "what is secret_sauce?")
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(previous)
+    text = "\n".join(records.lines)
+    assert "completion served by 'local'" in text and "chat served by 'local'" in text
+    assert ("secret_sauce" in text) is (level == logging.DEBUG)
