@@ -312,9 +312,12 @@ class HealthMonitor:
 
     async def _run(self) -> None:
         while True:
-            due = [pair for pair in self._targets() if self._due(pair[1])]
-            if due:
-                await asyncio.gather(*(probe_once(backend, health) for backend, health in due))
+            try:
+                due = [pair for pair in self._targets() if self._due(pair[1])]
+                if due:
+                    await asyncio.gather(*(probe_once(backend, health) for backend, health in due))
+            except Exception:  # a bug in one round must not end probing for the process
+                log.exception("probing the model servers failed")
             await asyncio.sleep(self._tick_s)
 
     def _due(self, health: BackendHealth) -> bool:
