@@ -170,6 +170,7 @@ class Candidate:
     remote: bool
     skip: str | None
     silent: bool = False  # skipped without a notice (the profile is not configured)
+    fallback: bool = False  # tried after another profile was skipped or failed
 
 
 @dataclass
@@ -500,7 +501,7 @@ class Router:
                 reason = str(exc) or f"not loaded after {entry.profile.read_timeout_s:g} s"
                 attempt.failures.append(f"'{candidate.name}': {reason}")
                 continue
-            yield candidate, True
+            yield candidate, candidate.fallback
             return
 
     def _prepare_completion(
@@ -700,6 +701,7 @@ class _UsableCandidates:
                 passed_over.append(reason)
                 continue
             fallback = bool(passed_over) or self.fallback
+            candidate.fallback = fallback
             if passed_over:
                 key = f"fallback:{candidate.name}:{_situation_kind(passed_over[-1])}"
                 text = f"{label}: {passed_over[-1]}; answering with '{candidate.name}' instead."

@@ -309,6 +309,8 @@ async def test_chat_waits_for_a_loading_local_model_but_ghost_text_does_not(rig:
     assert chunks[0].text == "local" and local.state == "ready"
     assert rig.sent == ["chat: waiting for 'local' to load its model."]
     assert rig.router.status(settings)["profiles"]["local"]["failures"] == 0
+    await rig.chat(settings)
+    assert len(rig.sent) == 1  # no "back on 'local'": it never left
 
 
 async def test_pinned_backend_keeps_to_its_profile_but_goes_through_the_router(
