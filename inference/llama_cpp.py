@@ -75,6 +75,13 @@ def embedded_model_path() -> Path:
     return target
 
 
+def _prepare_embedded() -> Path:
+    try:
+        return embedded_model_path()
+    except (OSError, ValueError, ImportError) as exc:
+        raise BackendUnavailable(f"cannot prepare the embedded model: {exc}") from exc
+
+
 def check_model_file(path: Path) -> None:
     """Raise BackendUnavailable naming `path` when it is missing or not a readable GGUF."""
     if not path.exists():
@@ -243,11 +250,14 @@ class LlamaCppBackend:
         started = time.perf_counter()
         try:
             report("finding the model file", 0)
-            path = self.model_path or embedded_model_path()
+            path = self.model_path or _prepare_embedded()
             self.model_path = path
             check_model_file(path)
             report(f"loading {path.name}", 5)
             llm = self._open(path, report)
+            if self._closing.cancelled:  # closed while loading: nobody will use it
+                llm.close()
+                raise BackendUnavailable(f"{self.name} was closed while loading")
             report("warming up", 95)
             llm.eval([llm.token_bos()] if llm.token_bos() >= 0 else llm.tokenize(b"\n"))
             self.metadata = dict(llm.metadata)
@@ -275,8 +285,13 @@ class LlamaCppBackend:
         log.error("%s", message)
 
     def _open(self, path: Path, report: ProgressCallback) -> Llama:
+        reported = [5]
+
         def on_progress(fraction: float) -> None:
-            report(f"loading {path.name}", 5 + int(fraction * 85))
+            percentage = 5 + int(fraction * 85)
+            if percentage >= reported[0] + 5:  # llama.cpp calls this once per tensor
+                reported[0] = percentage
+                report(f"loading {path.name}", percentage)
 
         with _native_load_progress(on_progress):
             return open_llama(path, self.options)

@@ -70,12 +70,6 @@ class _Shown:
     shown: bool = False
 
 
-@dataclass
-class _Pending:
-    token: CancelToken
-    version: int
-
-
 BackendSource = Callable[[Session, TaskKind], Awaitable[Backend | None]]
 
 
@@ -85,7 +79,7 @@ class CompletionEngine:
     context_provider: ContextProvider | None = None
     backend_source: BackendSource = models.backend_for  # unit tests give a fake backend
     cache: TypeThroughCache = field(default_factory=TypeThroughCache)
-    _pending: dict[str, _Pending] = field(default_factory=dict)
+    _pending: dict[str, CancelToken] = field(default_factory=dict)  # running, per document
     _recent: OrderedDict[str, _Shown] = field(default_factory=OrderedDict)
     # The (line, version) of each document's last model call: was the next one typed
     # on the same line, right after it?
@@ -120,16 +114,14 @@ class CompletionEngine:
             token.cancel()
             raise
         finally:
-            pending = self._pending.get(doc.uri)
-            if pending is not None and pending.token is token:
+            if self._pending.get(doc.uri) is token:
                 del self._pending[doc.uri]
 
     def _newest_wins(self, doc: Document) -> CancelToken:
         previous = self._pending.get(doc.uri)
         if previous is not None:
-            previous.token.cancel()
-        token = CancelToken()
-        self._pending[doc.uri] = _Pending(token, doc.version)
+            previous.cancel()
+        token = self._pending[doc.uri] = CancelToken()
         return token
 
     async def _generate(
@@ -150,6 +142,9 @@ class CompletionEngine:
             result = await asyncio.shield(call)
         except BackendError as exc:
             log.warning("completion failed: %s", exc)
+            return None
+        except Exception:  # a bug, not the user's problem: no item, and a traceback in the log
+            log.exception("completion failed")
             return None
         if token.cancelled or result.stop_reason == "cancelled":
             return None
@@ -249,7 +244,7 @@ class CompletionEngine:
         if kind in ("change", "close"):
             pending = self._pending.pop(doc.uri, None)
             if pending is not None:
-                pending.token.cancel()
+                pending.cancel()
         if kind == "close":
             self.cache.forget(doc.uri)
             self._last_call.pop(doc.uri, None)
