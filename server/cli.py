@@ -165,4 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m` runs this file as `__main__`, a second copy of the module: feature commands
+    # register in `ouzel.server.cli`, so run that copy's main.
+    from ouzel.server.cli import main as installed_main
+
+    sys.exit(installed_main())

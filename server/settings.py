@@ -412,6 +412,32 @@ def _describe_default(location: tuple[Any, ...]) -> str:
     return f"the default {node!r}"
 
 
+def _strip_untrusted(workspace: dict[str, Any], path: Path) -> list[str]:
+    """A cloned repository must not be able to send its reader's code elsewhere.
+
+    So its `.ouzel/config.toml` may make privacy stricter, never looser: allowing remote
+    endpoints takes the user's own config or editor settings.
+    """
+    privacy = workspace.get("privacy")
+    if not isinstance(privacy, dict):
+        return []
+    problems = []
+    for key in ("allow_remote", "allowRemote"):
+        if privacy.get(key) is True:
+            del privacy[key]
+            problems.append(
+                f"{path}: `privacy.allow_remote = true` is ignored in a workspace file; "
+                "allow remote endpoints in your user config or editor settings"
+            )
+    for key in ("redact_secrets", "redactSecrets"):
+        if privacy.get(key) is False:
+            del privacy[key]
+            problems.append(
+                f"{path}: `privacy.redact_secrets = false` is ignored in a workspace file"
+            )
+    return problems
+
+
 def load_for_workspace(
     root: Path | None,
     init_options: Mapping[str, Any] | None = None,
@@ -426,7 +452,7 @@ def load_for_workspace(
     if root is not None:
         workspace_path = workspace_config_path(root)
         workspace, ws_problems = read_toml(workspace_path)
-        problems += ws_problems
+        problems += ws_problems + _strip_untrusted(workspace, workspace_path)
         layers.append((str(workspace_path), workspace))
     layers.append(("initializationOptions", init_options or {}))
     layers.append(("editor settings", client_config or {}))
