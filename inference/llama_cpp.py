@@ -276,22 +276,27 @@ class LlamaCppBackend:
             self._fail(str(exc))
             raise
         except Exception as exc:  # llama.cpp reports a bad file as ValueError/RuntimeError
+            if self._closing.cancelled:  # the load was aborted because the server exits
+                self.state, self.error = "failed", f"{self.name} was closed while loading"
+                raise BackendUnavailable(self.error) from exc
             self._fail(f"llama.cpp could not load {self.model_path}: {exc}")
             raise BackendUnavailable(self.error or str(exc)) from exc
 
     def _fail(self, message: str) -> None:
         self.state = "failed"
         self.error = message
-        log.error("%s", message)
+        if not self._closing.cancelled:  # closing is no failure worth a log line
+            log.error("%s", message)
 
     def _open(self, path: Path, report: ProgressCallback) -> Llama:
         reported = [5]
 
-        def on_progress(fraction: float) -> None:
+        def on_progress(fraction: float) -> bool:
             percentage = 5 + int(fraction * 85)
             if percentage >= reported[0] + 5:  # llama.cpp calls this once per tensor
                 reported[0] = percentage
                 report(f"loading {path.name}", percentage)
+            return not self._closing.cancelled  # False aborts the load: the server is exiting
 
         with _native_load_progress(on_progress):
             return open_llama(path, self.options)
@@ -584,8 +589,9 @@ _native_progress_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def _native_load_progress(report: Callable[[float], None]) -> Iterator[None]:
-    """Route llama.cpp's own load progress (0..1) to `report` while a model loads.
+def _native_load_progress(report: Callable[[float], bool]) -> Iterator[None]:
+    """Route llama.cpp's own load progress (0..1) to `report` while a model loads;
+    `report` returning False aborts the load.
 
     `Llama()` takes no progress callback, so the default model parameters it asks for are
     given one for the duration of this load (serialised by a lock). If the library's
@@ -603,9 +609,10 @@ def _native_load_progress(report: Callable[[float], None]) -> Iterator[None]:
         return
 
     def relay(fraction: float, _user_data: Any) -> bool:
-        with contextlib.suppress(Exception):
-            report(max(0.0, min(1.0, float(fraction))))
-        return True
+        try:
+            return bool(report(max(0.0, min(1.0, float(fraction)))))
+        except Exception:
+            return True
 
     callback = callback_type(relay)
 
