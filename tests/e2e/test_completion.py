@@ -137,6 +137,12 @@ def test_a_function_body_gets_a_suggestion(editor: Editor) -> None:
     assert item["command"]["command"] == "ouzel.accepted" and item["command"]["arguments"][0]
     model = editor.model()
     assert model["state"] == "ready" and model["template"] == "plain"
+    # The model loaded (once, on first use) with work-done progress.
+    progress = [
+        n["params"]["value"] for n in editor.client.notifications if n["method"] == "$/progress"
+    ]
+    assert progress[0]["kind"] == "begin" and progress[0]["title"] == "Loading the embedded model"
+    assert progress[-1]["kind"] == "end"
 
 
 def test_typing_through_is_served_from_the_cache(
