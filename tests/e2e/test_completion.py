@@ -298,3 +298,32 @@ def test_a_document_that_is_not_open_is_an_error(editor: Editor) -> None:
         },
     )
     assert response["error"]["code"] == -32602
+
+
+def test_huge_binary_crlf_and_cjk_documents(editor: Editor) -> None:
+    # 2 MB of code: the prompt stays within its budget, the answer comes, nothing breaks.
+    huge = "".join(f"value_{i} = compute({i})\n" for i in range(80_000)) + "total = "
+    uri = editor.open("huge.py", huge)
+    items = editor.inline(uri, *end_of(huge), invoked=True)
+    assert isinstance(items, list)
+    assert editor.model()["last"]["promptTokens"] <= 1024
+
+    # NUL bytes and control characters from a binary file opened as text.
+    binary = "\x00\x01\x02PK\x03\x04\x00\x00\nheader = \x00\x7f"
+    uri = editor.open("blob.bin", binary, language="plaintext")
+    assert isinstance(editor.inline(uri, 1, len("header = \x00\x7f"), invoked=True), list)
+
+    # Windows line endings: a block comes with "\r\n" between its lines.
+    crlf = "NUMBERS = [\r\n    1,\r\n    2,\r\n    3,\r\n    "
+    uri = editor.open("crlf.py", crlf + "\r\n]\r\n")
+    block = editor.inline(uri, 4, 4)[0]["insertText"]
+    assert "\r\n" in block and "\n" not in block.replace("\r\n", "")
+
+    # CJK text before the cursor (one UTF-16 unit each) and a supplementary character.
+    cjk = 'greeting = "你好，世界𠀋"\nname = '
+    uri = editor.open("cjk.py", cjk + "\n")
+    line, character = end_of(cjk)
+    for item in editor.inline(uri, line, character):
+        assert item["range"]["start"] == {"line": line, "character": character}
+    # A position inside the surrogate pair of 𠀋 snaps to its start; still no error.
+    assert isinstance(editor.inline(uri, 0, len('greeting = "你好，世界') + 1), list)
