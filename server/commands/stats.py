@@ -52,11 +52,13 @@ def _report(summary: Any) -> dict[str, Any]:
         }
     return {
         "served": summary.served,
+        "suggestions": len(summary.served_ids),
         "modelCalls": summary.model_calls,
-        "shown": summary.shown,
-        "accepted": summary.accepted,
-        "partiallyAccepted": summary.partially_accepted,
+        "shown": len(summary.shown_ids),
+        "accepted": len(summary.accepted_ids),
+        "partiallyAccepted": len(summary.partial_ids),
         "acceptanceRate": summary.acceptance_rate,
+        "acceptedWholeOrInPart": summary.any_acceptance_rate,
         "cacheHitRate": summary.cache_hit_rate,
         "reusedPromptShare": summary.reused_share,
         "latency": latency,
@@ -74,15 +76,17 @@ def _print_table(path: Path, report: dict[str, Any]) -> None:
     def share(value: float | None) -> str:
         return "–" if value is None else f"{value:.0%}"
 
-    overview = Table(title=f"ouzel completions ({path})", show_header=False)
+    overview = Table(title="ouzel completions", caption=str(path), show_header=False)
     overview.add_column(style="bold")
     overview.add_column(justify="right")
-    overview.add_row("suggestions served", str(report["served"]))
+    overview.add_row("answers served (type-through included)", str(report["served"]))
+    overview.add_row("distinct suggestions", str(report["suggestions"]))
     overview.add_row("model calls", str(report["modelCalls"]))
-    overview.add_row("shown", str(report["shown"]))
+    overview.add_row("suggestions shown", str(report["shown"]))
     overview.add_row("accepted", str(report["accepted"]))
     overview.add_row("partially accepted", str(report["partiallyAccepted"]))
     overview.add_row("acceptance rate", share(report["acceptanceRate"]))
+    overview.add_row("accepted whole or in part", share(report["acceptedWholeOrInPart"]))
     overview.add_row("type-through cache hit rate", share(report["cacheHitRate"]))
     overview.add_row("prompt tokens from the KV cache", share(report["reusedPromptShare"]))
     console.print(overview)

@@ -81,12 +81,16 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
 
 @dataclass
 class Summary:
+    """Counts are events; rates are per suggestion (its id), so a suggestion taken in
+    parts and then whole counts once."""
+
     served: int = 0
     model_calls: int = 0
-    shown: int = 0
-    accepted: int = 0
-    partially_accepted: int = 0
     cache_hits: int = 0
+    shown_ids: set[str] = field(default_factory=set)
+    served_ids: set[str] = field(default_factory=set)
+    accepted_ids: set[str] = field(default_factory=set)
+    partial_ids: set[str] = field(default_factory=set)
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)  # by kind
     prompt_tokens: int = 0
     reused_tokens: int = 0
@@ -94,10 +98,21 @@ class Summary:
     last_ts: float | None = None
 
     @property
+    def _base(self) -> set[str]:
+        """Suggestions the user saw (or, for clients that never say, those served)."""
+        return self.shown_ids or self.served_ids
+
+    @property
     def acceptance_rate(self) -> float | None:
-        """Accepted (fully or partly) per suggestion shown (per served if never shown)."""
-        base = self.shown or self.served
-        return (self.accepted + self.partially_accepted) / base if base else None
+        """Share of suggestions accepted whole."""
+        base = self._base
+        return len(self.accepted_ids & base) / len(base) if base else None
+
+    @property
+    def any_acceptance_rate(self) -> float | None:
+        """Share of suggestions accepted whole or in part."""
+        base = self._base
+        return len((self.accepted_ids | self.partial_ids) & base) / len(base) if base else None
 
     @property
     def cache_hit_rate(self) -> float | None:
@@ -117,8 +132,10 @@ def summarize(events: Iterable[dict[str, Any]], since: float | None = None) -> S
         summary.first_ts = ts if summary.first_ts is None else min(summary.first_ts, ts)
         summary.last_ts = ts if summary.last_ts is None else max(summary.last_ts, ts)
         kind = event["event"]
+        suggestion = str(event.get("id"))
         if kind == "served":
             summary.served += 1
+            summary.served_ids.add(suggestion)
             summary.cache_hits += event.get("kind") == "cache"
             latency = event.get("latencyMs")
             if isinstance(latency, (int, float)):
@@ -128,11 +145,11 @@ def summarize(events: Iterable[dict[str, Any]], since: float | None = None) -> S
             summary.prompt_tokens += int(event.get("promptTokens") or 0)
             summary.reused_tokens += int(event.get("reusedTokens") or 0)
         elif kind == "shown":
-            summary.shown += 1
+            summary.shown_ids.add(suggestion)
         elif kind == "accepted":
-            summary.accepted += 1
+            summary.accepted_ids.add(suggestion)
         elif kind == "partial":
-            summary.partially_accepted += 1
+            summary.partial_ids.add(suggestion)
     return summary
 
 

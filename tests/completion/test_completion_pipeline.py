@@ -236,9 +236,9 @@ async def test_telemetry_records_served_shown_accepted(session: Session) -> None
     assert model["sameLine"] is False and model["version"] == 1 and len(model["promptSha"]) == 16
     assert "return" not in Path(telemetry_path()).read_text()  # numbers, never code
     summary = summarize(events)
-    assert summary.served == 2 and summary.cache_hits == 1 and summary.shown == 1
+    assert summary.served == 2 and summary.cache_hits == 1 and summary.shown_ids == {suggestion.id}
     assert summary.model_calls == 1 and summary.reused_share == 0.8
-    assert summary.acceptance_rate == 2.0  # one full and one partial accept per shown
+    assert summary.acceptance_rate == 1.0 and summary.any_acceptance_rate == 1.0
 
 
 async def test_telemetry_off_writes_nothing(session: Session) -> None:

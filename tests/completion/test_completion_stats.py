@@ -14,18 +14,19 @@ OUZEL = [sys.executable, "-c", "from ouzel.server.cli import main; raise SystemE
 
 def write_session(path: Path) -> None:
     telemetry = Telemetry(path)
-    for latency in (300.0, 500.0, 700.0):
+    for suggestion, latency in (("s1", 300.0), ("s2", 500.0), ("s3", 700.0)):
         telemetry.record("model", kind="cold", promptTokens=400, reusedTokens=0)
-        telemetry.record("served", id="c", kind="cold", latencyMs=latency)
-    for latency in (80.0, 120.0):
+        telemetry.record("served", id=suggestion, kind="cold", latencyMs=latency)
+    for suggestion, latency in (("s4", 80.0), ("s5", 120.0)):
         telemetry.record("model", kind="reused", promptTokens=400, reusedTokens=396)
-        telemetry.record("served", id="r", kind="reused", latencyMs=latency)
-    for latency in (0.4, 0.6, 0.9, 1.1, 3.0):
-        telemetry.record("served", id="r", kind="cache", latencyMs=latency)
-    for _ in range(4):
-        telemetry.record("shown", id="x")
-    telemetry.record("accepted", id="r")
-    telemetry.record("partial", id="c", acceptedChars=4)
+        telemetry.record("served", id=suggestion, kind="reused", latencyMs=latency)
+    for latency in (0.4, 0.6, 0.9, 1.1, 3.0):  # typing through s4
+        telemetry.record("served", id="s4", kind="cache", latencyMs=latency)
+    for suggestion in ("s1", "s2", "s3", "s4"):
+        telemetry.record("shown", id=suggestion)
+    telemetry.record("partial", id="s1", acceptedChars=4)
+    telemetry.record("accepted", id="s1")  # in part, then whole: counted once
+    telemetry.record("partial", id="s3", acceptedChars=2)
     with path.open("a") as handle:
         handle.write('not json\n[1, 2]\n{"no_event": 1}\n')
 
@@ -34,8 +35,10 @@ def test_summary_numbers(tmp_path: Path) -> None:
     path = tmp_path / "completions.jsonl"
     write_session(path)
     summary = summarize(read_events(path))
-    assert summary.served == 10 and summary.shown == 4 and summary.model_calls == 5
-    assert summary.acceptance_rate == 0.5
+    assert summary.served == 10 and summary.model_calls == 5
+    assert len(summary.shown_ids) == 4 and len(summary.served_ids) == 5
+    assert summary.acceptance_rate == 0.25
+    assert summary.any_acceptance_rate == 0.5
     assert summary.cache_hit_rate == 0.5
     assert summary.reused_share == 792 / 2000
     assert percentile(summary.latencies_ms["cold"], 0.5) == 500.0
@@ -50,10 +53,11 @@ def test_stats_command_json_and_table(tmp_path: Path) -> None:
     data = json.loads(
         subprocess.run([*command, "--json"], capture_output=True, text=True, check=True).stdout
     )
-    assert data["served"] == 10 and data["acceptanceRate"] == 0.5
+    assert data["served"] == 10 and data["acceptanceRate"] == 0.25
+    assert data["acceptedWholeOrInPart"] == 0.5
     assert data["latency"]["reused"] == {"count": 2, "p50Ms": 80.0, "p95Ms": 120.0}
     table = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    assert "acceptance rate" in table and "50%" in table and "type-through cache" in table
+    assert "acceptance rate" in table and "25%" in table and "type-through cache" in table
 
 
 def test_stats_without_telemetry(tmp_path: Path) -> None:
