@@ -1,7 +1,9 @@
 """From a file's bytes to table rows: hash, checks, parse, symbols, chunks.
 
 Runs in parser processes (`process_batch`) or, for a few small files, in the indexing
-thread. Every function here is pure: it reads files and returns Arrow tables.
+thread. Every function here is pure: it reads files and returns rows as one Python list
+per column. Arrow is not imported here: it would cost each parser process 40 MB; the
+indexing thread turns the columns into tables (`schema.from_columns`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
-
-from ouzel.indexer import schema
 from ouzel.indexer.chunking import Chunk, chunk_plain, chunk_tree
 from ouzel.indexer.languages import SPECS, grammar, language_for_path
-from ouzel.indexer.symbols import Symbol, extract_symbols
+from ouzel.indexer.symbols import Symbol, extract_symbols, name_words
 from ouzel.indexer.text import LineMap, decode
 from ouzel.indexer.walk import content_skip_reason
 
@@ -54,11 +53,14 @@ class FileOutcome:
     lines: int = 0
 
 
+Columns = list[list[object]]  # one list per column of schema.SYMBOLS or schema.CHUNKS
+
+
 @dataclass
 class BatchOutcome:
     files: list[FileOutcome] = field(default_factory=list)
-    symbols: pa.Table = field(default_factory=lambda: schema.empty(schema.SYMBOLS))
-    chunks: pa.Table = field(default_factory=lambda: schema.empty(schema.CHUNKS))
+    symbols: Columns = field(default_factory=list)
+    chunks: Columns = field(default_factory=list)
     text_bytes: int = 0
 
 
@@ -96,7 +98,7 @@ class RowBuilder:
         self.text_bytes = 0
 
     def add(self, path: str, analysis: Analysis) -> None:
-        words = schema.name_words
+        words = name_words
         self.symbol_rows.extend(
             (
                 path,
@@ -126,20 +128,11 @@ class RowBuilder:
         self.text_bytes += sum(len(c.text) for c in analysis.chunks)
 
     @staticmethod
-    def _table(rows: list[tuple[object, ...]], table_schema: pa.Schema) -> pa.Table:
-        if not rows:
-            return schema.empty(table_schema)
-        columns = [
-            pa.array(column, type=f.type)
-            for column, f in zip(zip(*rows, strict=True), table_schema, strict=True)
-        ]
-        return pa.Table.from_arrays(columns, schema=table_schema)
+    def _columns(rows: list[tuple[object, ...]]) -> Columns:
+        return [list(column) for column in zip(*rows, strict=True)]
 
-    def tables(self) -> tuple[pa.Table, pa.Table]:
-        return (
-            self._table(self.symbol_rows, schema.SYMBOLS),
-            self._table(self.chunk_rows, schema.CHUNKS),
-        )
+    def columns(self) -> tuple[Columns, Columns]:
+        return self._columns(self.symbol_rows), self._columns(self.chunk_rows)
 
 
 def process_data(
@@ -192,7 +185,7 @@ def process_batch(root: str, tasks: list[Task], budget: int, max_bytes: int) -> 
         outcome = process_data(task.path, data, task.known_hash, budget, builder)
         outcome.mtime_ns = info.st_mtime_ns
         files.append(outcome)
-    symbols, chunks = builder.tables()
+    symbols, chunks = builder.columns()
     return BatchOutcome(files, symbols, chunks, builder.text_bytes)
 
 

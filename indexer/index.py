@@ -104,10 +104,10 @@ class _Batch:
 
     def add(self, outcome: BatchOutcome) -> None:
         self.outcomes.extend(outcome.files)
-        if outcome.symbols.num_rows:
-            self.symbols.append(outcome.symbols)
-        if outcome.chunks.num_rows:
-            self.chunks.append(outcome.chunks)
+        if outcome.symbols:
+            self.symbols.append(schema.from_columns(outcome.symbols, schema.SYMBOLS))
+        if outcome.chunks:
+            self.chunks.append(schema.from_columns(outcome.chunks, schema.CHUNKS))
         self.text_bytes += outcome.text_bytes
 
     def empty(self) -> bool:
@@ -415,7 +415,7 @@ class WorkspaceIndex:
             present = {entry.path for entry in walk.files}
             removed = [path for path in self._files if path not in present]
             todo = [entry for entry in walk.files if self._stale(entry)]
-            summary = self._index(todo, removed, progress)
+            summary = self._index(todo, removed, progress, keep_parsers=False)
             summary.scanned = len(walk.files)
             summary.skipped.update(walk.skipped)
             summary.seconds = time.monotonic() - started
@@ -500,7 +500,7 @@ class WorkspaceIndex:
             if outcome.unchanged:
                 return UpdateSummary(unchanged=1)
             outcome.mtime_ns = BUFFER_MTIME
-            symbols, chunks = builder.tables()
+            symbols, chunks = builder.columns()
             batch = _Batch()
             batch.add(BatchOutcome([outcome], symbols, chunks, builder.text_bytes))
             summary = UpdateSummary()
@@ -510,7 +510,11 @@ class WorkspaceIndex:
     # --- the write path ----------------------------------------------------------------------
 
     def _index(
-        self, todo: list[FileEntry], removed: list[str], progress: ProgressCallback | None
+        self,
+        todo: list[FileEntry],
+        removed: list[str],
+        progress: ProgressCallback | None,
+        keep_parsers: bool = True,
     ) -> UpdateSummary:
         summary = UpdateSummary()
         tasks = [
@@ -540,6 +544,8 @@ class WorkspaceIndex:
                     break
             if not batch.empty():
                 self._commit(batch, summary)
+            if not keep_parsers:
+                self._pool.shutdown()  # free their memory before the full-text indexes build
             self._phase = "finishing"
             if progress:
                 progress(Progress("finishing", done, total))
@@ -637,13 +643,12 @@ class WorkspaceIndex:
             self._last_error = f"index upkeep failed: {exc}"
             log.warning("index %s: upkeep failed: %s", self.folder, exc)
 
-    def upkeep(self) -> None:
-        """Compact and fold new rows into the full-text indexes now, if there is any to do."""
+    def upkeep(self, force: bool = False) -> None:
+        """Compact, prune old versions and fold new rows into the full-text indexes, when
+        enough has changed (or `force`). Takes seconds on a large index: idle time only."""
         with self._write_lock:
             store = self.store
-            if (
-                store.writable
-                and not self._closed
-                and (store.unindexed_rows or store.commits_since_compaction)
-            ):
+            if not store.writable or self._closed:
+                return
+            if force or store.upkeep_due():
                 self._upkeep(force=True)

@@ -1,8 +1,9 @@
 """Keeps one `WorkspaceIndex` fresh from a queue, on its own thread.
 
-Requests (a full scan, changed paths, editor buffers) are coalesced: paths that arrive
-within the debounce window form one batch, so a branch switch touching thousands of files
-is one update. Buffers wait until they have been still for `text_debounce_s`. The thread
+Requests (a full scan, changed paths, editor buffers) are coalesced: once work arrives,
+the thread waits for a quiet moment (`quiet_s` without new paths, up to BURST_MAX_S), so a
+branch switch touching thousands of files is one update while a single save goes through
+at once. Buffers wait until they have been still for `text_debounce_s`. The thread
 opens the index itself (opening may rebuild it), so nothing here blocks the caller.
 A read-only index (another process writes) retries to become the writer now and then.
 """
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # the index pulls in LanceDB: imported on the scheduler's thr
 log = logging.getLogger("ouzel.indexer.scheduler")
 
 WRITER_RETRY_S = 2.0
+BURST_MAX_S = 3.0
 IDLE_UPKEEP_S = 20.0
 # Path batches at least this big are announced like a full update (progress, summary).
 ANNOUNCE_PATHS = 50
@@ -45,13 +47,15 @@ class IndexScheduler:
         self,
         open_index: Callable[[], WorkspaceIndex],
         root: Path,
-        debounce_s: float = 0.05,
+        quiet_s: float = 0.01,
+        watch_debounce_ms: int = 50,
         text_debounce_s: float = 0.5,
         watch: bool = True,
         sink: ProgressSink | None = None,
     ) -> None:
         self.root = root
-        self.debounce_s = debounce_s
+        self.quiet_s = quiet_s
+        self.watch_debounce_ms = watch_debounce_ms
         self.text_debounce_s = text_debounce_s
         self.watch = watch
         self.sink = sink
@@ -66,6 +70,7 @@ class IndexScheduler:
         self._busy = False
         self._stopped = False
         self._last_writer_try = 0.0
+        self._arrivals = 0
         self._last_work = time.monotonic()
         self._ready = threading.Event()
         self._thread = threading.Thread(
@@ -87,6 +92,7 @@ class IndexScheduler:
     def request_paths(self, paths: set[str] | list[str]) -> None:
         with self._cond:
             self._paths.update(str(p) for p in paths)
+            self._arrivals += 1
             self._cond.notify()
 
     def request_text(self, path: str, text: str) -> None:
@@ -162,7 +168,7 @@ class IndexScheduler:
         index = self.index
         if self.watch:
             self.watcher = Watcher(
-                index.root, index.rules, self.request_paths, int(self.debounce_s * 1000)
+                index.root, index.rules, self.request_paths, self.watch_debounce_ms
             )
             self.watcher.start()
         try:
@@ -192,12 +198,22 @@ class IndexScheduler:
             if ready:
                 break
             self._idle_chores()
-        # Let a burst finish arriving (a branch switch), then take all of it.
-        time.sleep(self.debounce_s)
+        self._wait_for_quiet()
         with self._cond:
             full, paths = self._full, self._paths
             self._full, self._paths = False, set()
             return full, paths, self._ripe_texts(remove=True)
+
+    def _wait_for_quiet(self) -> None:
+        """Let a burst of changes (a branch switch) finish arriving, then take all of it."""
+        deadline = time.monotonic() + BURST_MAX_S
+        while True:
+            with self._cond:
+                seen = self._arrivals
+            time.sleep(self.quiet_s)
+            with self._cond:
+                if self._arrivals == seen or self._stopped or time.monotonic() >= deadline:
+                    return
 
     def _ripe_texts(self, remove: bool) -> dict[str, str]:
         now = time.monotonic()

@@ -6,7 +6,6 @@ symbols or chunks are cut counts): an index with another version is rebuilt on o
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 import pyarrow as pa
@@ -65,17 +64,16 @@ FILES = pa.schema(
 
 TABLES: Final = {"files": FILES, "symbols": SYMBOLS, "chunks": CHUNKS}
 
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+|[^\W\d_]+")
-
-
-def name_words(name: str, qualified_name: str) -> str:
-    """Words of a symbol name for full-text search: the name, its parts, its qualifiers."""
-    parts = [name]
-    parts.extend(_WORD.findall(name))
-    if qualified_name != name:
-        parts.append(qualified_name.replace(".", " "))
-    return " ".join(parts).lower()
-
 
 def empty(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
+
+
+def from_columns(columns: list[list[object]], table_schema: pa.Schema) -> pa.Table:
+    """A table from one Python list per column (what parser processes send)."""
+    if not columns or not columns[0]:
+        return empty(table_schema)
+    arrays = [
+        pa.array(values, type=f.type) for values, f in zip(columns, table_schema, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=table_schema)

@@ -13,7 +13,6 @@ import logging
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -45,7 +44,7 @@ KIND_ORDER = [
     "heading",
 ]
 MAX_QUERY_TERMS = 64
-HUMP_CANDIDATES = 4000
+HUMP_CANDIDATES = 2000
 _TERM = re.compile(r"[^\W_]\w*|\w+")
 
 
@@ -82,17 +81,34 @@ class SymbolHit:
     score: float = 0.0
 
 
-class SymbolSnapshot:
-    """All symbols of an index in memory (Arrow), with the columns ranking needs."""
+DERIVED = ("_name_lower", "_qualified_lower", "_length", "_kind_rank", "_chars")
+MAX_CHUNKS = 6  # beyond this, kernels and `take` pay per chunk: copy into one
 
-    def __init__(self, table: pa.Table) -> None:
-        table = table.combine_chunks()
-        self.table = table
-        self.name_lower = pc.utf8_lower(table.column("name"))
-        self.qualified_lower = pc.utf8_lower(table.column("qualified_name"))
-        self.name_length = pc.utf8_length(table.column("name"))
-        rank = pc.index_in(table.column("kind"), value_set=pa.array(KIND_ORDER))
-        self.kind_rank = pc.fill_null(rank, len(KIND_ORDER))
+
+def _with_derived(table: pa.Table) -> pa.Table:
+    """`table` plus the lower-case names, name lengths and kind ranks ranking needs."""
+    rank = pc.index_in(table.column("kind"), value_set=pa.array(KIND_ORDER))
+    lowered = pc.utf8_lower(table.column("name"))
+    chars = pa.array([char_mask(name) for name in lowered.to_pylist()], pa.uint64())
+    return (
+        table.append_column("_name_lower", lowered)
+        .append_column("_qualified_lower", pc.utf8_lower(table.column("qualified_name")))
+        .append_column("_length", pc.utf8_length(table.column("name")))
+        .append_column("_kind_rank", pc.fill_null(rank, len(KIND_ORDER)))
+        .append_column("_chars", chars)
+    )
+
+
+class SymbolSnapshot:
+    """All symbols of an index in memory (Arrow), with the columns ranking needs.
+
+    Immutable: an update builds a new snapshot (appending is zero-copy; removing rows
+    copies), so a search never sees half an update.
+    """
+
+    def __init__(self, table: pa.Table, derived: bool = False) -> None:
+        # One chunk per column: compute kernels and `take` pay per chunk.
+        self.table = table if derived else _with_derived(table.combine_chunks())
 
     @property
     def size(self) -> int:
@@ -102,16 +118,37 @@ class SymbolSnapshot:
         """A new snapshot without the rows of `removed_paths`, plus `added`."""
         table = self.table
         if removed_paths and table.num_rows:
-            keep = pc.invert(
-                pc.is_in(table.column("path"), value_set=pa.array(list(removed_paths)))
-            )
-            table = table.filter(keep)
+            gone = pc.is_in(table.column("path"), value_set=pa.array(list(removed_paths)))
+            rows = pc.indices_nonzero(gone)
+            if len(rows) and rows[-1].as_py() - rows[0].as_py() + 1 == len(rows):
+                # One file's rows sit together: cut them out without copying the rest.
+                first, last = rows[0].as_py(), rows[-1].as_py()
+                table = pa.concat_tables([table.slice(0, first), table.slice(last + 1)])
+            elif len(rows):
+                table = table.filter(pc.invert(gone))
         if added.num_rows:
-            table = pa.concat_tables([table, added.select(table.column_names)])
-        return SymbolSnapshot(table)
+            table = pa.concat_tables([table, _with_derived(added.select(schema_names(table)))])
+        if table.num_rows and table.column(0).num_chunks > MAX_CHUNKS:
+            table = table.combine_chunks()
+        return SymbolSnapshot(table, derived=True)
+
+
+def schema_names(table: pa.Table) -> list[str]:
+    return [name for name in table.column_names if name not in DERIVED]
+
+
+_ASCII_WORD_START = re.compile(
+    r"(?<![A-Za-z0-9])[A-Za-z0-9]"  # after a separator
+    r"|(?<=[a-z0-9])[A-Z]"  # camelCase
+    r"|(?<=[A-Z])[A-Z](?=[a-z])"  # HTTPServer: the S
+    r"|(?<=[^0-9])[0-9]"  # parse2
+)
 
 
 def _word_starts(name: str) -> list[int]:
+    if name.isascii():
+        starts = [m.start() for m in _ASCII_WORD_START.finditer(name)]
+        return starts if starts and starts[0] == 0 else [0, *starts]
     starts = []
     previous = ""
     for index, char in enumerate(name):
@@ -132,116 +169,148 @@ def _word_starts(name: str) -> list[int]:
 def humps_match(query: str, name: str) -> bool:
     """True when the query's letters start words of `name` in order (each may continue
     into the following letters of its word): "gUN", "gun", "getun" → getUserName."""
-    lower_query = query.lower()
-    lower_name = name.lower()
+    wanted = query.lower()
+    lowered = name.lower()
     starts = _word_starts(name)
+    failed: set[tuple[int, int, bool]] = set()  # states known not to lead to a match
 
-    @cache
-    def match(qi: int, ni: int, first: bool) -> bool:
-        if qi == len(lower_query):
+    def match(qi: int, ni: int, continuing: bool) -> bool:
+        if qi == len(wanted):
             return True
-        char = lower_query[qi]
-        if (
-            not first
-            and ni < len(lower_name)
-            and lower_name[ni] == char
-            and match(qi + 1, ni + 1, False)
-        ):
+        if (qi, ni, continuing) in failed:
+            return False
+        char = wanted[qi]
+        if continuing and ni < len(lowered) and lowered[ni] == char and match(qi + 1, ni + 1, True):
             return True
         for start in starts:
-            if start >= ni and lower_name[start] == char and match(qi + 1, start + 1, False):
+            if start >= ni and lowered[start] == char and match(qi + 1, start + 1, True):
                 return True
+        failed.add((qi, ni, continuing))
         return False
 
-    return match(0, 0, True)
+    return match(0, 0, False)
 
 
 def _subsequence_regex(query: str) -> str:
-    return "(?i)" + ".*".join(re.escape(char) for char in query)
+    """The query's characters in order, anything between (on lower-cased names)."""
+    return ".*".join(re.escape(char) for char in query)
 
 
-def _top(snapshot: SymbolSnapshot, mask: Any, case_mask: Any, k: int) -> list[int]:
-    """Row numbers of the k best rows in `mask` (case match, length, kind, path)."""
-    indices = pc.indices_nonzero(pc.fill_null(mask, False))
-    if len(indices) == 0 or k <= 0:
+def _top(snapshot: SymbolSnapshot, rows: Any, case: Any, k: int) -> list[int]:
+    """The k best of `rows`: a match in the query's case first, then short names, types
+    before functions before the rest, then in index order (files in path order)."""
+    if len(rows) == 0 or k <= 0:
         return []
-    case_miss = pc.invert(pc.fill_null(pc.take(case_mask, indices), False))
+    table = snapshot.table
     ranking = pa.table(
         {
-            "case_miss": case_miss,
-            "length": pc.take(snapshot.name_length, indices),
-            "kind": pc.take(snapshot.kind_rank, indices),
-            "path": pc.take(snapshot.table.column("path"), indices),
-            "row": indices,
+            "case_miss": pc.invert(pc.fill_null(case, False)),
+            "length": pc.take(table.column("_length"), rows),
+            "kind": pc.take(table.column("_kind_rank"), rows),
+            "row": rows,
         }
     )
     keys = [
         ("case_miss", "ascending"),
         ("length", "ascending"),
         ("kind", "ascending"),
-        ("path", "ascending"),
+        ("row", "ascending"),
     ]
-    if len(indices) > k:
-        chosen = pc.select_k_unstable(ranking, k=k, sort_keys=keys)
-        ranking = ranking.take(chosen)
+    if len(rows) > k:
+        ranking = ranking.take(pc.select_k_unstable(ranking, k=k, sort_keys=keys))
     ordered = ranking.take(pc.sort_indices(ranking, sort_keys=keys))
-    rows: list[int] = ordered.column("row").to_pylist()
-    return rows
+    best: list[int] = ordered.column("row").to_pylist()
+    return best
+
+
+def char_mask(text: str) -> int:
+    """Which characters occur in `text`, as bits (letters, digits, "_", the rest hashed)."""
+    mask = 0
+    for char in set(text):
+        code = ord(char)
+        if 97 <= code <= 122:
+            mask |= 1 << (code - 97)
+        elif 48 <= code <= 57:
+            mask |= 1 << (code - 22)
+        elif code == 95:
+            mask |= 1 << 36
+        else:
+            mask |= 1 << (37 + code % 27)
+    return mask
 
 
 def rank_symbols(
     snapshot: SymbolSnapshot, query: str, limit: int, kind: str | Collection[str] | None = None
 ) -> list[tuple[int, str]]:
-    """(row, tier) of the best matches in `snapshot`."""
+    """(row, tier) of the best matches in `snapshot`.
+
+    Every tier needs every character of the query, so a bit test on each name's character
+    set picks the candidates first; the string tests then run on those only.
+    """
     query = query.strip()
     if snapshot.size == 0 or limit <= 0:
         return []
+    table = snapshot.table
     allowed: Any = None
     if kind:
         kinds = [kind] if isinstance(kind, str) else list(kind)
-        allowed = pc.is_in(snapshot.table.column("kind"), value_set=pa.array(kinds))
+        allowed = pc.is_in(table.column("kind"), value_set=pa.array(kinds))
+
+    def rows_of(mask: Any) -> Any:
+        if allowed is not None:
+            mask = pc.and_(mask, allowed)
+        return pc.indices_nonzero(pc.fill_null(mask, False))
+
     if not query:
-        everything = allowed if allowed is not None else pa.array([True] * snapshot.size)
-        return [(row, "all") for row in _top(snapshot, everything, everything, limit)]
+        rows = rows_of(pc.is_valid(table.column("name")))
+        return [(row, "all") for row in _top(snapshot, rows, pc.is_valid(rows), limit)]
     qualified = "." in query
-    original = snapshot.table.column("qualified_name" if qualified else "name")
-    lowered = snapshot.qualified_lower if qualified else snapshot.name_lower
     needle = query.lower()
-
-    def restrict(mask: Any) -> Any:
-        return mask if allowed is None else pc.and_(mask, allowed)
-
+    if qualified:
+        candidates = rows_of(pc.is_valid(table.column("name")))
+        lowered = pc.take(table.column("_qualified_lower"), candidates)
+        original = pc.take(table.column("qualified_name"), candidates)
+    else:
+        wanted = pa.scalar(char_mask(needle), pa.uint64())
+        chars = table.column("_chars")
+        candidates = rows_of(pc.equal(pc.bit_wise_and(chars, wanted), wanted))
+        lowered = pc.take(table.column("_name_lower"), candidates)
+        original = pc.take(table.column("name"), candidates)
+    contains = pc.match_substring(lowered, needle)
+    exact = pc.equal(lowered, needle)
+    prefix = pc.and_(pc.starts_with(lowered, needle), pc.invert(exact))
+    inner = pc.and_(contains, pc.invert(pc.or_(exact, prefix)))
     results: list[tuple[int, str]] = []
-    taken = pa.array([False] * snapshot.size)
 
-    def add_tier(mask: Any, case_mask: Any, tier: str) -> None:
-        nonlocal taken
-        mask = pc.and_(restrict(mask), pc.invert(taken))
-        rows = _top(snapshot, mask, case_mask, limit - len(results))
-        results.extend((row, tier) for row in rows)
-        taken = pc.or_(taken, mask)
+    def add(mask: Any, case: Any, tier: str) -> None:
+        rows = pc.filter(candidates, mask)
+        best = _top(snapshot, rows, pc.filter(case, mask), limit - len(results))
+        results.extend((row, tier) for row in best)
 
-    add_tier(pc.equal(lowered, needle), pc.equal(original, query), "exact")
+    add(exact, pc.equal(original, query), "exact")
     if len(results) < limit:
-        add_tier(pc.starts_with(lowered, needle), pc.starts_with(original, query), "prefix")
+        add(prefix, pc.starts_with(original, query), "prefix")
     if len(results) < limit and not qualified and len(query) > 1 and " " not in query:
-        candidates = pc.and_(
-            restrict(pc.match_substring_regex(lowered, _subsequence_regex(needle))),
-            pc.invert(taken),
-        )
-        names = snapshot.table.column("name")
-        rows = _top(snapshot, candidates, candidates, HUMP_CANDIDATES)
-        matched = [row for row in rows if humps_match(query, names[row].as_py())]
-        results.extend((row, "humps") for row in matched[: limit - len(results)])
+        # Fewer than `limit` exact and prefix matches exist here, so all of them are in
+        # `results`. Hump matches may also contain the query ("getUserName" for "username").
+        ranked = {row for row, _ in results}
+        in_order = pc.match_substring_regex(lowered, _subsequence_regex(needle))
+        rows = pc.filter(candidates, in_order)
+        ordered = _top(snapshot, rows, pc.is_valid(rows), HUMP_CANDIDATES + len(ranked))
+        ordered = [row for row in ordered if row not in ranked]
+        names = pc.take(table.column("name"), pa.array(ordered, pa.int64())).to_pylist()
+        matched = []
+        for row, name in zip(ordered, names, strict=True):
+            if humps_match(query, name):
+                matched.append(row)
+                if len(results) + len(matched) >= limit:
+                    break  # the rest rank lower (longer names)
+        results.extend((row, "humps") for row in matched)
         if matched:
-            hit = [False] * snapshot.size
-            for row in matched:
-                hit[row] = True
-            taken = pc.or_(taken, pa.array(hit))
+            taken = pc.is_in(candidates, value_set=pa.array(matched, candidates.type))
+            inner = pc.and_(inner, pc.invert(taken))
     if len(results) < limit:
-        add_tier(
-            pc.match_substring(lowered, needle), pc.match_substring(original, query), "substring"
-        )
+        add(inner, pc.match_substring(original, query), "substring")
     return results[:limit]
 
 

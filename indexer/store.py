@@ -49,7 +49,14 @@ DELETE_BATCH = 2000  # paths per delete statement
 # Rows added since the last full-text index update before it is brought up to date (new
 # rows are searchable before that too, by a slower scan).
 FTS_REFRESH_ROWS = 4000
-COMPACT_EVERY_COMMITS = 60
+# `optimize` (compaction, index merge, pruning) costs seconds on a large index whatever
+# changed, so it runs after this many commits, and only when the scheduler is idle.
+COMPACT_EVERY_COMMITS = 120
+# Code, not prose: no stemming ("parser" is not "parse"), which also halves the build time.
+FTS_CONFIG = FTS(with_position=False, stem=False, memory_limit=64)
+# Lance caches index and metadata pages; the defaults (gigabytes) suit servers, not editors.
+INDEX_CACHE_BYTES = 64 << 20
+METADATA_CACHE_BYTES = 32 << 20
 KEEP_VERSIONS_FOR = timedelta(minutes=2)
 
 
@@ -105,7 +112,12 @@ class Store:
     def _connect(self) -> Any:
         # A reader process sees the writer's commits within half a second.
         interval = None if self.writable else timedelta(milliseconds=500)
-        return lancedb.connect(str(self.db_path), read_consistency_interval=interval)
+        session = lancedb.Session(
+            index_cache_size_bytes=INDEX_CACHE_BYTES, metadata_cache_size_bytes=METADATA_CACHE_BYTES
+        )
+        return lancedb.connect(
+            str(self.db_path), read_consistency_interval=interval, session=session
+        )
 
     def open(self) -> None:
         """Open an existing store; raise StoreProblem when it is missing, old or corrupt."""
@@ -287,11 +299,7 @@ class Store:
         with self._lock, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for name, column in FTS_COLUMNS.items():
-                self.table(name).create_index(
-                    column,
-                    config=FTS(with_position=False, memory_limit=256),
-                    replace=True,
-                )
+                self.table(name).create_index(column, config=FTS_CONFIG, replace=True)
             self.unindexed_rows = 0
 
     def has_fts(self) -> bool:
@@ -301,17 +309,29 @@ class Store:
                 return False
         return True
 
+    def upkeep_due(self) -> bool:
+        return (
+            self.unindexed_rows >= FTS_REFRESH_ROWS // 4
+            or self.commits_since_compaction >= COMPACT_EVERY_COMMITS
+        )
+
     def upkeep(self, force: bool = False) -> bool:
-        """Fold new rows into the full-text indexes and compact old versions when due."""
+        """Fold new rows into the full-text indexes and compact old versions when due.
+
+        Mostly new rows (a cold index): the full-text indexes are built afresh, which beats
+        merging, and compaction waits for later. Otherwise `optimize` merges the new rows
+        into the indexes, compacts small fragments and prunes old versions."""
         fts_due = self.unindexed_rows >= FTS_REFRESH_ROWS or (force and self.unindexed_rows > 0)
-        compact_due = force or self.commits_since_compaction >= COMPACT_EVERY_COMMITS
+        compact_due = force
         if not (fts_due or compact_due):
             return False
         with self._lock, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             total = sum(self.table(name).count_rows() for name in FTS_COLUMNS)
             if fts_due and self.unindexed_rows * 2 >= total:
-                self.build_fts()  # mostly new rows: building afresh beats merging
+                self.build_fts()
+                if not compact_due:
+                    return True
             for name in schema.TABLES:
                 self.table(name).optimize(cleanup_older_than=KEEP_VERSIONS_FOR)
             self.commits_since_compaction = 0

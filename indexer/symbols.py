@@ -27,6 +27,17 @@ _STRING_PREFIX = re.compile(r"^[rRbBuUfF]*")
 _COMMENT_MARKS = re.compile(r"^\s*(?:///?|//!|/\*\*?|\*/|\*|#+|--)\s?")
 _UPPER_NAME = re.compile(r"^_*[A-Z][A-Z0-9_]*$")
 _GO_RECEIVER = re.compile(r"[\w]+")
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+|[^\W\d_]+")
+
+
+def name_words(name: str, qualified_name: str) -> str:
+    """Words of a symbol name for full-text search: the name, its parts, its qualifiers
+    ("getUserName" → "getusername get user name")."""
+    parts = [name]
+    parts.extend(_WORD.findall(name))
+    if qualified_name != name:
+        parts.append(qualified_name.replace(".", " "))
+    return " ".join(parts).lower()
 
 
 @dataclass(slots=True)

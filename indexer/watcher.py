@@ -1,7 +1,9 @@
 """Watch a workspace with watchfiles (Rust notify) and report changed paths in batches.
 
 Events under ignored folders are dropped here, except the ignore files themselves, whose
-change makes the index rescan. A burst of events (a branch switch) arrives as one batch.
+change makes the index rescan. A batch is reported once no event came for `quiet_ms`
+(a save shows up at once), or after MAX_BATCH_MS of continuous events (a branch switch
+arrives as a few big batches, which the scheduler merges).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ouzel.indexer.walk import IGNORE_FILES, IgnoreRules
 log = logging.getLogger("ouzel.indexer.watcher")
 
 RULE_FILES = frozenset(IGNORE_FILES)
+MAX_BATCH_MS = 2000
 
 
 class Watcher:
@@ -26,12 +29,12 @@ class Watcher:
         root: Path,
         rules: IgnoreRules,
         on_change: Callable[[set[str]], None],
-        debounce_ms: int,
+        quiet_ms: int,
     ) -> None:
         self.root = root
         self.rules = rules
         self.on_change = on_change
-        self.debounce_ms = max(1, debounce_ms)
+        self.quiet_ms = max(1, quiet_ms)
         self.error = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -56,8 +59,8 @@ class Watcher:
             for changes in watchfiles.watch(
                 self.root,
                 watch_filter=self._wanted,
-                debounce=self.debounce_ms,
-                step=min(50, self.debounce_ms),
+                debounce=MAX_BATCH_MS,
+                step=self.quiet_ms,
                 stop_event=self._stop,
                 raise_interrupt=False,
                 ignore_permission_denied=True,

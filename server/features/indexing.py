@@ -116,7 +116,7 @@ class _Root:
         self.scheduler = IndexScheduler(
             open_index,
             root,
-            debounce_s=config.watch_debounce_ms / 1000,
+            watch_debounce_ms=config.watch_debounce_ms,
             text_debounce_s=BUFFER_DEBOUNCE_S,
             watch=config.watch,
             sink=_Broadcast(self),

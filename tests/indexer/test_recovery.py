@@ -224,7 +224,7 @@ WRITER = textwrap.dedent(
 
     def main() -> None:
         root = Path(sys.argv[1])
-        scheduler = IndexScheduler(lambda: WorkspaceIndex(root, IndexConfig()), root, debounce_s=0.05)
+        scheduler = IndexScheduler(lambda: WorkspaceIndex(root, IndexConfig()), root)
         scheduler.start()
         scheduler.wait_idle(60)
         print("ready", scheduler.index.writable, flush=True)

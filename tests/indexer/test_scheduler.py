@@ -120,7 +120,7 @@ def test_a_branch_switch_is_one_batch(
     _git(root, "commit", "-q", "-m", "feature")
     _git(root, "checkout", "-q", "main")
     sink = RecordingSink()
-    scheduler = schedulers(root, sink=sink, debounce_s=0.3)
+    scheduler = schedulers(root, sink=sink)
     assert scheduler.index is not None
     before = len(sink.summaries)
     _git(root, "checkout", "-q", "feature")

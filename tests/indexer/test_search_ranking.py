@@ -7,6 +7,7 @@ import pytest
 
 from ouzel.indexer import schema
 from ouzel.indexer.search import SymbolSnapshot, humps_match, query_terms, rank_symbols
+from ouzel.indexer.symbols import name_words
 
 
 def snapshot(entries: list[tuple[str, str, str]]) -> SymbolSnapshot:
@@ -32,7 +33,7 @@ def snapshot(entries: list[tuple[str, str, str]]) -> SymbolSnapshot:
                 "signature": "",
                 "doc": "",
                 "parent": "",
-                "words": schema.name_words(name, qualified),
+                "words": name_words(name, qualified),
             }
         )
     return SymbolSnapshot(pa.Table.from_pylist(rows, schema=schema.SYMBOLS))
