@@ -576,7 +576,10 @@ class Router:
         previous = self.served.get(task)
         self.served[task] = Served(candidate.name, self.clock(), fallback)
         if total_s is not None:
-            log.info(
+            # Ghost text is served on every pause in typing: keep it out of the editor's log.
+            level = logging.DEBUG if task == "inline_completion" else logging.INFO
+            log.log(
+                level,
                 "%s served by '%s' in %.0f ms (%d tokens)",
                 TASK_LABELS[task],
                 candidate.name,
