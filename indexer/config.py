@@ -6,9 +6,12 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import platformdirs
+
+if TYPE_CHECKING:  # parser processes import this module and must not load Arrow
+    from ouzel.indexer.embeddings import EmbeddingProvider
 
 # Files that are never indexed nor put in prompts (gitignore-style patterns). The server's
 # settings default to the same list (tests/indexer/test_config.py keeps them equal).
@@ -92,6 +95,8 @@ class IndexConfig:
     # A second process finding the index locked waits this long for the writer, then
     # opens it read-only.
     lock_wait_s: float = 0.0
+    # A local embedding model: chunks get vectors and `search_similar` works. Off: None.
+    embedder: EmbeddingProvider | None = field(default=None, compare=False, repr=False)
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from ouzel.indexer import schema
 from ouzel.indexer.config import IndexConfig, index_dir_for
+from ouzel.indexer.embeddings import with_vectors
 from ouzel.indexer.extract import (
     BatchOutcome,
     FileOutcome,
@@ -48,7 +49,7 @@ T = TypeVar("T")
 
 # Files parsed in the calling thread rather than in parser processes (a save, a buffer).
 IN_THREAD_FILES = 8
-IN_THREAD_BYTES = 256_000
+IN_THREAD_BYTES = 128_000  # tree-sitter holds the GIL while it parses: ~20 ms at most
 # Work handed to a parser process at once.
 GROUP_BYTES = 256_000
 GROUP_FILES = 64
@@ -163,7 +164,7 @@ class WorkspaceIndex:
     ) -> None:
         self.root = Path(root).resolve()
         self.config = config or IndexConfig()
-        self.folder = index_dir_for(self.root, self.config)
+        self.folder = self._usable_folder(writer)
         self.rules = IgnoreRules(self.root, self.config)
         self._lock_file = WriterLock(self.folder)
         self._write_lock = threading.RLock()
@@ -195,9 +196,27 @@ class WorkspaceIndex:
                 self.folder,
                 self._lock_file.owner(),
             )
-        self.store = Store(self.folder, writable)
+        self.store = self._new_store(writable)
         self._open_store()
         self._phase = "idle"
+
+    def _usable_folder(self, writer: bool) -> Path:
+        """The index folder; the user cache when the workspace cannot be written to."""
+        folder = index_dir_for(self.root, self.config)
+        if not writer or self.config.index_dir is not None or self.config.location == "cache":
+            return folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder
+        except OSError as exc:
+            cached = index_dir_for(self.root, dataclasses.replace(self.config, location="cache"))
+            log.warning("cannot write %s (%s); the index lives in %s", folder, exc, cached)
+            return cached
+
+    def _new_store(self, writable: bool) -> Store:
+        embedder = self.config.embedder
+        described = (embedder.name, embedder.dimensions) if embedder is not None else None
+        return Store(self.folder, writable, described)
 
     # --- state -------------------------------------------------------------------------------
 
@@ -283,7 +302,7 @@ class WorkspaceIndex:
                 return False
             log.info("index %s: the writer went away; this process writes now", self.folder)
             self.store.close()
-            self.store = Store(self.folder, writable=True)
+            self.store = self._new_store(writable=True)
             self._open_store()
             return True
 
@@ -310,7 +329,7 @@ class WorkspaceIndex:
             except Exception as exc:
                 log.info("index %s: reopening after %s", self.folder, exc)
                 self.store.close()
-                self.store = Store(self.folder, writable=False)
+                self.store = self._new_store(writable=False)
                 self._open_store()
 
     def symbol_snapshot(self) -> SymbolSnapshot:
@@ -601,6 +620,11 @@ class WorkspaceIndex:
             records[o.path] = dataclasses.replace(files[o.path], mtime_ns=o.mtime_ns, size=o.size)
         symbols = _concat(batch.symbols, schema.SYMBOLS)
         chunks = _concat(batch.chunks, schema.CHUNKS)
+        embedder = self.config.embedder
+        if embedder is not None and chunks.num_rows:
+            chunks, problem = with_vectors(chunks, embedder)
+            if problem:
+                self._last_error = problem
         if records or replace:
             try:
                 self.store.commit(replace, _records_table(records), symbols, chunks, had_rows)

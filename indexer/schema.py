@@ -65,6 +65,14 @@ FILES = pa.schema(
 TABLES: Final = {"files": FILES, "symbols": SYMBOLS, "chunks": CHUNKS}
 
 
+def tables(vector_dimensions: int | None) -> dict[str, pa.Schema]:
+    """The tables of a store; chunks carry a vector column when embeddings are on."""
+    if vector_dimensions is None:
+        return dict(TABLES)
+    vector = pa.field("vector", pa.list_(pa.float32(), vector_dimensions), nullable=True)
+    return {**TABLES, "chunks": CHUNKS.append(vector)}
+
+
 def empty(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 

@@ -398,6 +398,44 @@ def query_terms(query: str) -> list[str]:
     return list(seen)
 
 
+def search_similar(
+    index: WorkspaceIndex,
+    text: str,
+    limit: int = 10,
+    exclude_paths: Collection[str] = (),
+) -> list[ChunkHit] | None:
+    """Chunks nearest to `text` by embedding (cosine), or None without an embedding model."""
+    embedder = index.config.embedder
+    if embedder is None:
+        return None
+    if not text.strip() or limit <= 0:
+        return []
+    try:
+        (vector,) = embedder.embed([text])
+    except Exception as exc:
+        log.warning("embedding a query failed: %s", exc)
+        return []
+    columns = ["path", "language", "start_line", "end_line", "symbols", "text", "_distance"]
+    table = index.read_store(
+        lambda store: store.search_vector(list(vector), limit, list(exclude_paths), columns),
+        None,
+    )
+    if table is None:
+        return []
+    return [
+        ChunkHit(
+            path=record["path"],
+            start_line=record["start_line"],
+            end_line=record["end_line"],
+            text=record["text"],
+            score=1.0 - float(record.get("_distance") or 0.0),
+            symbols=list(record["symbols"] or []),
+            language=record["language"],
+        )
+        for record in table.to_pylist()
+    ]
+
+
 def search_chunks(
     index: WorkspaceIndex,
     query: str,

@@ -94,9 +94,14 @@ def _same_schema(actual: pa.Schema, expected: pa.Schema) -> bool:
 
 
 class Store:
-    def __init__(self, folder: Path, writable: bool) -> None:
+    def __init__(
+        self, folder: Path, writable: bool, embedder: tuple[str, int] | None = None
+    ) -> None:
+        """`embedder`: (name, dimensions) of the embedding model, None without vectors."""
         self.folder = folder
         self.writable = writable
+        self.embedder = list(embedder) if embedder else None
+        self.schemas = schema.tables(embedder[1] if embedder else None)
         self._db: Any = None
         self._tables: dict[str, Any] = {}
         self._lock = threading.RLock()
@@ -133,12 +138,16 @@ class Store:
             raise StoreProblem(
                 f"schema version {version} (this ouzel uses {schema.SCHEMA_VERSION})"
             )
+        if meta.get("embedder") != self.embedder:
+            raise StoreProblem(
+                f"embedding model changed ({meta.get('embedder')} → {self.embedder})"
+            )
         try:
             db = self._connect()
-            tables = {name: db.open_table(name) for name in schema.TABLES}
+            tables = {name: db.open_table(name) for name in self.schemas}
         except Exception as exc:
             raise StoreProblem(f"corrupt store: cannot open tables ({exc})") from exc
-        for name, expected in schema.TABLES.items():
+        for name, expected in self.schemas.items():
             if not _same_schema(tables[name].schema, expected):
                 raise StoreProblem(f"table {name} has an unexpected schema")
         with self._lock:
@@ -170,13 +179,17 @@ class Store:
             db = self._connect()
             tables = {
                 name: db.create_table(name, schema=table_schema, mode="overwrite")
-                for name, table_schema in schema.TABLES.items()
+                for name, table_schema in self.schemas.items()
             }
             # Indexes on the empty tables make full-text search work from the first commit:
             # rows added later are scanned until `build_fts` or `upkeep` folds them in.
             self._tables = tables
             self.build_fts()
-            meta = {"schema_version": schema.SCHEMA_VERSION, "created_at": time.time()}
+            meta = {
+                "schema_version": schema.SCHEMA_VERSION,
+                "embedder": self.embedder,
+                "created_at": time.time(),
+            }
             temporary = self.folder / (META + ".tmp")
             temporary.write_text(json.dumps(meta))
             temporary.replace(self.folder / META)
@@ -226,7 +239,7 @@ class Store:
 
     def verify_all(self) -> None:
         """Read every column of every table (after an error: is any data unreadable?)."""
-        for name in schema.TABLES:
+        for name in self.schemas:
             try:
                 self.scan(name)
             except StoreProblem:
@@ -332,14 +345,14 @@ class Store:
                 self.build_fts()
                 if not compact_due:
                     return True
-            for name in schema.TABLES:
+            for name in self.schemas:
                 self.table(name).optimize(cleanup_older_than=KEEP_VERSIONS_FOR)
             self.commits_since_compaction = 0
             self.unindexed_rows = 0
         return True
 
     def version_count(self) -> int:
-        return sum(len(self.table(name).list_versions()) for name in schema.TABLES)
+        return sum(len(self.table(name).list_versions()) for name in self.schemas)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -347,6 +360,16 @@ class Store:
         self, query: str, limit: int, exclude_paths: Collection[str], columns: list[str]
     ) -> pa.Table:
         builder = self.table("chunks").search(query, query_type="fts")
+        if exclude_paths:
+            builder = builder.where(f"path NOT IN ({sql_list(exclude_paths)})", prefilter=True)
+        result: pa.Table = builder.select(columns).limit(limit).to_arrow()
+        return result
+
+    def search_vector(
+        self, vector: list[float], limit: int, exclude_paths: Collection[str], columns: list[str]
+    ) -> pa.Table:
+        builder = self.table("chunks").search(vector, vector_column_name="vector")
+        builder = builder.distance_type("cosine")
         if exclude_paths:
             builder = builder.where(f"path NOT IN ({sql_list(exclude_paths)})", prefilter=True)
         result: pa.Table = builder.select(columns).limit(limit).to_arrow()

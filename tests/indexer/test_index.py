@@ -220,3 +220,22 @@ def test_cache_location(workspace: Workspace, open_index: OpenIndex) -> None:
     assert not (root / ".ouzel").exists()
     assert str(index.folder).startswith(os.environ["XDG_CACHE_HOME"])
     assert names(index, "in_cache") == ["in_cache"]
+
+
+def test_a_read_only_workspace_keeps_its_index_in_the_cache(
+    workspace: Workspace, open_index: OpenIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = workspace({"a.py": "def in_read_only(): pass\n"})
+    real_mkdir = Path.mkdir
+
+    def mkdir(path: Path, *args: object, **kwargs: object) -> None:
+        if root in path.parents and ".ouzel" in path.parts:  # root may write anywhere
+            raise PermissionError(13, "Permission denied")
+        real_mkdir(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    index = open_index(root)
+    assert str(index.folder).startswith(os.environ["XDG_CACHE_HOME"])
+    index.update_all()
+    assert names(index, "in_read_only") == ["in_read_only"]
+    assert not (root / ".ouzel").exists()
