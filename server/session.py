@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
@@ -26,6 +26,13 @@ if TYPE_CHECKING:
     from ouzel.server.server import OuzelServer
 
 log = logging.getLogger("ouzel.server.session")
+
+MessageLevel = Literal["error", "warning", "info"]
+_MESSAGE_TYPES: dict[str, types.MessageType] = {
+    "error": types.MessageType.Error,
+    "warning": types.MessageType.Warning,
+    "info": types.MessageType.Info,
+}
 
 
 @dataclass
@@ -132,7 +139,12 @@ class Session:
         else:
             loop.call_soon_threadsafe(fn, *args)
 
-    def show_message(self, text: str, kind: types.MessageType = types.MessageType.Warning) -> None:
+    def show_message(
+        self, text: str, kind: types.MessageType | MessageLevel = types.MessageType.Warning
+    ) -> None:
+        """`window/showMessage`; LSP-free callers pass "error", "warning" or "info"."""
+        if isinstance(kind, str):
+            kind = _MESSAGE_TYPES[kind]
         params = types.ShowMessageParams(type=kind, message=f"ouzel: {text}")
         self.call_soon(self.server.window_show_message, params)
 

@@ -18,8 +18,6 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from lsprotocol import types
-
 from ouzel.inference.backend import Backend
 from ouzel.inference.llama_cpp import LlamaCppBackend
 from ouzel.inference.router import Candidate, Notices, Router
@@ -52,7 +50,7 @@ _sessions: weakref.WeakKeyDictionary[Session, _SessionModels] = weakref.WeakKeyD
 def _state(session: Session) -> _SessionModels:
     state = _sessions.get(session)
     if state is None:
-        notices = Notices(lambda text: session.show_message(text, types.MessageType.Warning))
+        notices = Notices(lambda text: session.show_message(text, "warning"))
         state = _sessions[session] = _SessionModels(notices)
         session.status_sections["model"] = lambda: status(session)
         models = router(session.engine)
@@ -166,7 +164,7 @@ def _announce(session: Session, state: _SessionModels, profile: str, problem: st
         "this model are off; everything else keeps working."
     )
     log.error("%s", text)
-    session.show_message(text, types.MessageType.Error)
+    session.show_message(text, "error")
 
 
 def status(session: Session) -> dict[str, Any]:
