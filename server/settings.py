@@ -18,7 +18,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -327,7 +327,7 @@ def load_named_layers(layers: list[tuple[str, Mapping[str, Any]]]) -> LoadedSett
     merged: dict[str, Any] = {}
     problems: list[str] = []
     for origin, layer in layers:
-        cleaned, layer_problems = _drop_invalid(_snake_case_keys(layer), origin)
+        cleaned, layer_problems = _drop_invalid(_snake_case_keys(layer, Settings), origin)
         problems += layer_problems
         merged = merge(merged, cleaned)
     final, merge_problems = _drop_invalid(merged, "merged settings")
@@ -358,10 +358,29 @@ def _drop_invalid(tree: dict[str, Any], origin: str) -> tuple[dict[str, Any], li
     return {}, [*problems, f"{origin}: could not be repaired; all of it is ignored"]
 
 
-def _snake_case_keys(value: Any) -> Any:
-    """Accept camelCase keys from editors (VS Code settings use `debounceMs`)."""
-    if isinstance(value, Mapping):
-        return {_snake(str(key)): _snake_case_keys(item) for key, item in value.items()}
+def _snake_case_keys(value: Any, annotation: Any) -> Any:
+    """Accept camelCase setting names from editors (VS Code settings use `debounceMs`).
+
+    Only names of settings change: keys of free-form tables (profile names under `models`,
+    HTTP header names) are the user's own and stay as written.
+    """
+    if not isinstance(value, Mapping):
+        return value
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            name = _snake(str(key))
+            if name not in annotation.model_fields:
+                name = str(key)  # unknown: validation reports it under the name given
+            field_info = annotation.model_fields.get(name)
+            result[name] = _snake_case_keys(item, field_info.annotation) if field_info else item
+        return result
+    if get_origin(annotation) is dict:
+        item_type = get_args(annotation)[1]
+        return {key: _snake_case_keys(item, item_type) for key, item in value.items()}
+    for option in get_args(annotation):  # Optional[Model] and other unions
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            return _snake_case_keys(value, option)
     return value
 
 

@@ -113,3 +113,23 @@ def test_a_workspace_file_cannot_loosen_privacy(tmp_path: Path, isolated_home: P
     user.parent.mkdir(parents=True)
     user.write_text("[privacy]\nallow_remote = true\n")
     assert load_for_workspace(tmp_path).settings.privacy.allow_remote is True
+
+
+def test_camel_case_names_change_but_user_keys_do_not() -> None:
+    loaded = load_settings(
+        {
+            "models": {
+                "gpuBox": {
+                    "backend": "openai",
+                    "baseUrl": "http://127.0.0.1:8000/v1",
+                    "headers": {"X-Api-Key": "k"},
+                }
+            },
+            "routing": {"chat": ["gpuBox"]},
+        }
+    )
+    assert loaded.problems == []
+    profile = loaded.settings.models["gpuBox"]
+    assert profile.base_url == "http://127.0.0.1:8000/v1"
+    assert profile.headers == {"X-Api-Key": "k"}
+    assert loaded.settings.routing.chat == ["gpuBox"]
