@@ -67,8 +67,9 @@ class _Cutter:
             is_definition = (child.start_byte, child.end_byte) in self.definitions
             opened = size > self.budget or (self.isolate and is_definition)
             if not opened or child.child_count == 0:
-                start = self.lines.line_of(child.start_byte)
-                end = self.lines.end_line(child.end_byte, start)
+                start, end = self.lines.node_lines(
+                    child.start_byte, child.end_byte, child.start_point[0], child.end_point
+                )
                 sticky = child.type in self.comment_types or child.start_byte < sticky_until
                 self.units.append(_Unit(start, end, comment=sticky))
                 continue

@@ -261,10 +261,10 @@ def extract_symbols(tree: Tree, data: bytes, lines: LineMap, grammar: Grammar) -
                 doc = _python_docstring(node, data)
             if not doc:
                 doc = _leading_comment(outer, data, comment_types)
-        start_line, start_col = lines.position(start)
-        end_line, end_col = lines.position(end)
-        name_line, name_col = lines.position(name_node.start_byte)
-        name_end_line, name_end_col = lines.position(name_node.end_byte)
+        start_line, start_col = lines.node_position(start, outer.start_point)
+        end_line, end_col = lines.node_position(end, outer.end_point)
+        name_line, name_col = lines.node_position(name_node.start_byte, name_node.start_point)
+        name_end_line, name_end_col = lines.node_position(name_node.end_byte, name_node.end_point)
         symbol = Symbol(
             name=name,
             qualified_name=qualified,

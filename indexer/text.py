@@ -26,12 +26,13 @@ def decode(data: bytes) -> tuple[str, bytes]:
 class LineMap:
     """Line starts of a byte string, and offset → (line, code point column)."""
 
-    __slots__ = ("ascii", "data", "starts")
+    __slots__ = ("ascii", "data", "lone_cr", "starts")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.ascii = data.isascii()
-        if b"\r" in data and _LONE_CR.search(data):
+        self.lone_cr = b"\r" in data and _LONE_CR.search(data) is not None
+        if self.lone_cr:
             self.starts = [0, *(m.end() for m in _BREAK.finditer(data))]
         else:
             # "\r\n" ends with "\n", so splitting on "\n" finds the same line starts.
@@ -56,6 +57,23 @@ class LineMap:
         if self.ascii:
             return line, offset - start
         return line, len(self.data[start:offset].decode("utf-8", errors="replace"))
+
+    def node_position(self, offset: int, point: tuple[int, int]) -> tuple[int, int]:
+        """`position(offset)`, taking tree-sitter's (row, byte column) when it is exact:
+        ASCII text, no lone "\r", not just after a "\r" (inside a line break)."""
+        if self.ascii and not self.lone_cr and self.data[offset - 1 : offset] != b"\r":
+            return point[0], point[1]
+        return self.position(offset)
+
+    def node_lines(
+        self, start: int, end: int, start_row: int, end_point: tuple[int, int]
+    ) -> tuple[int, int]:
+        """First and last line a node touches (a node ending at a line start ends before it)."""
+        if self.lone_cr:
+            first = self.line_of(start)
+            return first, self.end_line(end, first)
+        row, column = end_point
+        return start_row, (row - 1 if column == 0 and row > start_row else row)
 
     def line_span(self, first: int, last: int) -> tuple[int, int]:
         """Byte range of lines first..last (inclusive), line breaks included."""
