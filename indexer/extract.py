@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,7 +195,3 @@ def worker_init() -> None:
         os.nice(5)
     except OSError:
         pass
-
-
-def now() -> float:
-    return time.time()

@@ -350,20 +350,21 @@ class WorkspaceIndex:
             return default
 
     def status(self) -> dict[str, Any]:
-        files = self._files
-        indexed = sum(1 for r in files.values() if not r.skipped)
+        # list() copies in one step under the GIL; the update thread may be changing _files.
+        records = list(self._files.values())
+        indexed = sum(1 for r in records if not r.skipped)
         result: dict[str, Any] = {
             "root": str(self.root),
             "index_dir": str(self.folder),
             "writable": self.store.writable,
             "phase": self._phase,
             "files_indexed": indexed,
-            "files_skipped": len(files) - indexed,
+            "files_skipped": len(records) - indexed,
             "pending": self._pending,
             "errors": len(self._errors),
             "last_error": self._last_error,
             "symbols": self._snapshot.size,
-            "chunks": sum(r.chunks for r in files.values()),
+            "chunks": sum(r.chunks for r in records),
         }
         if self.rebuilt_reason:
             result["rebuilt_reason"] = self.rebuilt_reason

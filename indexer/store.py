@@ -35,7 +35,6 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 
 import lancedb
 import pyarrow as pa
-import pyarrow.compute as pc
 from lancedb.index import FTS
 
 from ouzel.indexer import schema
@@ -315,13 +314,6 @@ class Store:
                 self.table(name).create_index(column, config=FTS_CONFIG, replace=True)
             self.unindexed_rows = 0
 
-    def has_fts(self) -> bool:
-        for name, column in FTS_COLUMNS.items():
-            indices = self.table(name).list_indices()
-            if not any(column in index.columns for index in indices):
-                return False
-        return True
-
     def upkeep_due(self) -> bool:
         return (
             self.unindexed_rows >= FTS_REFRESH_ROWS // 4
@@ -387,10 +379,3 @@ class Store:
 
     def symbols_table(self) -> pa.Table:
         return self.scan("symbols")
-
-    @staticmethod
-    def without_paths(table: pa.Table, paths: Collection[str]) -> pa.Table:
-        if not paths or table.num_rows == 0:
-            return table
-        mask = pc.invert(pc.is_in(table.column("path"), value_set=pa.array(list(paths))))
-        return table.filter(mask)

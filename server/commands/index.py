@@ -19,6 +19,8 @@ from typing import Any
 
 from ouzel.server.cli import Command, register
 
+MAX_ERRORS_SHOWN = 10
+
 
 def _config(root: Path, args: argparse.Namespace) -> Any:
     from ouzel.server.features.indexing import index_config
@@ -95,9 +97,9 @@ def _run_index(args: argparse.Namespace) -> int:
                 "this is its current state",
                 file=sys.stderr,
             )
-            return _print_state(index.status(), None, args.json)
+            return _print_state(index.status(), None, args.json, {})
         summary = index.update_all() if args.json else _with_progress_bar(index)
-        return _print_state(index.status(), summary, args.json)
+        return _print_state(index.status(), summary, args.json, index.errors())
     finally:
         index.close()
 
@@ -129,16 +131,19 @@ def _with_progress_bar(index: Any) -> Any:
         return index.update_all(report)
 
 
-def _print_state(status: dict[str, Any], summary: Any, as_json: bool) -> int:
+def _print_state(
+    status: dict[str, Any], summary: Any, as_json: bool, errors: dict[str, str]
+) -> int:
     folder = Path(status["index_dir"])
     size = _size_on_disk(folder) if folder.exists() else 0
     if as_json:
-        data = {"status": status, "index_bytes": size}
+        data = {"status": status, "index_bytes": size, "errors": errors}
         if summary is not None:
             data["summary"] = summary.as_dict()
         print(json.dumps(data, indent=2))
         return 0
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"ouzel index of {status['root']}", show_header=False)
@@ -166,7 +171,12 @@ def _print_state(status: dict[str, Any], summary: Any, as_json: bool) -> int:
         table.add_row("last error", str(status["last_error"]))
     table.add_row("index folder", str(folder))
     table.add_row("size on disk", f"{size / 1e6:.1f} MB")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for path, problem in sorted(errors.items())[:MAX_ERRORS_SHOWN]:
+        console.print(f"[red]error[/red] {escape(path)}: {escape(problem)}", highlight=False)
+    if len(errors) > MAX_ERRORS_SHOWN:
+        console.print(f"… and {len(errors) - MAX_ERRORS_SHOWN} more files with errors")
     return 0
 
 
