@@ -569,7 +569,8 @@ class WorkspaceIndex:
             self._phase = "finishing"
             if progress:
                 progress(Progress("finishing", done, total))
-            self._upkeep()
+            if not summary.cancelled:  # closing: the next start folds the rows in
+                self._upkeep()
         finally:
             self._pending = 0
             self._phase = "idle"

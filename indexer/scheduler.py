@@ -246,6 +246,8 @@ class IndexScheduler:
                 return
             full, paths, texts = work
             try:
+                if not index.writable and not index.try_become_writer():
+                    continue  # another process writes this index and sees these changes too
                 if full:
                     self._announced(index, "Indexing", index.update_all)
                 elif len(paths) >= ANNOUNCE_PATHS:
