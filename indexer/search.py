@@ -2,7 +2,8 @@
 
 Symbol ranking, best first: exact name, prefix, camelCase/snake_case humps ("gUN" or
 "gun" → getUserName, "ws" → workspace_symbol), substring; within a tier, a match in the
-query's own letter case, then shorter names, then types before functions before the rest.
+query's own letter case, then shorter names, code before tests, then types before
+functions before the rest.
 A query with a "." matches qualified names (`Index.update`). A query of several words
 ("user name") also gets full-text matches over the words of the names.
 """
@@ -81,7 +82,11 @@ class SymbolHit:
     score: float = 0.0
 
 
-DERIVED = ("_name_lower", "_qualified_lower", "_length", "_kind_rank", "_chars")
+DERIVED = ("_name_lower", "_qualified_lower", "_length", "_kind_rank", "_chars", "_test")
+# Test code ranks after the code it tests when names tie.
+TEST_PATH = (
+    r"(^|/)(tests?|testing|__tests__|spec)/|(^|/)test_[^/]*$|_test\.[^/.]+$|\.(test|spec)\.[^/.]+$"
+)
 MAX_CHUNKS = 6  # beyond this, kernels and `take` pay per chunk: copy into one
 
 
@@ -96,6 +101,7 @@ def _with_derived(table: pa.Table) -> pa.Table:
         .append_column("_length", pc.utf8_length(table.column("name")))
         .append_column("_kind_rank", pc.fill_null(rank, len(KIND_ORDER)))
         .append_column("_chars", chars)
+        .append_column("_test", pc.match_substring_regex(table.column("path"), TEST_PATH))
     )
 
 
@@ -197,8 +203,9 @@ def _subsequence_regex(query: str) -> str:
 
 
 def _top(snapshot: SymbolSnapshot, rows: Any, case: Any, k: int) -> list[int]:
-    """The k best of `rows`: a match in the query's case first, then short names, types
-    before functions before the rest, then in index order (files in path order)."""
+    """The k best of `rows`: a match in the query's case first, then short names, code
+    before tests, types before functions before the rest, then in index order (files in
+    path order)."""
     if len(rows) == 0 or k <= 0:
         return []
     table = snapshot.table
@@ -206,6 +213,7 @@ def _top(snapshot: SymbolSnapshot, rows: Any, case: Any, k: int) -> list[int]:
         {
             "case_miss": pc.invert(pc.fill_null(case, False)),
             "length": pc.take(table.column("_length"), rows),
+            "test": pc.take(table.column("_test"), rows),
             "kind": pc.take(table.column("_kind_rank"), rows),
             "row": rows,
         }
@@ -213,6 +221,7 @@ def _top(snapshot: SymbolSnapshot, rows: Any, case: Any, k: int) -> list[int]:
     keys = [
         ("case_miss", "ascending"),
         ("length", "ascending"),
+        ("test", "ascending"),
         ("kind", "ascending"),
         ("row", "ascending"),
     ]

@@ -145,3 +145,18 @@ def test_query_terms() -> None:
     assert query_terms("日本語 テスト") == ["日本語", "テスト"]
     assert query_terms("!!! ...") == []
     assert len(query_terms(" ".join(f"w{i}" for i in range(500)))) == 64
+
+
+def test_code_ranks_before_its_tests_when_names_tie() -> None:
+    snap = snapshot(
+        [
+            ("urlopen", "function", "test/test_urllib.py"),
+            ("urlopen", "function", "tests/unit/helpers.py"),
+            ("urlopen", "function", "web/client.test.ts"),
+            ("urlopen", "function", "urllib/request.py"),
+        ]
+    )
+    paths = snap.table.column("path").to_pylist()
+    ranked = [paths[row] for row, _ in rank_symbols(snap, "urlopen", 4)]
+    assert ranked[0] == "urllib/request.py"
+    assert set(ranked[1:]) == {"test/test_urllib.py", "tests/unit/helpers.py", "web/client.test.ts"}
