@@ -80,8 +80,17 @@ class Editor:
 
     def configure(self, completion: dict[str, Any]) -> None:
         self.client.configuration = {"completion": completion}
+        pulls = sum(r["method"] == "workspace/configuration" for r in self.client.server_requests)
         self.client.notify("workspace/didChangeConfiguration", {"settings": {}})
-        time.sleep(0.3)  # the server pulls the configuration
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # wait for the server to pull the new settings
+            seen = sum(
+                r["method"] == "workspace/configuration" for r in self.client.server_requests
+            )
+            if seen > pulls:
+                break
+            time.sleep(0.01)
+        self.client.request("ouzel/status")  # one round trip: the answer has been applied
 
 
 def end_of(text: str) -> tuple[int, int]:
