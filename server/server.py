@@ -95,6 +95,7 @@ def feature_routes() -> list[Route]:
             symbols.DOCUMENT_SYMBOL_OPTIONS,
         ),
         Route(types.WORKSPACE_DID_CHANGE_WATCHED_FILES, symbols.did_change_watched_files),
+        Route(symbols.REINDEX_COMMAND, symbols.reindex, command=True),
     ]
 
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.uris import from_fs_path
@@ -201,3 +201,19 @@ async def document_symbol(
 
 def did_change_watched_files(session: Session, params: types.DidChangeWatchedFilesParams) -> None:
     indexing.service(session.engine).files_changed(session, [c.uri for c in params.changes])
+
+
+REINDEX_COMMAND = "ouzel.index"
+
+
+def reindex(session: Session, arguments: list[Any]) -> dict[str, Any]:
+    """`workspace/executeCommand` "ouzel.index": re-walk every workspace folder now.
+
+    Unchanged files are skipped by content hash, so this is cheap when little changed;
+    progress arrives as `$/progress` like any indexing.
+    """
+    schedulers = indexing.service(session.engine).schedulers_for(session)
+    for scheduler in schedulers:
+        scheduler.request_full()
+    log.info("reindex requested for %d workspace folder(s)", len(schedulers))
+    return {"folders": len(schedulers)}

@@ -318,3 +318,23 @@ def test_watched_file_notifications_are_accepted(session: dict[str, Any]) -> Non
     wait_for(lambda: not symbols(client, "fromWatchedFiles"), timeout=10)
     status = index_status(client)
     assert status["errors"] == 0
+
+
+def test_reindex_command_walks_every_folder_again(
+    session: dict[str, Any],
+) -> None:
+    client: RawClient = session["clients"]["utf-16"]
+    commands = session["init"]["utf-16"]["result"]["capabilities"]["executeCommandProvider"]
+    assert "ouzel.index" in commands["commands"]
+    response = client.request("workspace/executeCommand", {"command": "ouzel.index"})
+    assert response["result"] == {"folders": 1}
+
+    def full_walk_done() -> dict[str, Any] | None:
+        status = idle(client)
+        last = status["roots"][0]["lastUpdate"] if status else {}
+        # a full walk scans every file of the workspace
+        return last if last.get("scanned", 0) >= INDEXED_FILES else None
+
+    last = wait_for(full_walk_done)
+    # nothing changed on disk: every file is recognised (size and mtime), none parsed again
+    assert (last["indexed"], last["errors"], last["removed"]) == (0, 0, 0)
