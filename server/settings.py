@@ -22,6 +22,8 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ouzel.indexer.config import DEFAULT_SECRET_GLOBS as INDEXER_SECRET_GLOBS
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -204,29 +206,8 @@ class PrivacySettings(Section):
     )
 
 
-DEFAULT_SECRET_GLOBS = [
-    ".env",
-    ".env.*",
-    "*.pem",
-    "*.key",
-    "*.p12",
-    "*.pfx",
-    "id_rsa*",
-    "id_dsa*",
-    "id_ecdsa*",
-    "id_ed25519*",
-    ".ssh/",
-    ".aws/",
-    ".kube/",
-    ".gnupg/",
-    ".docker/config.json",
-    ".netrc",
-    ".npmrc",
-    ".pypirc",
-    "credentials.json",
-    "*.keystore",
-    "*.jks",
-]
+# The indexer owns the list: files never indexed nor put in prompts.
+DEFAULT_SECRET_GLOBS = list(INDEXER_SECRET_GLOBS)
 
 
 class IndexSettings(Section):
