@@ -134,6 +134,7 @@ FEATURE_COMMAND_MODULES: list[str] = [
     "ouzel.server.commands.ask",
     "ouzel.server.commands.stats",
     "ouzel.server.commands.index",
+    "ouzel.server.commands.context",
 ]
 
 

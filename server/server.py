@@ -27,7 +27,16 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCRe
 from ouzel.server import __version__, logs
 from ouzel.server.documents import UnknownDocumentError
 from ouzel.server.features import indexing, models
-from ouzel.server.handlers import completion, lifecycle, status, symbols, text_sync, workspace
+from ouzel.server.features.context import service as context_service
+from ouzel.server.handlers import (
+    completion,
+    context,
+    lifecycle,
+    status,
+    symbols,
+    text_sync,
+    workspace,
+)
 from ouzel.server.protocol import OuzelProtocol
 from ouzel.server.remote import RemoteConfig, check_listen_policy, server_ssl_context
 from ouzel.server.session import Engine, Session
@@ -96,6 +105,7 @@ def feature_routes() -> list[Route]:
         ),
         Route(types.WORKSPACE_DID_CHANGE_WATCHED_FILES, symbols.did_change_watched_files),
         Route(symbols.REINDEX_COMMAND, symbols.reindex, command=True),
+        Route(context.METHOD, context.context),
     ]
 
 
@@ -173,6 +183,7 @@ def _bind_command(session: Session, handler: Callable[..., Any]) -> Callable[...
 def create_server(engine: Engine) -> OuzelServer:
     server = OuzelServer(engine)
     indexing.install(engine)  # the workspace index follows every session (idempotent)
+    context_service.install(engine)  # recent code, Jedi analysis, the completion context
     models.install(engine)  # the router's status section and probes, for every session
     for route in routes():
         if route.command:

@@ -231,14 +231,43 @@ class IndexSettings(Section):
     watch_debounce_ms: int = Field(50, ge=0, le=5000, description="Debounce of file watching.")
 
 
+ContextSource = Literal["definitions", "bm25", "recent", "vector"]
+
+
+def _all_context_sources() -> list[ContextSource]:
+    return ["definitions", "bm25", "recent", "vector"]
+
+
 class ContextSettings(Section):
     """Repository context packed into completion prompts."""
 
     enabled: bool = Field(True, description="Add repository context to completion prompts.")
     budget_tokens: int = Field(
-        384, ge=0, le=32768, description="Tokens of repository context in a completion prompt."
+        384,
+        ge=0,
+        le=32768,
+        description="Tokens of repository context in a completion prompt (counted exactly, "
+        "with the model's tokenizer).",
     )
-    jedi_timeout_ms: int = Field(200, ge=10, le=10000, description="Time cap for Jedi look-ups.")
+    sources: list[ContextSource] = Field(
+        default_factory=_all_context_sources,
+        description="Where context comes from: `definitions` (Jedi for Python, the index's "
+        "symbols otherwise), `bm25` (full-text search of the index), `recent` (code you "
+        "edited or viewed), `vector` (embeddings, when the index has them).",
+    )
+    jedi_timeout_ms: int = Field(
+        30,
+        ge=0,
+        le=10000,
+        description="How long a request waits for Jedi at the cursor; slower answers are "
+        "kept for the next keystroke.",
+    )
+    recent_regions: int = Field(
+        16, ge=0, le=64, description="Recently edited or viewed regions remembered."
+    )
+    recent_region_lines: int = Field(
+        32, ge=4, le=256, description="Lines in one remembered region."
+    )
 
 
 class Settings(Section):

@@ -1,0 +1,448 @@
+"""Does the packed context hold the definition the next line needs? Measured on CPython.
+
+Tasks come from the standard library of the running interpreter: in a module, one line
+that uses a name defined at the top level of *another* stdlib module (`from m import name`
+or `m.name`) is removed; the cursor stands where the line was (after its indentation). A
+task succeeds when the packed context contains that definition's first line, taken from
+the defining file.
+
+Strategies, each alone with the same token budget, then fused:
+  window       the local window only (prefix and suffix around the cursor)
+  definitions  Jedi: names near the cursor and the file's imports
+  bm25         the workspace index's full-text search over chunks
+  recent       the ring buffer of recently opened / edited code
+  combined     definitions + bm25 + recent, fused and packed by the engine
+
+The recent buffer is fed as an editor session would: tasks run in path order (a developer
+moving through a package); each task opens its file and leaves its cursor region behind.
+Jedi's per-file import table is built when a file opens (in an editor: in the background
+while the user reads); that time is reported apart from the request time.
+
+    python benchmarks/context_recall.py [--tasks 200] [--budget 1024] [--model-tasks 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import functools
+import random
+import re
+import shutil
+import statistics
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ouzel.server.features.context.snippets import split_lines
+
+_IMPORT = re.compile(r"\s*(import|from)\s")
+SKIP_PARTS = {
+    "test",
+    "tests",
+    "idle_test",
+    "site-packages",
+    "__pycache__",
+    "turtledemo",
+    "_bundled",
+    "lib2to3",
+    "pydoc_data",
+    "ensurepip",
+    # Shadowed by setuptools' copy in virtualenvs (`_distutils_hack`): Jedi and Python
+    # both resolve `distutils` there, so the stdlib definition is not the right answer.
+    "distutils",
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    path: Path  # the module the line was removed from
+    line: int  # 0-based line that was removed
+    removed: str  # the removed line's code (without its indentation)
+    text: str  # the module with that line's code removed
+    offset: int  # the cursor: where the line's code was
+    name: str  # the name the line uses
+    def_path: Path  # the module defining it
+    def_line: int  # 0-based line of the definition
+    def_text: str  # that line, stripped: what success looks for
+    used_elsewhere: bool  # the name still appears in the file without the removed line
+
+
+# --- tasks ----------------------------------------------------------------------------------
+
+
+def module_files(stdlib: Path) -> dict[str, Path]:
+    modules: dict[str, Path] = {}
+    for path in sorted(stdlib.rglob("*.py")):
+        relative = path.relative_to(stdlib)
+        if any(part in SKIP_PARTS or part.startswith("config-") for part in relative.parts):
+            continue
+        parts = list(relative.with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts:
+            modules[".".join(parts)] = path
+    return modules
+
+
+class TopLevel:
+    """Top-level definitions (def, class, NAME = …) of each module, parsed once."""
+
+    def __init__(self, modules: dict[str, Path]) -> None:
+        self.modules = modules
+        self._cache: dict[str, dict[str, int]] = {}
+
+    def __call__(self, module: str) -> dict[str, int]:
+        if module not in self._cache:
+            self._cache[module] = self._parse(self.modules[module])
+        return self._cache[module]
+
+    @staticmethod
+    def _parse(path: Path) -> dict[str, int]:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            return {}
+        found: dict[str, int] = {}
+        for node in tree.body:
+            # The last binding wins, as at import time.
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                found[node.name] = node.lineno - 1
+            elif (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+            ):
+                found[node.targets[0].id] = node.lineno - 1
+        return found
+
+
+def _resolve_from(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    package = package[: len(package) - (node.level - 1)]
+    return ".".join(package + ([node.module] if node.module else []))
+
+
+def candidate_lines(
+    module: str, path: Path, modules: dict[str, Path], top: TopLevel
+) -> Iterator[tuple[int, str, str, int]]:
+    """(line, name, defining module, definition line) for lines worth removing."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return
+    lines = text.splitlines()
+    own = set(top(module))
+    from_names: dict[str, tuple[str, str]] = {}
+    aliases: dict[str, str] = {}
+    import_lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            import_lines.update(range(node.lineno - 1, node.end_lineno or node.lineno))
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                target = alias.name if alias.asname else alias.name.split(".")[0]
+                if target in modules:
+                    aliases[alias.asname or target] = target
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve_from(module, path.name == "__init__.py", node)
+            if base not in modules:
+                continue
+            for alias in node.names:
+                if alias.name in top(base) and f"{base}.{alias.name}" not in modules:
+                    from_names[alias.asname or alias.name] = (base, alias.name)
+    one_line = {
+        node.lineno - 1
+        for node in ast.walk(tree)
+        if isinstance(node, ast.stmt)
+        and node.lineno == node.end_lineno
+        and not isinstance(node, ast.FunctionDef | ast.ClassDef | ast.Import | ast.ImportFrom)
+    }
+    for node in ast.walk(tree):
+        target: tuple[str, str] | None = None
+        if isinstance(node, ast.Name) and node.id in from_names and node.id not in own:
+            target = from_names[node.id]
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.value.id not in own
+            and node.attr in top(aliases[node.value.id])
+        ):
+            target = (aliases[node.value.id], node.attr)
+        if target is None or target[0] == module:
+            continue
+        line = node.lineno - 1
+        if line not in one_line or line in import_lines:
+            continue
+        if 8 <= len(lines[line].strip()) <= 100:
+            yield line, target[1], target[0], top(target[0])[target[1]]
+
+
+def build_tasks(stdlib: Path, count: int, seed: int) -> list[Task]:
+    modules = module_files(stdlib)
+    top = TopLevel(modules)
+    per_file: dict[str, list[tuple[int, str, str, int]]] = {}
+    for module, path in modules.items():
+        found = list(candidate_lines(module, path, modules, top))
+        if found:
+            per_file[module] = found
+    rng = random.Random(seed)
+    chosen = sorted(per_file)
+    rng.shuffle(chosen)
+    tasks: list[Task] = []
+    for module in chosen[:count]:
+        line, name, def_module, def_line = rng.choice(per_file[module])
+        path = modules[module]
+        text = path.read_text(encoding="utf-8")
+        lines = split_lines(text)  # not str.splitlines: the stdlib has form feeds
+        original = lines[line]
+        indent = original[: len(original) - len(original.lstrip())]
+        removed = original.strip()
+        lines[line] = indent + "\n"
+        offset = sum(len(row) for row in lines[:line]) + len(indent)
+        def_path = modules[def_module]
+        def_text = split_lines(def_path.read_text(encoding="utf-8"))[def_line].strip()
+        remaining = "".join(lines)
+        code_lines = [row for row in split_lines(remaining) if not _IMPORT.match(row)]
+        used = re.search(rf"\b{re.escape(name)}\b", "".join(code_lines)) is not None
+        tasks.append(
+            Task(
+                path,
+                line,
+                removed,
+                remaining,
+                offset,
+                name,
+                def_path,
+                def_line,
+                def_text,
+                used,
+            )
+        )
+    tasks.sort(key=lambda task: task.path)  # a session moving through the tree
+    return tasks
+
+
+def contains_definition(task: Task, parts: list[tuple[Path | None, str]]) -> bool:
+    """A part taken from the defining file whose text holds the definition's first line."""
+    return any(path == task.def_path and task.def_text in text for path, text in parts)
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    started = time.perf_counter()
+    result = fn()
+    return result, (time.perf_counter() - started) * 1000
+
+
+STRATEGIES: dict[str, tuple[str, ...]] = {
+    "definitions": ("definitions",),
+    "bm25": ("bm25",),
+    "recent": ("recent",),
+    "combined": ("definitions", "bm25", "recent"),
+}
+INDEX_EXCLUDE = [f"{part}/" for part in sorted(SKIP_PARTS)] + ["config-*/"]
+
+
+@dataclass
+class Row:
+    hits: list[bool] = field(default_factory=list)
+    first_ms: list[float] = field(default_factory=list)  # a new cursor position
+    again_ms: list[float] = field(default_factory=list)  # the next keystroke there
+    tokens: list[int] = field(default_factory=list)
+
+    def recall(self, mask: list[bool] | None = None) -> float:
+        chosen = [hit for i, hit in enumerate(self.hits) if mask is None or mask[i]]
+        return sum(chosen) / len(chosen) if chosen else float("nan")
+
+
+class Bench:
+    """One engine over the stdlib, as a session would hold it."""
+
+    def __init__(self, stdlib: Path, index_dir: Path) -> None:
+        from ouzel.indexer.config import DEFAULT_SECRET_GLOBS, IndexConfig
+        from ouzel.indexer.index import WorkspaceIndex
+        from ouzel.server.features.context.engine import ContextEngine
+        from ouzel.server.features.context.files import FileTexts, SecretGuard
+        from ouzel.server.features.context.index_access import IndexRetrieval
+        from ouzel.server.features.context.pack import Packer, comment_blocks
+        from ouzel.server.features.context.python_defs import JediService, default_sys_paths
+        from ouzel.server.features.context.recent import RecentBuffer
+        from ouzel.server.features.context.tokens import counter_for_model, embedded_model_path
+
+        self.stdlib = stdlib
+        config = IndexConfig(index_dir=index_dir, watch=False, exclude=INDEX_EXCLUDE)
+        started = time.perf_counter()
+        self.index = WorkspaceIndex(stdlib, config)
+        self.index_summary = self.index.update_all()
+        self.index_s = time.perf_counter() - started
+        retrieval = IndexRetrieval(self.index)
+        self.counter = counter_for_model(embedded_model_path())
+        self.jedi = JediService()
+        self.recent = RecentBuffer()
+        self.engine = ContextEngine(
+            self.jedi,
+            self.recent,
+            Packer(self.counter, comment_blocks("#")),
+            SecretGuard([stdlib], DEFAULT_SECRET_GLOBS),
+            FileTexts(),
+            retrieval_for=lambda root: retrieval,
+            sys_paths=default_sys_paths(),
+        )
+
+    def close(self) -> None:
+        self.jedi.close()
+        self.index.close()
+
+    def open(self, task: Task) -> float:
+        """The editor opens the file: the recent buffer notes it, Jedi builds its table."""
+        from ouzel.server.documents import Document
+
+        uri = task.path.as_uri()
+        self.recent.on_document("open", Document.create(uri, "python", 1, task.text), None)
+        started = time.perf_counter()
+        self.engine.prepare(uri, task.path, task.text, 1, self.stdlib)
+        self.jedi.analyze(uri, task.path, task.text, 1, self.stdlib).result()
+        return (time.perf_counter() - started) * 1000
+
+    def request(self, task: Task):  # type: ignore[no-untyped-def]
+        from ouzel.server.features.context.model import ContextRequest
+
+        return ContextRequest(
+            task.path.as_uri(), task.path, "python", 1, task.text, task.offset, self.stdlib
+        )
+
+    def window(self, task: Task, budget: int) -> tuple[str, str, int, int]:
+        from ouzel.inference.templates import fit_window
+        from ouzel.server.convert import line_starts
+
+        prefix_budget = int(budget * 0.8)
+        window = fit_window(
+            task.text,
+            line_starts(task.text),
+            task.offset,
+            prefix_budget,
+            budget - prefix_budget,
+            self.counter.count,
+        )
+        return window.prefix, window.suffix, window.first_line, window.last_line
+
+    def gather(self, task: Task, strategies: tuple[str, ...], budget: int, window: tuple[int, int]):  # type: ignore[no-untyped-def]
+        from ouzel.server.features.context.engine import EngineOptions
+
+        options = EngineOptions(budget=budget, jedi_cap_s=0.02, strategies=strategies)
+        options.definitions_share = getattr(self, "share", options.definitions_share)
+        return self.engine.gather(self.request(task), options, window)
+
+    def leave(self, task: Task) -> None:
+        self.recent.touch(task.path.as_uri(), task.path, task.line, task.text.count("\n") + 1)
+
+
+def run_recall(tasks: list[Task], bench: Bench, budget: int) -> tuple[dict[str, Row], list[float]]:
+    rows = {name: Row() for name in ["window", *STRATEGIES]}
+    analysis_ms: list[float] = []
+    for number, task in enumerate(tasks, 1):
+        analysis_ms.append(bench.open(task))
+        prefix, suffix, _, _ = bench.window(task, budget)
+        rows["window"].hits.append(task.def_text in prefix + suffix)
+        # The lines the prompt shows around the cursor (the shipping split of 1,024 tokens).
+        _, _, first, last = bench.window(task, 1024 - 384)
+        for name, strategies in STRATEGIES.items():
+            gather = functools.partial(bench.gather, task, strategies, budget, (first, last))
+            # The first request at this cursor: Jedi's look-ups at the cursor start now.
+            bench.jedi.forget(task.path.as_uri(), keep_table=True)
+            _, elapsed = timed(gather)
+            # The next keystroke, once they are in: the steady state, and what recall counts
+            # (so it does not depend on how busy the machine was).
+            bench.jedi.idle()
+            result, again = timed(gather)
+            row = rows[name]
+            row.first_ms.append(elapsed)
+            row.again_ms.append(again)
+            row.tokens.append(result.tokens)
+            row.hits.append(contains_definition(task, [(p.path, p.text) for p in result.parts]))
+        bench.leave(task)
+        if number % 25 == 0:
+            print(f"  {number}/{len(tasks)}", file=sys.stderr)
+    return rows, analysis_ms
+
+
+def print_recall(tasks: list[Task], rows: dict[str, Row], budget: int) -> None:
+    elsewhere = [task.used_elsewhere for task in tasks]
+    only_here = [not used for used in elsewhere]
+    print(f"\nrecall at a {budget}-token budget, {len(tasks)} tasks")
+    print(
+        f"{'strategy':<13}{'recall':>7}{'used elsewhere':>16}{'only there':>12}"
+        f"{'first p50':>11}{'p95':>7}{'next p50':>10}{'p95':>7}{'tokens':>8}"
+    )
+    print(
+        f"{'':<13}{'':>7}{f'({sum(elsewhere)})':>16}{f'({sum(only_here)})':>12}{'ms':>11}{'ms':>7}{'ms':>10}{'ms':>7}"
+    )
+    for name, row in rows.items():
+        timing = (
+            f"{percentile(row.first_ms, 0.5):>11.1f}{percentile(row.first_ms, 0.95):>7.1f}"
+            f"{percentile(row.again_ms, 0.5):>10.1f}{percentile(row.again_ms, 0.95):>7.1f}"
+            f"{statistics.mean(row.tokens):>8.0f}"
+            if row.first_ms
+            else f"{'-':>11}{'-':>7}{'-':>10}{'-':>7}{'-':>8}"
+        )
+        print(
+            f"{name:<13}{row.recall():>7.3f}{row.recall(elsewhere):>16.3f}"
+            f"{row.recall(only_here):>12.3f}{timing}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--budget", type=int, default=1024)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--stdlib", type=Path, default=Path(sysconfig.get_paths()["stdlib"]))
+    parser.add_argument(
+        "--index-dir", type=Path, help="keep the stdlib index here (default: a temporary folder)"
+    )
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    tasks = build_tasks(args.stdlib, args.tasks, args.seed)
+    print(f"{len(tasks)} tasks from {args.stdlib} in {time.perf_counter() - started:.1f} s")
+    index_dir = args.index_dir or Path(tempfile.mkdtemp(prefix="ouzel-context-recall-"))
+    bench = Bench(args.stdlib, index_dir)
+    summary = bench.index_summary
+    print(
+        f"index: {summary.indexed} files, {summary.chunks} chunks, {summary.symbols} symbols "
+        f"in {bench.index_s:.1f} s (the stdlib without {', '.join(sorted(SKIP_PARTS))})"
+    )
+    try:
+        rows, analysis_ms = run_recall(tasks, bench, args.budget)
+    finally:
+        bench.close()
+        if args.index_dir is None:
+            shutil.rmtree(index_dir, ignore_errors=True)
+    print_recall(tasks, rows, args.budget)
+    print(
+        f"\nJedi import table when a file opens (background, not in the request): "
+        f"p50 {percentile(analysis_ms, 0.5):.0f} ms, p95 {percentile(analysis_ms, 0.95):.0f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

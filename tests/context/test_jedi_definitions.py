@@ -1,0 +1,92 @@
+"""Real Jedi on a fixture project: cross-module definitions through re-exports, relative
+imports one and two levels up, module aliases, and attribute chains at the cursor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ouzel.indexer.config import DEFAULT_SECRET_GLOBS
+from ouzel.server.features.context.engine import ContextEngine, EngineOptions
+from ouzel.server.features.context.files import FileTexts, SecretGuard
+from ouzel.server.features.context.model import ContextRequest
+from ouzel.server.features.context.pack import Packer, comment_blocks
+from ouzel.server.features.context.python_defs import JediService, local_definitions
+from ouzel.server.features.context.recent import RecentBuffer
+from ouzel.server.features.context.tokens import LlamaVocabCounter
+
+
+def _table(jedi: JediService, root: Path, relative: str):  # type: ignore[no-untyped-def]
+    path = root / relative
+    table = jedi.analyze(path.as_uri(), path, path.read_text(), 1, root).result(60)
+    assert table is not None
+    return table
+
+
+def _line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines()) if text in line)
+
+
+def test_a_reexported_name_resolves_to_its_real_definition(
+    jedi: JediService, project: Path
+) -> None:
+    table = _table(jedi, project, "app.py")
+    impl = project / "pkg" / "impl.py"
+    (helper,) = table.lookup("helper")
+    assert (helper.path, helper.line) == (impl, _line_of(impl, "def helper"))
+    (widget,) = table.lookup("Widget")
+    assert (widget.path, widget.line, widget.kind) == (
+        impl,
+        _line_of(impl, "class Widget"),
+        "class",
+    )
+
+
+def test_relative_imports_and_module_attributes(jedi: JediService, project: Path) -> None:
+    table = _table(jedi, project, "pkg/sub/mod.py")
+    impl = project / "pkg" / "impl.py"
+    sibling = project / "pkg" / "sub" / "sibling.py"
+    (scaled,) = table.lookup("scaled")  # from ..impl import helper as scaled
+    assert (scaled.path, scaled.line) == (impl, _line_of(impl, "def helper"))
+    (assist,) = table.lookup("sibling.assist")  # from . import sibling; sibling.assist(...)
+    assert (assist.path, assist.line) == (sibling, 0)
+    assert table.module_path("sibling") == sibling
+    assert table.usage_lines["sibling"] == [6]
+
+
+def test_a_module_alias_and_its_attribute_chain(jedi: JediService, project: Path) -> None:
+    table = _table(jedi, project, "app.py")
+    mod = project / "pkg" / "sub" / "mod.py"
+    assert table.module_path("mod") == mod
+    (run,) = table.lookup("mod.run")
+    assert (run.path, run.line) == (mod, _line_of(mod, "def run"))
+    assert table.lookup("mod") == []  # a bare module is no definition to show
+
+
+def test_an_attribute_at_the_cursor_goes_to_jedi_and_is_remembered(
+    jedi: JediService, project: Path, counter: LlamaVocabCounter
+) -> None:
+    app = project / "app.py"
+    text = app.read_text().replace("    \n", "    bigger.grow(\n")
+    engine = ContextEngine(
+        jedi,
+        RecentBuffer(),
+        Packer(counter, comment_blocks()),
+        SecretGuard([project], DEFAULT_SECRET_GLOBS),
+        FileTexts(),
+    )
+    offset = text.index("bigger.grow(") + len("bigger.grow(")
+    request = ContextRequest(app.as_uri(), app, "python", 2, text, offset, project)
+    options = EngineOptions(budget=1024, jedi_cap_s=5.0, strategies=("definitions",))
+    result = engine.gather(request, options)
+    assert jedi.known_at_cursor(app.as_uri(), "bigger.grow") is not None
+    grow = [p for p in result.parts if p.label == "bigger.grow"]
+    assert grow and "def grow(self, by: int)" in grow[0].text
+    helper = [p for p in result.parts if p.label == "helper"]
+    assert helper and helper[0].text.startswith("def helper(value: int, scale: float = 2.0)")
+    assert all(p.path != app for p in result.parts)  # the file's own lines are in the window
+
+
+def test_local_definitions_in_one_pass() -> None:
+    text = "x = 1\nclass A:\n    def f(self):\n        y = 2\nasync def g(): pass\nz: int = 3\n"
+    found = local_definitions(text)
+    assert found == {"x": [0], "A": [1], "f": [2], "g": [4], "z": [5]}
