@@ -59,7 +59,7 @@ def build_prompt(
     if mode is None:
         return None
     comment = line_comment(language_id, path)
-    kept, snippet_tokens = _fit_snippets(snippets, snippet_budget, count_tokens)
+    kept, snippet_tokens = _fit_snippets(snippets, snippet_budget, count_tokens, template, comment)
     header_tokens = count_tokens(template.render("", "", path, (), comment))
     in_file = max(32, settings.prompt_tokens - snippet_tokens - header_tokens)
     suffix_budget = int(in_file * settings.suffix_share) if template.is_fim else 0
@@ -79,14 +79,29 @@ def build_prompt(
 
 
 def _fit_snippets(
-    snippets: Sequence[ContextSnippet], budget: int, count_tokens: Callable[[str], int]
+    snippets: Sequence[ContextSnippet],
+    budget: int,
+    count_tokens: Callable[[str], int],
+    template: PromptTemplate,
+    comment: str,
 ) -> tuple[tuple[ContextSnippet, ...], int]:
+    """The snippets, in the order given, that fit `budget` as the template renders them
+    (headers and separators included), and the tokens they add to the prompt."""
+
+    def cost(chosen: Sequence[ContextSnippet]) -> int:
+        return count_tokens(template.render("", "", "", chosen, comment)) - empty
+
+    empty = count_tokens(template.render("", "", "", (), comment))
     kept: list[ContextSnippet] = []
     used = 0
     for snippet in snippets:
-        cost = count_tokens(snippet.text) + count_tokens(snippet.path) + 8  # + header
-        if used + cost > budget:
+        alone = cost([snippet])
+        if used + alone > budget:
             continue
         kept.append(snippet)
-        used += cost
-    return tuple(kept), used
+        used += alone
+    total = cost(kept)
+    while kept and total > budget:  # tokens merged across a boundary: drop the last
+        kept.pop()
+        total = cost(kept)
+    return tuple(kept), total
