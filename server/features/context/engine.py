@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol, TypeVar
 
 from ouzel.server.features.context.files import FileTexts, SecretGuard
+from ouzel.server.features.context.imports import imported_files
 from ouzel.server.features.context.model import (
     Candidate,
     ContextRequest,
@@ -52,6 +53,7 @@ HOP_HITS = 4  # search hits whose names are followed to their definitions
 HOP_WEIGHT = 0.6  # a guess from similar code: less sure than a name at the cursor
 _DOTTED_NAME = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)")
 MAX_OUTLINES = 4  # module outlines among the definitions
+MAX_UNSETTLED = 2  # same-named symbols kept when no import says which one is meant
 OUTLINE = "outline"  # DefinitionSite.kind of a whole-module summary
 
 
@@ -139,6 +141,7 @@ class ContextEngine:
         self._display: dict[Path, str] = {}
         self.snippets = SnippetCache()
         self._local_cache: dict[tuple[str, int, int], dict[str, list[int]]] = {}
+        self._imports_cache: dict[tuple[Path, int, int], set[Path]] = {}
 
     # --- the whole pipeline ---------------------------------------------------------------
 
@@ -502,16 +505,37 @@ class ContextEngine:
     def symbol_sites(
         self, request: ContextRequest, uses: list[NameUse]
     ) -> list[tuple[DefinitionSite, float]]:
-        """Other languages: the index's symbols named like the names near the cursor."""
+        """Other languages: the index's symbols named like the names near the cursor.
+
+        A name defined in a file this one imports wins; a name defined in many places that
+        no import settles is left out (a guess would cost budget and mislead the model).
+        """
         retrieval = self.retrieval_for(request.root)
         if retrieval is None:
             return []
+        imported = self._imported(request)
         out: list[tuple[DefinitionSite, float]] = []
         for use in uses[:PER_SOURCE_LIMIT]:
-            for hit in retrieval.symbols(use.name, 4):
-                if hit.name == use.name and hit.path != request.path:
-                    out.append((DefinitionSite(use.dotted, hit.path, hit.line, hit.kind), 1.0))
+            hits = [
+                hit
+                for hit in retrieval.symbols(use.name, 8)
+                if hit.name == use.name and hit.path != request.path
+            ]
+            chosen = [hit for hit in hits if hit.path.resolve() in imported]
+            if not chosen and len(hits) <= MAX_UNSETTLED:
+                chosen = hits
+            out.extend((DefinitionSite(use.dotted, h.path, h.line, h.kind), 1.0) for h in chosen)
         return out
+
+    def _imported(self, request: ContextRequest) -> set[Path]:
+        if request.path is None:
+            return set()
+        key = (request.path, len(request.text), hash(request.text))
+        found = self._imports_cache.get(key)
+        if found is None:
+            found = imported_files(request.path, request.text, request.root)
+            self._imports_cache = {key: found}
+        return found
 
     # --- one hop from search hits to definitions ------------------------------------------
 

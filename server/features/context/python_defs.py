@@ -210,7 +210,9 @@ class JediService:
         job = self._submit(_worker_import_table, path, text, root, self.analysis_cap_s)
 
         def finished(job: Future[Any]) -> None:
-            table = _job_result(job, f"Jedi could not analyze {path or uri}")
+            table = (
+                None if self._closed else _job_result(job, f"Jedi could not analyze {path or uri}")
+            )
             with self._lock:
                 if self._pending.get(uri, (None,))[0] == version:
                     del self._pending[uri]
@@ -283,7 +285,10 @@ class JediService:
         job = self._submit(_worker_goto, path, text, root, uses, cap_s)
 
         def finished(job: Future[Any]) -> None:
-            answers = _job_result(job, "Jedi look-up at the cursor failed") or []
+            answers = (
+                None if self._closed else _job_result(job, "Jedi look-up at the cursor failed")
+            )
+            answers = answers or []
             found: list[DefinitionSite] = []
             with self._lock:
                 for dotted, sites in answers:

@@ -296,10 +296,15 @@ def _is_init(node: ast.stmt) -> bool:
 
 
 def _stub(node: Definition, lines: list[str], indent: str) -> list[str]:
+    """The definition's header on one line (`def f(a, b): ...`), without its body."""
+    rows = [lines[i] for i in _header_lines(node)]
+    first_body = node.body[0] if node.body else None
+    if first_body is not None and rows and first_body.lineno - 1 in _header_lines(node):
+        # `def f(): return 1`: the body starts on the header's last line.
+        # (ast columns count UTF-8 bytes)
+        rows[-1] = rows[-1].encode("utf-8")[: first_body.col_offset].decode("utf-8", "ignore")
     header = [
-        lines[i].strip()
-        for i in _header_lines(node)
-        if lines[i].strip() and not lines[i].lstrip().startswith(("@", "#"))
+        row.strip() for row in rows if row.strip() and not row.lstrip().startswith(("@", "#"))
     ]
     if not header:
         return []
