@@ -43,6 +43,7 @@ log = logging.getLogger("ouzel.context.service")
 SERVICE = "context"
 ANALYZE_DEBOUNCE_S = 0.4  # Jedi re-reads a changed file after this pause in typing
 CHARS_PER_TOKEN = 3.5  # to guess which lines the prompt's own window will show
+NOTE_NO_MODEL = "the completion model is loading or unavailable (see ouzel/status)"
 
 
 # --- the model's tokenizer and format ----------------------------------------------------
@@ -359,8 +360,10 @@ class SessionContext:
         result = await self.gather(doc, offset, exact_parts=True)
         snippets = [ContextSnippet(p.display_path, p.text, p.source) for p in result.parts]
         template = self.model_format().template.family
+        pipeline = completion.engine_for(self.session)
         try:
-            plan = await completion.prompt_for(self.session, doc, offset, snippets)
+            backend = await pipeline.backend_source(self.session, "inline_completion")
+            plan = pipeline.build_plan(backend, doc, offset, snippets) if backend else None
         except Exception as exc:  # the model failed to load, …: still show the context
             log.warning("no prompt for ouzel/context: %s", exc)
             return ContextReport(None, template, result.parts, result, note=str(exc))
@@ -368,8 +371,10 @@ class SessionContext:
         timings["prompt"] = round((time.perf_counter() - started) * 1000, 2)
         if plan is None:
             note = (
-                "no completion would be made here (the model is loading or unavailable, or "
-                "the cursor is where ouzel does not suggest)"
+                NOTE_NO_MODEL
+                if backend is None
+                else "no completion is made at this cursor (ouzel suggests at the end of a "
+                "line or on an empty one)"
             )
             return ContextReport(None, template, result.parts, result, note=note)
         kept = set(plan.snippets)
