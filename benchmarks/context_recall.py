@@ -19,6 +19,9 @@ Jedi's per-file import table is built when a file opens (in an editor: in the ba
 while the user reads); that time is reported apart from the request time.
 
     python benchmarks/context_recall.py [--tasks 200] [--budget 1024] [--model-tasks 40]
+
+The exact-match part builds each prompt as the completion pipeline does (1,024 tokens, up to
+384 of them repository context: the defaults) and lets the embedded model write the line.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import ast
 import functools
+import os
 import random
 import re
 import shutil
@@ -352,13 +356,63 @@ class Bench:
         options.definitions_share = getattr(self, "share", options.definitions_share)
         return self.engine.gather(self.request(task), options, window)
 
+    def prompts(self, task: Task, window: tuple[int, int]) -> Prompts:
+        """The shipping configuration: a 1,024-token prompt with up to 384 of context."""
+        from ouzel.inference.templates import ContextSnippet
+        from ouzel.server.convert import line_starts
+        from ouzel.server.features.completion_prompt import build_prompt
+        from ouzel.server.features.context.engine import EngineOptions
+        from ouzel.server.features.context.service import model_format
+        from ouzel.server.settings import Settings
+
+        settings = Settings()
+        form = model_format(settings)
+        options = EngineOptions(
+            budget=settings.context.budget_tokens,
+            jedi_cap_s=settings.context.jedi_timeout_ms / 1000,
+            strategies=STRATEGIES["combined"],
+        )
+        result = self.engine.gather(self.request(task), options, window)
+        snippets = [ContextSnippet(p.display_path, p.text, p.source) for p in result.parts]
+        path = task.path.relative_to(self.stdlib).as_posix()
+
+        def prompt(chosen: list[ContextSnippet]) -> str:
+            plan = build_prompt(
+                task.text,
+                line_starts(task.text),
+                task.offset,
+                path=path,
+                language_id="python",
+                template=form.template,
+                count_tokens=self.counter.count,
+                settings=settings.completion,
+                snippets=chosen,
+                snippet_budget=settings.context.budget_tokens,
+            )
+            assert plan is not None, "an empty line in a block always gets a suggestion"
+            return plan.request.prompt
+
+        return Prompts(task, prompt([]), prompt(snippets))
+
     def leave(self, task: Task) -> None:
         self.recent.touch(task.path.as_uri(), task.path, task.line, task.text.count("\n") + 1)
 
 
-def run_recall(tasks: list[Task], bench: Bench, budget: int) -> tuple[dict[str, Row], list[float]]:
+@dataclass
+class Prompts:
+    """One task's prompts as the completion pipeline builds them, without and with context."""
+
+    task: Task
+    without: str
+    with_context: str
+
+
+def run_recall(
+    tasks: list[Task], bench: Bench, budget: int, model_tasks: int
+) -> tuple[dict[str, Row], list[float], list[Prompts]]:
     rows = {name: Row() for name in ["window", *STRATEGIES]}
     analysis_ms: list[float] = []
+    prompts: list[Prompts] = []
     for number, task in enumerate(tasks, 1):
         analysis_ms.append(bench.open(task))
         prefix, suffix, _, _ = bench.window(task, budget)
@@ -379,10 +433,12 @@ def run_recall(tasks: list[Task], bench: Bench, budget: int) -> tuple[dict[str, 
             row.again_ms.append(again)
             row.tokens.append(result.tokens)
             row.hits.append(contains_definition(task, [(p.path, p.text) for p in result.parts]))
+        if number <= model_tasks:
+            prompts.append(bench.prompts(task, (first, last)))
         bench.leave(task)
         if number % 25 == 0:
             print(f"  {number}/{len(tasks)}", file=sys.stderr)
-    return rows, analysis_ms
+    return rows, analysis_ms, prompts
 
 
 def print_recall(tasks: list[Task], rows: dict[str, Row], budget: int) -> None:
@@ -410,6 +466,36 @@ def print_recall(tasks: list[Task], rows: dict[str, Row], budget: int) -> None:
         )
 
 
+def exact_match(prompts: list[Prompts], max_tokens: int = 48) -> None:
+    """The embedded model (greedy) writes the removed line, without and with the context."""
+    from llama_cpp import Llama
+
+    from ouzel.server.features.context.tokens import embedded_model_path
+
+    model_path = embedded_model_path()
+    if model_path is None or not prompts:
+        print("\nexact match: skipped (no embedded model, or --model-tasks 0)")
+        return
+    llm = Llama(str(model_path), n_ctx=2048, n_threads=2, verbose=False)
+    hits = {"without": 0, "with context": 0}
+    tokens = {"without": 0, "with context": 0}
+    started = time.perf_counter()
+    for item in prompts:
+        for name, prompt in (("without", item.without), ("with context", item.with_context)):
+            out = llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stop=["\n"])
+            written = str(out["choices"][0]["text"]).split("\n")[0].strip()  # type: ignore[index]
+            hits[name] += written == item.task.removed.strip()
+            tokens[name] += int(out["usage"]["prompt_tokens"])  # type: ignore[index]
+    seconds = time.perf_counter() - started
+    count = len(prompts)
+    print(f"\nexact match of the removed line, embedded model (greedy), first {count} tasks")
+    print(f"{'prompt':<16}{'exact match':>12}{'prompt tokens':>15}")
+    for name in hits:
+        print(f"{name:<16}{hits[name] / count:>12.3f}{tokens[name] / count:>15.0f}")
+    print(f"({seconds:.0f} s for {2 * count} generations)")
+    llm.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tasks", type=int, default=200)
@@ -419,19 +505,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--index-dir", type=Path, help="keep the stdlib index here (default: a temporary folder)"
     )
+    parser.add_argument(
+        "--model-tasks",
+        type=int,
+        default=40,
+        help="tasks whose removed line the embedded model writes (0: skip the model)",
+    )
     args = parser.parse_args(argv)
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     started = time.perf_counter()
     tasks = build_tasks(args.stdlib, args.tasks, args.seed)
     print(f"{len(tasks)} tasks from {args.stdlib} in {time.perf_counter() - started:.1f} s")
     index_dir = args.index_dir or Path(tempfile.mkdtemp(prefix="ouzel-context-recall-"))
     bench = Bench(args.stdlib, index_dir)
-    summary = bench.index_summary
+    status = bench.index.status()
     print(
-        f"index: {summary.indexed} files, {summary.chunks} chunks, {summary.symbols} symbols "
-        f"in {bench.index_s:.1f} s (the stdlib without {', '.join(sorted(SKIP_PARTS))})"
+        f"index: {status['files_indexed']} files, {status['chunks']} chunks, "
+        f"{status['symbols']} symbols, brought up to date in {bench.index_s:.1f} s "
+        f"(the stdlib without {', '.join(sorted(SKIP_PARTS))})"
     )
     try:
-        rows, analysis_ms = run_recall(tasks, bench, args.budget)
+        rows, analysis_ms, prompts = run_recall(tasks, bench, args.budget, args.model_tasks)
     finally:
         bench.close()
         if args.index_dir is None:
@@ -441,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\nJedi import table when a file opens (background, not in the request): "
         f"p50 {percentile(analysis_ms, 0.5):.0f} ms, p95 {percentile(analysis_ms, 0.95):.0f} ms"
     )
+    exact_match(prompts)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     return 0
 
 
