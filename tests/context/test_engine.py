@@ -181,3 +181,57 @@ def test_imports_resolve_to_files_in_several_languages(tmp_path: Path) -> None:
     assert found("rs/src/main.rs") == {"rs/src/net/client.rs"}
     assert found("go/main.go") == {"go/store/store.go"}
     assert found("java/src/com/acme/app/Main.java") == {"java/src/com/acme/Widget.java"}
+
+
+class HashedWords:
+    """A tiny embedding model for the test: hashed identifier counts (no download)."""
+
+    name = "hashed-words-64"
+    dimensions = 64
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        import re
+        import zlib
+
+        vectors = []
+        for text in texts:
+            vector = [0.0] * self.dimensions
+            for word in re.findall(r"[A-Za-z_]\w+", text):
+                vector[zlib.crc32(word.encode()) % self.dimensions] += 1.0
+            norm = sum(v * v for v in vector) ** 0.5 or 1.0
+            vectors.append([v / norm for v in vector])
+        return vectors
+
+
+def test_vectors_only_when_the_index_has_embeddings(
+    tmp_path: Path, jedi: JediService, counter: LlamaVocabCounter
+) -> None:
+    root = write_project(tmp_path / "v", FILES)
+    for embedder in (None, HashedWords()):
+        config = IndexConfig(
+            index_dir=tmp_path / f"index-{embedder is not None}",
+            watch=False,
+            workers=1,
+            embedder=embedder,
+        )
+        index = WorkspaceIndex(root, config)
+        try:
+            index.update_all()
+            retrieval = IndexRetrieval(index)
+            engine = ContextEngine(
+                jedi,
+                RecentBuffer(),
+                Packer(counter, comment_blocks()),
+                SecretGuard([root], DEFAULT_SECRET_GLOBS),
+                FileTexts(),
+                retrieval_for=lambda _, r=retrieval: r,  # type: ignore[misc]
+            )
+            request = _request(root, "shop/invoice.py", "line.quantity for line in lines)\n    ")
+            found = engine.vectors(request, Cursor.at(request.text, request.offset))
+            if embedder is None:
+                assert found == []
+            else:
+                assert found and all(c.path != request.path for c in found)
+                assert found[0].path == root / "shop" / "cart.py"
+        finally:
+            index.close()

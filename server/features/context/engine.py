@@ -625,7 +625,12 @@ class ContextEngine:
         exclude = [request.path] if request.path is not None else []
         around = cursor.lines_text(cursor.line - 12, cursor.line + 4)
         hits = retrieval.similar(around, PER_SOURCE_LIMIT, exclude) or []
-        return [_hit_candidate("vector", hit, rank) for rank, hit in enumerate(hits)]
+        words = _words(around)
+        return [
+            _hit_candidate("vector", hit, rank, words)
+            for rank, hit in enumerate(hits)
+            if self.guard.allowed(hit.path)
+        ]
 
     # --- recent -----------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """The workspace index as the context engine sees it: absolute paths, end-exclusive lines.
 
 Chunk search is the indexer's BM25 (LanceDB full-text search); symbols are looked up by
-exact name. The index has no embeddings yet, so `similar` answers None ("not configured")
-and the vector source stays silent until it has.
+exact name; `similar` is the index's vector search, None when no embedding model is
+configured (then the vector source stays silent).
 """
 
 from __future__ import annotations
@@ -52,4 +52,14 @@ class IndexRetrieval:
         ]
 
     def similar(self, text: str, limit: int, exclude: Collection[Path]) -> list[ChunkHit] | None:
-        return None  # no embeddings in the index yet
+        from ouzel.indexer.search import search_similar
+
+        excluded = [rel for rel in (self._relative(p) for p in exclude) if rel is not None]
+        hits = search_similar(self.index, text, limit, excluded)
+        if hits is None:
+            return None
+        return [
+            ChunkHit(self.root / hit.path, hit.start_line, hit.end_line + 1, hit.text)
+            for hit in hits
+            if hit.path not in excluded
+        ]
