@@ -107,11 +107,11 @@ class ContextService:
         self.files = FileTexts()
         self.snippets = SnippetCache()
         self.sys_paths = default_sys_paths()
-        self._packers: dict[tuple[int, str, str], Packer] = {}
+        self._packers: dict[tuple[str, str, str], Packer] = {}
         self.sessions: dict[Session, SessionContext] = {}
 
     def packer(self, form: ModelFormat, comment: str) -> Packer:
-        key = (id(form.counter), form.template.family, comment)
+        key = (form.counter.name, form.template.family, comment)
         packer = self._packers.get(key)
         if packer is None:
             packer = Packer(form.counter, template_renderer(form.template, comment))

@@ -44,7 +44,7 @@ class LlamaVocabCounter:
     def __init__(self, model_path: Path, cache_size: int = 4096) -> None:
         from llama_cpp import Llama
 
-        self.name = f"llama.cpp vocabulary of {model_path.name}"
+        self.name = f"llama.cpp vocabulary of {model_path}"
         self.model_path = model_path
         self._llama: Any = Llama(str(model_path), vocab_only=True, verbose=False)
         self._lock = threading.Lock()
