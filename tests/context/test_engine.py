@@ -227,7 +227,7 @@ def test_vectors_only_when_the_index_has_embeddings(
                 retrieval_for=lambda _, r=retrieval: r,  # type: ignore[misc]
             )
             request = _request(root, "shop/invoice.py", "line.quantity for line in lines)\n    ")
-            found = engine.vectors(request, Cursor.at(request.text, request.offset))
+            found = engine.vectors(request, Cursor.at(request.text, request.offset), {})
             if embedder is None:
                 assert found == []
             else:

@@ -167,3 +167,16 @@ def test_an_older_version_never_leaks(
     result = _gather(engine, store, root, "app.py", "x = helper(", analyze=False)
     texts = "".join(part.text for part in result.parts)
     assert "NEW-V4" in texts and "OLD-V3" not in texts
+
+
+def test_search_hits_from_an_edited_open_document_are_not_its_old_text(
+    store_and_engine: tuple[Path, DocumentStore, ContextEngine],
+) -> None:
+    """The index holds lib.py as saved; the user has since changed it in the editor."""
+    root, store, engine = store_and_engine
+    (root / "lib.py").write_text("def compute(x):\n    return x + 1  # OLD-INDEXED-TEXT\n")
+    _open(store, root, "lib.py", "def compute(x):\n    return x + 2\n")
+    _open(store, root, "app.py")
+    result = _gather(engine, store, root, "app.py", "key = token()\n    ")
+    assert "OLD-INDEXED-TEXT" not in "".join(part.text for part in result.parts)
+    assert all(part.source != "bm25" or part.path != root / "lib.py" for part in result.parts)

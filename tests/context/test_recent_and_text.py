@@ -136,3 +136,12 @@ def test_focus_keeps_the_lines_that_share_the_most_words() -> None:
     text = "".join(f"filler_{i} = {i}\n" for i in range(40)) + "target = compute(alpha)\n"
     start, kept = focus(100, text, {"target", "compute", "alpha"}, lines=5)
     assert kept.endswith("target = compute(alpha)\n") and start == 100 + 36
+
+
+def test_the_word_being_typed_is_not_searched() -> None:
+    text = "total = compute_price(items)\nresult = compu"
+    cursor = Cursor.at(text, len(text))
+    terms = query_terms(cursor)
+    assert "compu" not in terms and "result" in terms and "compute_price" in terms
+    after_space = Cursor.at(text + " ", len(text) + 1)
+    assert "compu" in query_terms(after_space)

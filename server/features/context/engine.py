@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ from ouzel.server.features.context.window import Cursor, NameUse, names_near, qu
 
 log = logging.getLogger("ouzel.context")
 T = TypeVar("T")
+# Index queries overlap the definitions' look-ups (LanceDB works outside the GIL).
+_SEARCH_POOL = ThreadPoolExecutor(2, thread_name_prefix="ouzel-context-search")
 
 STRATEGIES = ("definitions", "bm25", "recent", "vector")
 PYTHON_LANGUAGES = ("python", "pyi")
@@ -50,6 +53,7 @@ AT_CURSOR_BOOST = 2.0
 PER_SOURCE_LIMIT = 16
 FOCUS_LINES = 16  # search hits and recent regions are cut to their best lines
 HOP_HITS = 4  # search hits whose names are followed to their definitions
+SEARCH_REUSE_S = 3.0  # an index answer serves the same query again for this long
 HOP_WEIGHT = 0.6  # a guess from similar code: less sure than a name at the cursor
 _DOTTED_NAME = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)")
 MAX_OUTLINES = 4  # module outlines among the definitions
@@ -142,6 +146,10 @@ class ContextEngine:
         self.snippets = SnippetCache()
         self._local_cache: dict[tuple[str, int, int], dict[str, list[int]]] = {}
         self._imports_cache: dict[tuple[Path, int, int], set[Path]] = {}
+        self._search_cache: dict[
+            tuple[Path | None, Path | None, str], tuple[float, list[ChunkHit]]
+        ] = {}
+        self._search_lock = threading.Lock()
 
     # --- the whole pipeline ---------------------------------------------------------------
 
@@ -204,8 +212,16 @@ class ContextEngine:
             shown.extend(candidate for candidate in found if not candidate.outline)
             return found
 
+        # The index query runs (in LanceDB's native code) while the definitions are found.
+        searching = (
+            _SEARCH_POOL.submit(self._raw_search, request, cursor)
+            if "bm25" in options.strategies
+            else None
+        )
+
         def bm25() -> list[Candidate]:
-            hits.extend(self.search(request, cursor, related))
+            assert searching is not None
+            hits.extend(self._rerank(searching.result(), related, documents))
             words = set(query_terms(cursor))
             return [_hit_candidate("bm25", hit, rank, words) for rank, hit in enumerate(hits)]
 
@@ -213,7 +229,7 @@ class ContextEngine:
             (name, step)
             for name, step in (
                 ("definitions", definitions),
-                ("vector", lambda: self.vectors(request, cursor)),
+                ("vector", lambda: self.vectors(request, cursor, documents)),
                 ("bm25", bm25),
                 ("recent", lambda: self.recent_code(request, cursor, documents)),
             )
@@ -607,18 +623,56 @@ class ContextEngine:
         a chunk of a module this file imports that matches the words at the cursor is
         likelier to be about this line than an equally good match elsewhere.
         """
+        return self._rerank(self._raw_search(request, cursor), related, {})
+
+    def _raw_search(self, request: ContextRequest, cursor: Cursor) -> list[ChunkHit]:
+        """The index's answer to the words around the cursor (reused for a few seconds:
+        keystrokes inside a word ask the same question)."""
         retrieval = self.retrieval_for(request.root)
         terms = query_terms(cursor)
         if retrieval is None or not terms:
             return []
+        query = " ".join(terms)
+        key = (request.root, request.path, query)
+        now = time.monotonic()
+        with self._search_lock:
+            cached = self._search_cache.get(key)
+            if cached is not None and now - cached[0] < SEARCH_REUSE_S:
+                return cached[1]
         exclude = [request.path] if request.path is not None else []
-        limit = PER_SOURCE_LIMIT * 2 if related else PER_SOURCE_LIMIT
-        hits = retrieval.chunks(" ".join(terms), limit, exclude)
-        if related:
-            hits = sorted(hits, key=lambda hit: hit.path not in related)[:PER_SOURCE_LIMIT]
-        return [hit for hit in hits if self.guard.allowed(hit.path)]
+        hits = retrieval.chunks(query, PER_SOURCE_LIMIT * 2, exclude)
+        with self._search_lock:
+            self._search_cache[key] = (now, hits)
+            while len(self._search_cache) > 64:
+                self._search_cache.pop(next(iter(self._search_cache)))
+        return hits
 
-    def vectors(self, request: ContextRequest, cursor: Cursor) -> list[Candidate]:
+    def _rerank(
+        self,
+        hits: list[ChunkHit],
+        related: Collection[Path],
+        documents: Mapping[Path, str],
+    ) -> list[ChunkHit]:
+        """Hits in related files first; never secrets, never an open document's old text."""
+        if related:
+            hits = sorted(hits, key=lambda hit: hit.path not in related)
+        kept = [
+            hit for hit in hits if self.guard.allowed(hit.path) and self._current(hit, documents)
+        ]
+        return kept[:PER_SOURCE_LIMIT]
+
+    def _current(self, hit: ChunkHit, documents: Mapping[Path, str]) -> bool:
+        """False when `hit` is from an open document whose text has changed since indexed
+        (the index catches up a moment later; until then its text is an older version)."""
+        text = documents.get(hit.path)
+        if text is None:
+            return True
+        lines = self.snippets.lines(hit.path, text)
+        return "".join(lines[hit.start_line : hit.end_line]) == hit.text
+
+    def vectors(
+        self, request: ContextRequest, cursor: Cursor, documents: Mapping[Path, str]
+    ) -> list[Candidate]:
         retrieval = self.retrieval_for(request.root)
         if retrieval is None:
             return []
@@ -628,8 +682,7 @@ class ContextEngine:
         words = _words(around)
         return [
             _hit_candidate("vector", hit, rank, words)
-            for rank, hit in enumerate(hits)
-            if self.guard.allowed(hit.path)
+            for rank, hit in enumerate(self._rerank(hits, (), documents))
         ]
 
     # --- recent -----------------------------------------------------------------------------

@@ -153,10 +153,17 @@ def names_near(cursor: Cursor, before: int = 30, after: int = 10) -> list[NameUs
 
 
 def query_terms(cursor: Cursor, before: int = 12, after: int = 4, limit: int = 40) -> list[str]:
-    """Identifiers around the cursor for a full-text query, nearest first, no repeats."""
+    """Identifiers around the cursor for a full-text query, nearest first, no repeats.
+
+    The word being typed at the cursor is left out: it is unfinished, and without it the
+    query stays the same from one keystroke to the next (and its answer can be reused).
+    """
     terms: list[str] = []
     seen: set[str] = set()
+    typing = cursor_word_start(cursor)
     for use in names_near(cursor, before, after):
+        if use.line == cursor.line and typing is not None and use.column == typing:
+            continue
         for part in use.dotted.split("."):
             if part in seen or part in STOP_WORDS or len(part) < 2:
                 continue
@@ -165,3 +172,14 @@ def query_terms(cursor: Cursor, before: int = 12, after: int = 4, limit: int = 4
             if len(terms) >= limit:
                 return terms
     return terms
+
+
+def cursor_word_start(cursor: Cursor) -> int | None:
+    """Column where the dotted name that ends at the cursor starts (None: no such name)."""
+    begin = cursor.starts[cursor.line]
+    before = cursor.text[begin : cursor.offset]
+    match = _TYPING.search(before)
+    return match.start(1) if match else None
+
+
+_TYPING = re.compile(r"(?<![\w.])([A-Za-z_][\w.]*)$")
