@@ -97,17 +97,17 @@ class Proposal(NamedTuple):
     site: DefinitionSite
     boost: float
     lane: int  # ranked apart from other lanes (0: names used, 1: hints)
-    via: str = ""  # "imports": only imported somewhere in the file, a weaker guess
+    via: str = ""  # how it was found when not by a name at hand (IMPORTED, SEARCH)
 
 
-IMPORTED = "imports"
-SEARCH = "search"
+IMPORTED = "imports"  # only imported somewhere in the file
+SEARCH = "search"  # named in code similar to the cursor's (a hop)
 
 
 @dataclass
 class EngineOptions:
     budget: int = 384
-    jedi_cap_s: float = 0.2
+    jedi_cap_s: float = 0.03
     strategies: Collection[str] = STRATEGIES
     # Definitions of names the file uses are the surest help: in a mix of sources they
     # fill up to this share of the budget first, then everything competes for the rest.
@@ -171,22 +171,22 @@ class ContextEngine:
         if self.guard.is_secret(request.path):
             return ContextResult([], options.budget, 0, skipped="secret file")
         cursor = Cursor.at(request.text, request.offset)
-        first, last = window_lines or (cursor.line - options.window_before, cursor.line)
+        shown_first, shown_last = window_lines or (cursor.line - options.window_before, cursor.line)
         documents = dict(open_documents or {})
         if request.path is not None:
             documents[request.path] = request.text  # this request's snapshot, nothing older
         found = self.collect(request, cursor, options, documents)
         candidates = [c for c in found.candidates if self.guard.allowed(c.path)]
-        candidates = drop_window(candidates, request.path, first, last)
+        candidates = drop_window(candidates, request.path, shown_first, shown_last)
         ranked = fuse(candidates)
         # In a mix of sources, definitions claim the budget first, in their own order
         # (they are what the next line most often needs); then everything else, fused,
         # competes for what they leave.
         mixed = "definitions" in options.strategies and len(set(options.strategies)) > 1
-        first = fuse(c for c in candidates if _direct_definition(c)) if mixed else []
+        claims = fuse(c for c in candidates if _direct_definition(c)) if mixed else []
         pack_started = time.perf_counter()
         parts, tokens = (packer or self.packer).pack(
-            ranked, options.budget, self.display, exact_parts, first, options.definitions_share
+            ranked, options.budget, self.display, exact_parts, claims, options.definitions_share
         )
         found.timings_ms["pack"] = _ms_since(pack_started)
         found.timings_ms["total"] = _ms_since(started)
