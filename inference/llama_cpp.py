@@ -122,6 +122,19 @@ class LlamaOptions:
         }
 
 
+def open_vocabulary(path: Path) -> Llama:
+    """Only the tokenizer of a GGUF (fast), leaving stdout alone like `open_llama`."""
+    from llama_cpp import Llama
+
+    _route_native_logs()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        # verbose=True: see LlamaOptions.kwargs, verbose=False would point fd 1 at /dev/null
+        llm = Llama(model_path=str(path), vocab_only=True, verbose=True)
+    llm.verbose = False
+    return llm
+
+
 def open_llama(path: Path, options: LlamaOptions) -> Llama:
     """A `Llama` for `path` that leaves stdout alone and logs through `logging`."""
     from llama_cpp import Llama

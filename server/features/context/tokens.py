@@ -42,11 +42,11 @@ class LlamaVocabCounter:
     """Exact counts from a GGUF's tokenizer, cached per text (the same snippets recur)."""
 
     def __init__(self, model_path: Path, cache_size: int = 4096) -> None:
-        from llama_cpp import Llama
+        from ouzel.inference.llama_cpp import open_vocabulary
 
         self.name = f"llama.cpp vocabulary of {model_path}"
         self.model_path = model_path
-        self._llama: Any = Llama(str(model_path), vocab_only=True, verbose=False)
+        self._llama: Any = open_vocabulary(model_path)
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._cache_size = cache_size
