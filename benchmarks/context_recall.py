@@ -423,6 +423,7 @@ def run_recall(
             gather = functools.partial(bench.gather, task, strategies, budget, (first, last))
             # The first request at this cursor: Jedi's look-ups at the cursor start now.
             bench.jedi.forget(task.path.as_uri(), keep_table=True)
+            bench.engine.forget_searches()  # nor an index answer from the previous strategy
             _, elapsed = timed(gather)
             # The next keystroke, once they are in: the steady state, and what recall counts
             # (so it does not depend on how busy the machine was).

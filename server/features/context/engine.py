@@ -625,6 +625,11 @@ class ContextEngine:
         """
         return self._rerank(self._raw_search(request, cursor), related, {})
 
+    def forget_searches(self) -> None:
+        """Drop reused index answers (a benchmark timing first requests needs it)."""
+        with self._search_lock:
+            self._search_cache.clear()
+
     def _raw_search(self, request: ContextRequest, cursor: Cursor) -> list[ChunkHit]:
         """The index's answer to the words around the cursor (reused for a few seconds:
         keystrokes inside a word ask the same question)."""

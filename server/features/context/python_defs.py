@@ -165,10 +165,6 @@ class JediService:
         self._submit(_worker_ready).result(timeout)
         self._after.submit(lambda: None).result(timeout)
 
-    def start(self) -> None:
-        """Start the worker ahead of the first request (it imports Jedi: about a second)."""
-        self._submit(_worker_ready)
-
     # --- tables ---------------------------------------------------------------------------
 
     def table(self, uri: str) -> ImportTable | None:

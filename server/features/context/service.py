@@ -139,7 +139,6 @@ def attach(session: Session) -> SessionContext:
     context = shared.sessions.get(session)
     if context is None:
         context = shared.sessions[session] = SessionContext(session, shared)
-        shared.jedi.start()
     return context
 
 
@@ -188,13 +187,9 @@ class SessionContext:
         from ouzel.server.features import completion
 
         completion.set_context_provider(session, self.provide)
+        self._warming: asyncio.Future[Any] | None = None
         for doc in session.documents.all():  # opened before this session was attached
             self._document_changed("open", doc, None)
-        # Load the tokenizer and start Jedi now, not at the first completion.
-        try:
-            session.spawn(asyncio.to_thread(self.engine), "context-engine")
-        except RuntimeError:  # no event loop (a test building sessions by hand)
-            pass
 
     def close(self) -> None:
         for handle in self._analyze_later.values():
@@ -243,11 +238,13 @@ class SessionContext:
         from ouzel.server.features.context.index_access import IndexRetrieval
         from ouzel.server.features.indexing import indexes_for
 
-        indexes = indexes_for(self.session)
-        for index in indexes:
-            if root is not None and index.root == root.resolve():
+        if root is None:  # a file outside the workspace folders: no index is its own
+            return None
+        resolved = root.resolve()
+        for index in indexes_for(self.session):
+            if index.root == resolved:
                 return IndexRetrieval(index)
-        return IndexRetrieval(indexes[0]) if indexes and root is None else None
+        return None
 
     # --- document events (on the event loop) -------------------------------------------
 
@@ -260,6 +257,7 @@ class SessionContext:
                 handle.cancel()
             return
         if kind == "open":
+            self._warm_up()
             self._prepare(doc.uri)
             return
         handle = self._analyze_later.pop(doc.uri, None)
@@ -270,6 +268,17 @@ class SessionContext:
         except RuntimeError:  # no loop (unit tests driving the store by hand)
             return
         self._analyze_later[doc.uri] = loop.call_later(ANALYZE_DEBOUNCE_S, self._prepare, doc.uri)
+
+    def _warm_up(self) -> None:
+        """At the first open document: load the tokenizer off the event loop, so the first
+        completion does not wait for it (a session that opens nothing pays nothing)."""
+        if self._warming is not None or self._engine is not None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a test driving the store by hand)
+            return
+        self._warming = self.session.spawn(asyncio.to_thread(self.engine), "context-engine")
 
     def _prepare(self, uri: str) -> None:
         """Jedi's background analysis of the document's newest version."""
