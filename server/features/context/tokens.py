@@ -6,6 +6,7 @@ a few dozen MB, no weights. Counters are shared per model file across sessions.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import threading
@@ -144,6 +145,19 @@ class CharEstimateCounter:
 
 _COUNTERS: dict[Path, LlamaVocabCounter] = {}
 _COUNTERS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_counters() -> None:
+    """Free the vocabularies before llama_cpp's module is torn down at exit (freeing them
+    later raises inside its destructor)."""
+    with _COUNTERS_LOCK:
+        for counter in _COUNTERS.values():
+            try:
+                counter.llama.close()
+            except Exception:  # already closed
+                pass
+        _COUNTERS.clear()
 
 
 def counter_for_model(model_path: Path | None) -> TokenCounter:
