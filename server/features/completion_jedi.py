@@ -72,7 +72,7 @@ class JediCompleter:
             script = jedi.Script(code=text, path=path, project=project)
             completions = script.complete(line + 1, column)
         except Exception as exc:  # Jedi raises on odd code and positions; never fatal
-            log.debug("jedi failed: %s", exc)
+            log.warning("jedi failed at %s:%d:%d: %s", path, line + 1, column, exc)
             return []
         return [
             JediItem(c.name, c.type, c.description, len(c.name) - len(c.complete or ""))
