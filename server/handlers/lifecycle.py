@@ -53,13 +53,10 @@ async def _after_initialized(session: Session) -> None:
 
 
 def on_shutdown(session: Session, params: Any) -> None:
+    # Answer at once: the session's services are released when the connection ends
+    # (serve_connection), where a slow release no longer holds up this answer.
     log.info("shutdown requested")
     session.cancel_background()
-    for hook in list(session.engine.session_ended):
-        try:
-            hook(session)
-        except Exception:
-            log.exception("a session end hook failed")
 
 
 def add_folder(session: Session, uri: str) -> Path | None:
