@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -172,9 +171,7 @@ def test_client_that_quits_without_reading_the_answer_is_no_error(tmp_path: Path
     server.client.initialize(tmp_path)
     server.client.send({"jsonrpc": "2.0", "id": 99, "method": "shutdown"})
     assert server.process.stdout is not None
-    # like Neovim on :qa, it does not wait for the answer; os.close, because the test's own
-    # reader thread holds the file object's lock while it waits in readline
-    os.close(server.process.stdout.fileno())
+    server.process.stdout.close()  # like Neovim on :qa, it does not wait for the answer
     assert server.process.stdin is not None
     server.process.stdin.close()
     assert server.process.wait(timeout=60) in (0, 1)
