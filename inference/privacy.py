@@ -2,8 +2,9 @@
 
 Two rules, applied by the router before any byte leaves the process:
 
-1. A remote endpoint (not loopback, or a profile marked `location = "remote"`, e.g. an SSH
-   tunnel) is used only when `privacy.allow_remote` is on.
+1. A remote endpoint (not loopback nor a unix socket, whatever `location` says; or a
+   profile marked `location = "remote"`, e.g. an SSH tunnel) is used only when
+   `privacy.allow_remote` is on.
 2. Prompts for remote endpoints have secret-looking strings replaced by `[REDACTED:kind]`
    (private keys, cloud and SaaS tokens, JWTs, password assignments), unless
    `privacy.redact_secrets` is off.
@@ -41,7 +42,9 @@ def host_of(url: str) -> str:
 
 def is_loopback_host(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost. Other names count as remote: resolving them
-    would make the answer depend on DNS, which is exactly what an attacker can change."""
+    would make the answer depend on DNS, which is exactly what an attacker can change.
+
+    The one loopback test of the code base (the server's TCP listener uses it too)."""
     host = host.strip("[]").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -51,13 +54,26 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+UNIX_SOCKET_SCHEMES = ("unix", "http+unix", "https+unix")
+
+
+def is_unix_socket_url(url: str) -> bool:
+    scheme, _, _ = url.partition("://")
+    return scheme.lower() in UNIX_SOCKET_SCHEMES
+
+
 def is_remote(base_url: str | None, location: Location = "auto") -> bool:
-    """Whether a profile sends data off this machine."""
-    if location != "auto":
-        return location == "remote"
+    """Whether a profile sends data off this machine.
+
+    `location = "remote"` is always believed (an SSH tunnel looks like loopback).
+    `location = "local"` is not: only the URL can prove an endpoint is on this machine, so a
+    non-loopback URL is remote whatever a settings file claims.
+    """
+    if location == "remote":
+        return True
     if base_url is None:  # in process
         return False
-    return not is_loopback_host(host_of(base_url))
+    return not (is_unix_socket_url(base_url) or is_loopback_host(host_of(base_url)))
 
 
 def check_endpoint(

@@ -10,14 +10,14 @@ LSP has no authentication of its own: whoever reaches the port gets every comman
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import os
 import secrets
-import socket
 import ssl
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from ouzel.inference.privacy import is_loopback_host
 
 TOKEN_ENV = "OUZEL_TOKEN"
 AUTH_FAILED = -32001  # JSON-RPC "server error" range; LSP reserves none for auth
@@ -32,14 +32,6 @@ class RemoteConfig:
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
-
-
-def is_loopback_host(host: str) -> bool:
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise ValueError(f"cannot resolve TCP host {host!r}: {exc}") from exc
-    return all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
 def check_listen_policy(host: str, config: RemoteConfig) -> None:

@@ -4,6 +4,10 @@ Sources, later wins: defaults, the user file `$XDG_CONFIG_HOME/ouzel/config.toml
 workspace file `.ouzel/config.toml`, LSP `initializationOptions`, LSP
 `workspace/configuration` (section "ouzel").
 
+Every field carries a trust decision (`json_schema_extra={"trust": ...}`): the workspace file
+belongs to whoever wrote the repository, so it may set only what cannot send code or secrets
+elsewhere (see `settings_trust.py` for the policy and why).
+
 Invalid values never stop the server: `load_settings` drops each invalid value, keeps the
 valid rest, and returns one message per problem naming the value used instead.
 `docs/CONFIGURATION.md` and the VS Code `package.json` contribution are generated from
@@ -23,6 +27,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ouzel.indexer.config import DEFAULT_SECRET_GLOBS as INDEXER_SECRET_GLOBS
+from ouzel.server.settings_trust import filter_workspace_layer, snake
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,43 +44,77 @@ class Section(BaseModel):
 class CompletionSettings(Section):
     """Ghost-text (inline) completions."""
 
-    enabled: bool = Field(True, description="Offer AI completions.")
+    enabled: bool = Field(
+        True, description="Offer AI completions.", json_schema_extra={"trust": "any"}
+    )
     debounce_ms: int = Field(
-        60, ge=0, le=2000, description="Wait this long after a keystroke before asking the model."
+        60,
+        ge=0,
+        le=2000,
+        description="Wait this long after a keystroke before asking the model.",
+        json_schema_extra={"trust": "any"},
     )
     max_tokens: int = Field(
-        48, ge=1, le=1024, description="Most tokens the model may generate for one suggestion."
+        48,
+        ge=1,
+        le=1024,
+        description="Most tokens the model may generate for one suggestion.",
+        json_schema_extra={"trust": "any"},
     )
     max_time_ms: int = Field(
-        1500, ge=50, le=60000, description="Stop generating after this long and show what there is."
+        1500,
+        ge=50,
+        le=60000,
+        description="Stop generating after this long and show what there is.",
+        json_schema_extra={"trust": "any"},
     )
     prompt_tokens: int = Field(
         1024,
         ge=64,
         le=32768,
         description="Token budget of a completion prompt (prefix, suffix, context).",
+        json_schema_extra={"trust": "any"},
     )
     suffix_share: float = Field(
         0.2,
         ge=0.0,
         le=0.8,
         description="Share of the in-file budget given to the text after the cursor.",
+        json_schema_extra={"trust": "any"},
     )
     multiline: bool = Field(
         True,
         description="Allow multi-line suggestions on empty lines and after a line that opens "
         "a block.",
+        json_schema_extra={"trust": "any"},
     )
-    max_lines: int = Field(8, ge=1, le=100, description="Most lines of a multi-line suggestion.")
-    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature (0: greedy).")
+    max_lines: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="Most lines of a multi-line suggestion.",
+        json_schema_extra={"trust": "any"},
+    )
+    temperature: float = Field(
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature (0: greedy).",
+        json_schema_extra={"trust": "any"},
+    )
     jedi_timeout_ms: int = Field(
-        300, ge=10, le=10000, description="Time cap for Jedi's semantic completions."
+        300,
+        ge=10,
+        le=10000,
+        description="Time cap for Jedi's semantic completions.",
+        json_schema_extra={"trust": "any"},
     )
     context_timeout_ms: int = Field(
         150,
         ge=0,
         le=5000,
         description="Time cap for gathering repository context for one suggestion.",
+        json_schema_extra={"trust": "any"},
     )
 
 
@@ -83,54 +122,100 @@ class ModelProfile(Section):
     """One model: where it runs and how to talk to it."""
 
     backend: Literal["llama_cpp", "openai"] = Field(
-        "llama_cpp", description="`llama_cpp`: in process; `openai`: an OpenAI-compatible server."
+        "llama_cpp",
+        description="`llama_cpp`: in process; `openai`: an OpenAI-compatible server.",
+        json_schema_extra={"trust": "user"},
     )
     model_path: str | None = Field(
-        None, description="GGUF file for `llama_cpp`; empty: the embedded model."
+        None,
+        description="GGUF file for `llama_cpp`; empty: the embedded model.",
+        json_schema_extra={"trust": "user"},
     )
     model: str | None = Field(
         None,
         description="Model id sent to an OpenAI-compatible server; empty: the first one it serves.",
+        json_schema_extra={"trust": "any"},
     )
     base_url: str | None = Field(
-        None, description="Base URL of an OpenAI-compatible server (…/v1)."
+        None,
+        description="Base URL of an OpenAI-compatible server (…/v1).",
+        json_schema_extra={"trust": "user"},
     )
     location: Literal["auto", "local", "remote"] = Field(
         "auto",
-        description="`auto`: remote unless `base_url` is a loopback address; set `remote` for "
+        description="`auto` and `local`: remote unless `base_url` is a loopback address "
+        "(127.0.0.0/8, ::1, localhost) or a unix socket, whatever this says; set `remote` for "
         "an SSH tunnel or proxy that forwards to another machine.",
+        json_schema_extra={"trust": "user"},
     )
     api_key_env: str | None = Field(
-        None, description="Name of the environment variable holding the API key."
+        None,
+        description="Name of the environment variable holding the API key.",
+        json_schema_extra={"trust": "user"},
     )
     api_key_file: str | None = Field(
-        None, description="File holding the API key (keep it private: chmod 600)."
+        None,
+        description="File holding the API key (keep it private: chmod 600).",
+        json_schema_extra={"trust": "user"},
     )
     api_key: str | None = Field(
         None,
         description="Never set: API keys are read only from `api_key_env` or `api_key_file`.",
+        json_schema_extra={"trust": "user"},
     )
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers.")
-    ca_bundle: str | None = Field(None, description="CA bundle for TLS to the server.")
-    connect_timeout_s: float = Field(3.0, gt=0, le=120, description="HTTP connect timeout.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra HTTP headers.", json_schema_extra={"trust": "user"}
+    )
+    ca_bundle: str | None = Field(
+        None, description="CA bundle for TLS to the server.", json_schema_extra={"trust": "user"}
+    )
+    connect_timeout_s: float = Field(
+        3.0, gt=0, le=120, description="HTTP connect timeout.", json_schema_extra={"trust": "any"}
+    )
     read_timeout_s: float = Field(
-        60.0, gt=0, le=3600, description="HTTP read timeout: longest wait for the next bytes."
+        60.0,
+        gt=0,
+        le=3600,
+        description="HTTP read timeout: longest wait for the next bytes.",
+        json_schema_extra={"trust": "any"},
     )
-    context_length: int = Field(4096, ge=256, le=1048576, description="Context window in tokens.")
+    context_length: int = Field(
+        4096,
+        ge=256,
+        le=1048576,
+        description="Context window in tokens.",
+        json_schema_extra={"trust": "any"},
+    )
     template: Literal[
         "auto", "qwen", "starcoder", "deepseek", "codellama", "codestral", "plain"
-    ] = Field("auto", description="Prompt template; `auto` reads the GGUF metadata.")
-    n_threads: int | None = Field(None, ge=1, le=256, description="CPU threads for llama.cpp.")
+    ] = Field(
+        "auto",
+        description="Prompt template; `auto` reads the GGUF metadata.",
+        json_schema_extra={"trust": "any"},
+    )
+    n_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="CPU threads for llama.cpp.",
+        json_schema_extra={"trust": "any"},
+    )
     weights: str | None = Field(
         None,
         description="What `ouzel gpu serve` loads (a Hugging Face id or a folder); empty: `model`.",
+        json_schema_extra={"trust": "user"},
     )
     tool_call_parser: str = Field(
         "auto",
         description="vLLM `--tool-call-parser` for `ouzel gpu serve`; `auto` picks it from the "
         "model family, `none` turns tool calls off.",
+        json_schema_extra={"trust": "any"},
     )
-    notes: str = Field("", description="Free text, e.g. how fast this model is.")
+    notes: str = Field(
+        "",
+        description="Free text, e.g. how fast this model is.",
+        json_schema_extra={"trust": "any"},
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -165,33 +250,53 @@ class RoutingSettings(Section):
     inline_completion: list[str] = Field(
         default_factory=lambda: ["local", "remote"],
         description="Profiles for ghost text, in order (the next only when one is unusable).",
+        json_schema_extra={"trust": "user"},
     )
     code_action: list[str] = Field(
-        default_factory=lambda: ["remote", "local"], description="Profiles for code actions."
+        default_factory=lambda: ["remote", "local"],
+        description="Profiles for code actions.",
+        json_schema_extra={"trust": "user"},
     )
     chat: list[str] = Field(
-        default_factory=lambda: ["remote", "local"], description="Profiles for chat."
+        default_factory=lambda: ["remote", "local"],
+        description="Profiles for chat.",
+        json_schema_extra={"trust": "user"},
     )
     agent: list[str] = Field(
-        default_factory=lambda: ["remote", "local"], description="Profiles for agent edits."
+        default_factory=lambda: ["remote", "local"],
+        description="Profiles for agent edits.",
+        json_schema_extra={"trust": "user"},
     )
     embeddings: list[str] = Field(
-        default_factory=lambda: ["local"], description="Profiles for embeddings."
+        default_factory=lambda: ["local"],
+        description="Profiles for embeddings.",
+        json_schema_extra={"trust": "user"},
     )
     allow_fallback: bool = Field(
-        True, description="Fall back to the next profile (with a notice) when one is unusable."
+        True,
+        description="Fall back to the next profile (with a notice) when one is unusable.",
+        json_schema_extra={"trust": "user"},
     )
     probe_interval_s: float = Field(
-        30.0, ge=1, le=3600, description="How often remote servers are probed (`/v1/models`)."
+        30.0,
+        ge=1,
+        le=3600,
+        description="How often remote servers are probed (`/v1/models`).",
+        json_schema_extra={"trust": "user"},
     )
     failure_threshold: int = Field(
-        3, ge=1, le=100, description="Failures in a row after which a server is skipped."
+        3,
+        ge=1,
+        le=100,
+        description="Failures in a row after which a server is skipped.",
+        json_schema_extra={"trust": "user"},
     )
     retry_after_s: float = Field(
         10.0,
         ge=0.1,
         le=3600,
         description="Wait before trying a skipped server again (doubles while it keeps failing).",
+        json_schema_extra={"trust": "user"},
     )
 
 
@@ -199,10 +304,14 @@ class PrivacySettings(Section):
     """What may leave this machine."""
 
     allow_remote: bool = Field(
-        False, description="Allow sending code to remote (non-loopback) model servers."
+        False,
+        description="Allow sending code to remote (non-loopback) model servers.",
+        json_schema_extra={"trust": "tighten", "stricter": "false"},
     )
     redact_secrets: bool = Field(
-        True, description="Redact secret-looking strings from remote prompts."
+        True,
+        description="Redact secret-looking strings from remote prompts.",
+        json_schema_extra={"trust": "tighten", "stricter": "true"},
     )
 
 
@@ -213,22 +322,44 @@ DEFAULT_SECRET_GLOBS = list(INDEXER_SECRET_GLOBS)
 class IndexSettings(Section):
     """The workspace index."""
 
-    enabled: bool = Field(True, description="Index the workspace in the background.")
+    enabled: bool = Field(
+        True,
+        description="Index the workspace in the background.",
+        json_schema_extra={"trust": "any"},
+    )
     location: Literal["workspace", "cache"] = Field(
-        "workspace", description="`workspace`: `.ouzel/index/`; `cache`: the user cache folder."
+        "workspace",
+        description="`workspace`: `.ouzel/index/`; `cache`: the user cache folder.",
+        json_schema_extra={"trust": "user"},
     )
     max_file_bytes: int = Field(
-        1_000_000, ge=1, description="Skip files larger than this many bytes."
+        1_000_000,
+        ge=1,
+        description="Skip files larger than this many bytes.",
+        json_schema_extra={"trust": "any"},
     )
     exclude: list[str] = Field(
-        default_factory=list, description="Extra gitignore-style patterns to skip."
+        default_factory=list,
+        description="Extra gitignore-style patterns to skip.",
+        json_schema_extra={"trust": "extend"},
     )
     secret_globs: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SECRET_GLOBS),
         description="Files never indexed nor put in prompts (gitignore-style).",
+        json_schema_extra={"trust": "extend"},
     )
-    watch: bool = Field(True, description="Watch the workspace for changes on disk.")
-    watch_debounce_ms: int = Field(50, ge=0, le=5000, description="Debounce of file watching.")
+    watch: bool = Field(
+        True,
+        description="Watch the workspace for changes on disk.",
+        json_schema_extra={"trust": "any"},
+    )
+    watch_debounce_ms: int = Field(
+        50,
+        ge=0,
+        le=5000,
+        description="Debounce of file watching.",
+        json_schema_extra={"trust": "any"},
+    )
 
 
 ContextSource = Literal["definitions", "bm25", "recent", "vector"]
@@ -241,19 +372,25 @@ def _all_context_sources() -> list[ContextSource]:
 class ContextSettings(Section):
     """Repository context packed into completion prompts."""
 
-    enabled: bool = Field(True, description="Add repository context to completion prompts.")
+    enabled: bool = Field(
+        True,
+        description="Add repository context to completion prompts.",
+        json_schema_extra={"trust": "any"},
+    )
     budget_tokens: int = Field(
         384,
         ge=0,
         le=32768,
         description="Tokens of repository context in a completion prompt (counted exactly, "
         "with the model's tokenizer).",
+        json_schema_extra={"trust": "any"},
     )
     sources: list[ContextSource] = Field(
         default_factory=_all_context_sources,
         description="Where context comes from: `definitions` (Jedi for Python, the index's "
         "symbols otherwise), `bm25` (full-text search of the index), `recent` (code you "
         "edited or viewed), `vector` (embeddings, when the index has them).",
+        json_schema_extra={"trust": "any"},
     )
     jedi_timeout_ms: int = Field(
         30,
@@ -261,12 +398,21 @@ class ContextSettings(Section):
         le=10000,
         description="How long a request waits for Jedi at the cursor; slower answers are "
         "kept for the next keystroke.",
+        json_schema_extra={"trust": "any"},
     )
     recent_regions: int = Field(
-        16, ge=0, le=64, description="Recently edited or viewed regions remembered."
+        16,
+        ge=0,
+        le=64,
+        description="Recently edited or viewed regions remembered.",
+        json_schema_extra={"trust": "any"},
     )
     recent_region_lines: int = Field(
-        32, ge=4, le=256, description="Lines in one remembered region."
+        32,
+        ge=4,
+        le=256,
+        description="Lines in one remembered region.",
+        json_schema_extra={"trust": "any"},
     )
 
 
@@ -274,7 +420,9 @@ class Settings(Section):
     """All of ouzel's settings."""
 
     log_level: LogLevel = Field(
-        "info", description="Level of `window/logMessage` and the log file."
+        "info",
+        description="Level of `window/logMessage` and the log file.",
+        json_schema_extra={"trust": "any"},
     )
     completion: CompletionSettings = Field(default_factory=CompletionSettings)
     models: dict[str, ModelProfile] = Field(
@@ -286,7 +434,9 @@ class Settings(Section):
     index: IndexSettings = Field(default_factory=IndexSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
     telemetry: bool = Field(
-        True, description="Record shown/accepted suggestions locally (never sent anywhere)."
+        True,
+        description="Record shown/accepted suggestions locally (never sent anywhere).",
+        json_schema_extra={"trust": "any"},
     )
 
 
@@ -379,7 +529,7 @@ def _snake_case_keys(value: Any, annotation: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         result: dict[str, Any] = {}
         for key, item in value.items():
-            name = _snake(str(key))
+            name = snake(str(key))
             if name not in annotation.model_fields:
                 name = str(key)  # unknown: validation reports it under the name given
             field_info = annotation.model_fields.get(name)
@@ -392,16 +542,6 @@ def _snake_case_keys(value: Any, annotation: Any) -> Any:
         if isinstance(option, type) and issubclass(option, BaseModel):
             return _snake_case_keys(value, option)
     return value
-
-
-def _snake(name: str) -> str:
-    out = []
-    for ch in name:
-        if ch.isupper():
-            out.append("_" + ch.lower())
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def _remove_path(tree: dict[str, Any], location: tuple[Any, ...]) -> bool:
@@ -441,32 +581,6 @@ def _describe_default(location: tuple[Any, ...]) -> str:
     return f"the default {node!r}"
 
 
-def _strip_untrusted(workspace: dict[str, Any], path: Path) -> list[str]:
-    """A cloned repository must not be able to send its reader's code elsewhere.
-
-    So its `.ouzel/config.toml` may make privacy stricter, never looser: allowing remote
-    endpoints takes the user's own config or editor settings.
-    """
-    privacy = workspace.get("privacy")
-    if not isinstance(privacy, dict):
-        return []
-    problems = []
-    for key in ("allow_remote", "allowRemote"):
-        if privacy.get(key) is True:
-            del privacy[key]
-            problems.append(
-                f"{path}: `privacy.allow_remote = true` is ignored in a workspace file; "
-                "allow remote endpoints in your user config or editor settings"
-            )
-    for key in ("redact_secrets", "redactSecrets"):
-        if privacy.get(key) is False:
-            del privacy[key]
-            problems.append(
-                f"{path}: `privacy.redact_secrets = false` is ignored in a workspace file"
-            )
-    return problems
-
-
 def load_for_workspace(
     root: Path | None,
     init_options: Mapping[str, Any] | None = None,
@@ -481,7 +595,9 @@ def load_for_workspace(
     if root is not None:
         workspace_path = workspace_config_path(root)
         workspace, ws_problems = read_toml(workspace_path)
-        problems += ws_problems + _strip_untrusted(workspace, workspace_path)
+        below = load_named_layers(list(layers)).settings
+        workspace, refused = filter_workspace_layer(workspace, Settings, below, str(workspace_path))
+        problems += ws_problems + refused
         layers.append((str(workspace_path), workspace))
     layers.append(("initializationOptions", init_options or {}))
     layers.append(("editor settings", client_config or {}))

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from ouzel.server.settings import ModelProfile, Settings
+from ouzel.server.settings_trust import section_type, stricter_of, trust_of
 
 HEADER = """# Configuration
 
@@ -25,7 +26,18 @@ editor's `workspace/configuration` section `ouzel` (pulled again on
 value is ignored with a message naming its source and the value used instead; the valid
 rest still applies.
 
-Example `.ouzel/config.toml`:
+A repository's `.ouzel/config.toml` (and its `.vscode/settings.json`) comes with the code, so
+it may not choose where code goes. The column "in `.ouzel/config.toml`" says what a
+workspace file may do with each setting: **yes**; **no** (only your user config, editor
+user settings or `initializationOptions`; a workspace value is ignored with a message naming
+the file and key); **stricter only** (e.g. `privacy.allow_remote` only `false`); **adds**
+(the list is appended to the defaults and your own list, never replaces them). A model
+profile defined only in a workspace file is ignored: its endpoint, key and model file are
+"no" keys, and so is `routing`. In VS Code every setting that is not "yes" is
+`machine`-scoped: workspace values are ignored.
+
+Example user config `$XDG_CONFIG_HOME/ouzel/config.toml` (the `models` part would be
+ignored in a repository's `.ouzel/config.toml`):
 
 ```toml
 log_level = "info"
@@ -65,6 +77,29 @@ def _default(field: FieldInfo) -> Any:
     return value
 
 
+_STRICTER_WORDS = {
+    "false": "only `false`",
+    "true": "only `true`",
+    "lower": "only lower",
+    "higher": "only higher",
+}
+
+
+def _workspace_rule(field: FieldInfo) -> str:
+    """What a workspace file may do with the field (see server/settings_trust.py)."""
+    if section_type(field.annotation) is not None:
+        return "per field (below)"
+    trust = trust_of(field)
+    if trust == "any":
+        return "yes"
+    if trust == "extend":
+        return "adds"
+    stricter = stricter_of(field)
+    if trust == "tighten" and stricter is not None:
+        return f"stricter only ({_STRICTER_WORDS[stricter]})"
+    return "no"
+
+
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     rows: list[str] = []
     for name, field in model.model_fields.items():
@@ -75,7 +110,10 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
         if name == "models":
             default = '{"local": {"backend": "llama_cpp"}}'  # the full profile is below
         description = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{prefix}{name}` | `{_type_name(field)}` | `{default}` | {description} |")
+        rows.append(
+            f"| `{prefix}{name}` | `{_type_name(field)}` | `{default}` | "
+            f"{_workspace_rule(field)} | {description} |"
+        )
     return rows
 
 
@@ -83,7 +121,10 @@ def _section(title: str, doc: str | None, model: type[BaseModel], prefix: str) -
     lines = [f"## {title}", ""]
     if doc:
         lines += [doc.strip(), ""]
-    lines += ["| setting | type | default | meaning |", "|---|---|---|---|"]
+    lines += [
+        "| setting | type | default | in `.ouzel/config.toml` | meaning |",
+        "|---|---|---|---|---|",
+    ]
     lines += _rows(model, prefix)
     lines.append("")
     return lines

@@ -108,7 +108,9 @@ def test_a_workspace_file_cannot_loosen_privacy(tmp_path: Path, isolated_home: P
     loaded = load_for_workspace(tmp_path)
     assert loaded.settings.privacy.allow_remote is False
     assert loaded.settings.privacy.redact_secrets is True
-    assert sum("ignored in a workspace file" in p for p in loaded.problems) == 2
+    refused = [p for p in loaded.problems if "ignored in a workspace file" in p]
+    assert sum("`privacy." in p for p in refused) == 2
+    assert "remote" not in loaded.settings.models
     user = isolated_home / "config" / "ouzel" / "config.toml"
     user.parent.mkdir(parents=True)
     user.write_text("[privacy]\nallow_remote = true\n")

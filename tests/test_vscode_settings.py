@@ -159,3 +159,27 @@ def test_untrusted_workspaces_cannot_choose_the_server(package: dict[str, Any]) 
     assert untrusted["supported"] == "limited"
     server_settings = [key for key in contributed(package) if key.startswith("ouzel.server.")]
     assert sorted(untrusted["restrictedConfigurations"]) == sorted(server_settings)
+
+
+def test_settings_a_workspace_may_not_set_are_machine_scoped(package: dict[str, Any]) -> None:
+    """A repository's `.vscode/settings.json` is as untrusted as its `.ouzel/config.toml`:
+    VS Code ignores workspace values of `machine`-scoped settings."""
+    from ouzel.server.settings_trust import restricted_paths
+
+    properties = server_properties(package)
+    restricted = {
+        "ouzel." + ".".join(camel(part) for part in path) for path in restricted_paths(Settings)
+    }
+    for key in (
+        "ouzel.models",
+        "ouzel.routing.inlineCompletion",
+        "ouzel.routing.chat",
+        "ouzel.privacy.allowRemote",
+        "ouzel.index.secretGlobs",
+        "ouzel.index.exclude",
+        "ouzel.index.location",
+    ):
+        assert key in restricted
+    for key, schema in properties.items():
+        assert (schema.get("scope") == "machine") is (key in restricted), key
+        assert "trust" not in json.dumps(schema), f"{key} leaks the server's trust marker"

@@ -68,7 +68,16 @@ def test_remote_follows_url_unless_the_profile_says_otherwise() -> None:
     assert not is_remote(None)  # in process
     # An SSH tunnel looks like loopback but the data ends up on another machine.
     assert is_remote("http://127.0.0.1:8000/v1", "remote")
-    assert not is_remote("https://gpu.lan/v1", "local")
+    # `local` is a claim only the URL can prove: a settings file cannot make a host local.
+    assert is_remote("https://gpu.lan/v1", "local")
+    assert is_remote("https://attacker.example/v1", "local")
+    assert is_remote("http://10.0.0.5:8000/v1", "local")
+    assert not is_remote("http://127.0.0.2:8000/v1", "local")
+    assert not is_remote("http://[::1]:8000/v1", "local")
+    assert not is_remote("http://localhost:8000/v1", "local")
+    assert not is_remote("unix:///run/llama.sock", "local")
+    assert not is_remote("http+unix://%2Frun%2Fllama.sock/v1", "auto")
+    assert is_remote("unix-not:///x", "local")
 
 
 def test_remote_endpoint_needs_allow_remote() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ouzel.server.settings import ModelProfile, Settings
+from ouzel.server.settings_trust import restricted_paths
 
 PACKAGE_JSON = Path(__file__).resolve().parent.parent / "package.json"
 PREFIX = "ouzel"
@@ -109,6 +110,16 @@ RESTRICTED_IN_UNTRUSTED_WORKSPACES = [
 ]
 
 SCHEMA_KEYS_DROPPED = ("title", "description", "default")
+# The server's trust markers (server/settings_trust.py) are not JSON schema.
+TRUST_KEYS = ("trust", "stricter")
+
+# A workspace's `.vscode/settings.json` comes with the repository just like its
+# `.ouzel/config.toml`: every setting a workspace file may not set freely (trust other than
+# "any") is `machine`-scoped, so VS Code takes it only from the user's own settings.
+RESTRICTED_SCOPE = "machine"
+
+
+RESTRICTED = frozenset(restricted_paths(Settings))
 
 
 def camel(name: str) -> str:
@@ -126,7 +137,7 @@ def _resolve(schema: Any, defs: dict[str, Any]) -> Any:
         return _resolve(defs[schema["$ref"].rsplit("/", 1)[1]], defs)
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key == "title":
+        if key == "title" or key in TRUST_KEYS:
             continue
         if key == "properties":
             out[key] = {camel(name): _resolve(prop, defs) for name, prop in value.items()}
@@ -157,6 +168,8 @@ def _leaf(path: tuple[str, ...], schema: dict[str, Any], defs: dict[str, Any]) -
     description = schema.get("description")
     if description:
         entry["markdownDescription"] = description
+    if path in RESTRICTED:
+        entry["scope"] = RESTRICTED_SCOPE
     return entry
 
 

@@ -16,7 +16,7 @@ import { errorText, explainStartFailure } from './errors';
 import { toMarkdown } from './markdown';
 import { statusTooltip, VIEW_SCHEME, ViewProvider } from './views';
 import { initialStatus, modelFromStatus, ProgressTracker, renderStatus, StatusState } from './status';
-import { contributedKeys, explicitSettings, SECTION } from './settingsSync';
+import { contributedKeys, explicitSettings, SECTION, userOnlyKeys } from './settingsSync';
 import { ContentChange, ghostText, SuggestionTracker } from './suggestions';
 
 const ACCEPTED_COMMAND = 'ouzel.internal.accepted';
@@ -49,6 +49,7 @@ export class OuzelController implements vscode.Disposable {
     private readonly views = new ViewProvider();
     private readonly disposables: vscode.Disposable[] = [];
     private readonly settingKeys: string[];
+    private readonly userOnlySettingKeys: Set<string>;
     private status: StatusState;
     private lastShownKey: string | undefined;
 
@@ -58,6 +59,7 @@ export class OuzelController implements vscode.Disposable {
         this.statusItem.name = 'ouzel';
         this.statusItem.command = 'ouzel.showOutput';
         this.settingKeys = contributedKeys(context.extension.packageJSON?.contributes?.configuration);
+        this.userOnlySettingKeys = userOnlyKeys(context.extension.packageJSON?.contributes?.configuration);
         this.status = initialStatus('', this.completionsEnabled());
         this.disposables.push(
             this.output,
@@ -237,7 +239,7 @@ export class OuzelController implements vscode.Disposable {
     private serverSettings(scopeUri: string | undefined): Record<string, unknown> {
         const scope = scopeUri ? vscode.Uri.parse(scopeUri) : undefined;
         const config = vscode.workspace.getConfiguration(undefined, scope);
-        return explicitSettings(this.settingKeys, (key) => config.inspect(key));
+        return explicitSettings(this.settingKeys, (key) => config.inspect(key), this.userOnlySettingKeys);
     }
 
     // --- suggestions and telemetry -------------------------------------------------------
