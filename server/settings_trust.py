@@ -37,14 +37,14 @@ def trust_of(field: FieldInfo) -> Trust | None:
     """The field's trust marker, or None when it has no valid one."""
     extra = field.json_schema_extra
     value = extra.get("trust") if isinstance(extra, dict) else None
-    return value if value in TRUSTS else None  # type: ignore[return-value]
+    return value if value in TRUSTS else None
 
 
 def stricter_of(field: FieldInfo) -> Stricter | None:
     """The stricter direction of a "tighten" field, or None when it names none."""
     extra = field.json_schema_extra
     value = extra.get("stricter") if isinstance(extra, dict) else None
-    return value if value in STRICTER else None  # type: ignore[return-value]
+    return value if value in STRICTER else None
 
 
 def section_type(annotation: Any) -> tuple[type[BaseModel], bool] | None:
