@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ouzel.server.settings import user_config_path
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 from scripted_openai_server import Reply, ScriptedServer, Seen, chat_text_events, models_reply
 
@@ -76,8 +78,9 @@ def test_ask_without_an_index_still_answers(remote: ScriptedServer, tmp_path: Pa
 
 
 def test_ask_refuses_a_remote_endpoint_unless_allowed(tmp_path: Path) -> None:
-    (tmp_path / ".ouzel").mkdir()
-    (tmp_path / ".ouzel" / "config.toml").write_text("[routing]\nallow_fallback = false\n")
+    # Routing is the user's: a workspace file cannot set it (server/settings_trust.py).
+    user_config_path().parent.mkdir(parents=True)
+    user_config_path().write_text("[routing]\nallow_fallback = false\n")
     endpoint = "https://gpu.invalid/v1"
     out = ouzel("ask", "--endpoint", endpoint, "--no-context", "hi", cwd=tmp_path)
     assert out.returncode == 1

@@ -16,7 +16,7 @@ import pytest
 from ouzel.inference.health import BreakerState, probe_once
 from ouzel.inference.router import Notices, Router
 from ouzel.inference.types import BackendUnavailable, CancelToken, ChatMessage
-from ouzel.server.settings import Settings, load_settings
+from ouzel.server.settings import Settings, load_settings, user_config_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 from real_servers import LlamaServer
@@ -115,8 +115,10 @@ async def test_remote_dies_mid_session_and_comes_back(
         assert row["reachable"] is False and "cannot reach" in row["problem"]
 
         strict = tmp_path / "strict"
-        (strict / ".ouzel").mkdir(parents=True)
-        (strict / ".ouzel" / "config.toml").write_text("[routing]\nallow_fallback = false\n")
+        strict.mkdir()
+        # Routing is the user's: a workspace file cannot set it (server/settings_trust.py).
+        user_config_path().parent.mkdir(parents=True, exist_ok=True)
+        user_config_path().write_text("[routing]\nallow_fallback = false\n")
         started = time.monotonic()
         failed = cli("ask", *endpoint, "--no-context", "Name a colour.", cwd=strict)
         assert failed.returncode == 1
