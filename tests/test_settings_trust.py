@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, Field
+from pydantic.fields import FieldInfo
 
 from ouzel.server.settings import (
     DEFAULT_SECRET_GLOBS,
@@ -97,9 +99,9 @@ REFUSED_KEYS = [
 ]
 
 
-def all_fields(model: type, prefix: str = "") -> list[tuple[str, object]]:
+def all_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, FieldInfo]]:
     fields = []
-    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+    for name, field in model.model_fields.items():
         nested = section_type(field.annotation)
         if nested is None:
             fields.append((prefix + name, field))
@@ -118,15 +120,13 @@ def test_every_setting_has_a_trust_decision() -> None:
     assert "completion.debounce_ms" in names and "models.base_url" in names
     assert len([n for n in names if n.startswith("models.")]) == len(ModelProfile.model_fields)
     for name, field in leaves:
-        trust = trust_of(field)  # type: ignore[arg-type]
+        trust = trust_of(field)
         assert trust in TRUSTS, name
         if trust == "tighten":
-            assert stricter_of(field) in STRICTER, f"{name} has no stricter direction"  # type: ignore[arg-type]
+            assert stricter_of(field) in STRICTER, f"{name} has no stricter direction"
 
 
 def test_the_walk_catches_a_field_without_a_decision() -> None:
-    from pydantic import BaseModel, Field
-
     class Inner(BaseModel):
         ok: int = Field(1, json_schema_extra={"trust": "any"})
         bare: int = 1

@@ -18,6 +18,7 @@ import pytest
 from pydantic import BaseModel
 
 from ouzel.server.settings import Settings, load_settings
+from ouzel.server.settings_trust import restricted_paths
 
 EXTENSION = Path(__file__).resolve().parent.parent / "clients" / "vscode"
 PACKAGE_JSON = EXTENSION / "package.json"
@@ -164,8 +165,6 @@ def test_untrusted_workspaces_cannot_choose_the_server(package: dict[str, Any]) 
 def test_settings_a_workspace_may_not_set_are_machine_scoped(package: dict[str, Any]) -> None:
     """A repository's `.vscode/settings.json` is as untrusted as its `.ouzel/config.toml`:
     VS Code ignores workspace values of `machine`-scoped settings."""
-    from ouzel.server.settings_trust import restricted_paths
-
     properties = server_properties(package)
     restricted = {
         "ouzel." + ".".join(camel(part) for part in path) for path in restricted_paths(Settings)
