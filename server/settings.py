@@ -596,6 +596,10 @@ def load_for_workspace(
         workspace_path = workspace_config_path(root)
         workspace, ws_problems = read_toml(workspace_path)
         below = load_named_layers(list(layers)).settings
+        # The built-in profiles exist even when the user's `models` table leaves them out
+        # (the router adds `local` back), so a workspace may tune them.
+        for name, profile in _default_models().items():
+            below.models.setdefault(name, profile)
         workspace, refused = filter_workspace_layer(workspace, Settings, below, str(workspace_path))
         problems += ws_problems + refused
         layers.append((str(workspace_path), workspace))

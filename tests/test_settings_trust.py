@@ -293,3 +293,18 @@ def test_a_workspace_may_tune_a_profile_the_user_defined(
     assert gpu.model == "qwen-7b" and gpu.read_timeout_s == 5
     assert gpu.base_url == "http://127.0.0.1:8000/v1"
     assert len(loaded.problems) == 1 and "`models.gpu.base_url`" in loaded.problems[0]
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_the_built_in_local_profile_stays_tunable_when_the_user_adds_others(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    user = isolated_home / "config" / "ouzel" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text("[models.gpu]\nbackend = 'openai'\nbase_url = 'http://127.0.0.1:8000/v1'\n")
+    write_workspace(tmp_path, "[models.local]\ntemplate = 'plain'\nmodel_path = '/x.gguf'\n")
+    loaded = load_for_workspace(tmp_path)
+    assert loaded.settings.models["local"].template == "plain"
+    assert loaded.settings.models["local"].model_path is None
+    assert [p for p in loaded.problems if "models.local.model_path" in p]
+    assert len(loaded.problems) == 1
