@@ -18,6 +18,7 @@ from ouzel.server.settings import (
 from ouzel.server.settings_trust import (
     STRICTER,
     TRUSTS,
+    filter_workspace_layer,
     section_type,
     stricter_of,
     trust_of,
@@ -308,3 +309,22 @@ def test_the_built_in_local_profile_stays_tunable_when_the_user_adds_others(
     assert loaded.settings.models["local"].model_path is None
     assert [p for p in loaded.problems if "models.local.model_path" in p]
     assert len(loaded.problems) == 1
+
+
+def test_numeric_tighten_directions_compare_with_the_layers_below() -> None:
+    class Limits(BaseModel):
+        budget: int = Field(100, json_schema_extra={"trust": "tighten", "stricter": "lower"})
+        delay: float = Field(1.0, json_schema_extra={"trust": "tighten", "stricter": "higher"})
+
+    below = Limits(budget=50, delay=2.0)
+    kept, problems = filter_workspace_layer({"budget": 40, "delay": 3.0}, Limits, below, "ws.toml")
+    assert kept == {"budget": 40, "delay": 3.0} and problems == []
+    kept, problems = filter_workspace_layer(
+        {"budget": 60, "delay": 1.5, "delay_": True}, Limits, below, "ws.toml"
+    )
+    assert kept == {"delay_": True}  # unknown keys are left for validation to report
+    assert len(problems) == 2
+    assert "`budget = 60`" in problems[0] and "only lower" in problems[0]
+    assert "`delay = 1.5`" in problems[1] and "only higher" in problems[1]
+    kept, problems = filter_workspace_layer({"budget": True}, Limits, below, "ws.toml")
+    assert kept == {} and "only lower" in problems[0]  # a bool is not a number here
