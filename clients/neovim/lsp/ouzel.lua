@@ -23,4 +23,18 @@ return {
       inlineCompletion = { dynamicRegistration = false },
     },
   },
+  -- Neovim 0.11 applies edits at once and ignores change annotations: ask per hunk instead
+  -- (0.12+ asks by itself, and the handler leaves it to Neovim there).
+  handlers = {
+    ['workspace/applyEdit'] = function(err, params, ctx)
+      return require('ouzel.confirm').handler(err, params, ctx)
+    end,
+  },
+  -- Commands of the server's code actions, run by the plugin so that it can ask for an
+  -- instruction, stream the progress and cancel (`vim.lsp.buf.code_action()` calls these).
+  commands = {
+    ['ouzel.codeAction.run'] = function(command, ctx)
+      require('ouzel.actions').run(command, ctx)
+    end,
+  },
 }

@@ -1,6 +1,6 @@
 -- ouzel: AI ghost text from a self-hosted language server. See `:help ouzel`.
 --
--- Startup cost is a user command, five <Plug> mappings, two highlight links and four
+-- Startup cost is a user command, eight <Plug> mappings, four highlight links and four
 -- autocmds; the Lua modules load when an ouzel client attaches or a command runs. Start the
 -- server with `vim.lsp.enable('ouzel')` (the config is in lsp/ouzel.lua).
 
@@ -17,10 +17,11 @@ end
 vim.api.nvim_create_user_command('Ouzel', function(args)
   require('ouzel.commands').run(args)
 end, {
-  nargs = '?',
-  desc = 'ouzel: status, index or toggle',
-  complete = function(lead)
-    return require('ouzel.commands').complete(lead)
+  nargs = '*',
+  range = true,
+  desc = 'ouzel: status, index, toggle, chat or cancel',
+  complete = function(lead, line)
+    return require('ouzel.commands').complete(lead, line)
   end,
 })
 
@@ -36,11 +37,18 @@ for plug, fn in pairs({
   end, { silent = true, desc = 'ouzel: ' .. fn:gsub('_', ' ') })
 end
 
+-- Normal-mode actions (no default keys): the chat, and stopping streamed work.
+vim.keymap.set('n', '<Plug>(ouzel-chat)', '<Cmd>Ouzel chat<CR>', { desc = 'ouzel: chat' })
+vim.keymap.set('x', '<Plug>(ouzel-chat)', ':Ouzel chat<CR>', { desc = 'ouzel: chat about it' })
+vim.keymap.set('n', '<Plug>(ouzel-cancel)', '<Cmd>Ouzel cancel<CR>', { desc = 'ouzel: cancel' })
+
 local group = vim.api.nvim_create_augroup('ouzel', { clear = true })
 
 local function highlights()
   vim.api.nvim_set_hl(0, 'OuzelGhostText', { link = 'Comment', default = true })
   vim.api.nvim_set_hl(0, 'OuzelGhostTextHint', { link = 'NonText', default = true })
+  vim.api.nvim_set_hl(0, 'OuzelDiffAdd', { link = 'DiffAdd', default = true })
+  vim.api.nvim_set_hl(0, 'OuzelDiffDelete', { link = 'DiffDelete', default = true })
 end
 highlights()
 vim.api.nvim_create_autocmd('ColorScheme', { group = group, callback = highlights })

@@ -21,7 +21,23 @@ Scripted = {
   notifications = {},
   commands = {},
   cancelled = {},
+  apply_results = {}, -- answers to Scripted.apply_edit: { ok, result, err }
 }
+
+--- Send `workspace/applyEdit` to the client as a server does (Neovim runs server requests
+--- in a coroutine and answers when the handler returns); the answer lands in apply_results.
+function Scripted.apply_edit(params)
+  local dispatchers = assert(Scripted.dispatchers, 'no client has started the scripted server')
+  vim.schedule(coroutine.wrap(function()
+    local ok, result, err = pcall(dispatchers.server_request, 'workspace/applyEdit', params)
+    table.insert(Scripted.apply_results, { ok = ok, result = result, err = err })
+  end))
+end
+
+--- Send `$/progress` with `value` on `token`, as a server streams work.
+function Scripted.progress(token, value)
+  Scripted.dispatchers.notification('$/progress', { token = token, value = value })
+end
 
 local M = {}
 
@@ -37,6 +53,7 @@ end
 --- @param dispatchers vim.lsp.rpc.Dispatchers
 --- @return vim.lsp.rpc.PublicClient
 function M.cmd(dispatchers)
+  Scripted.dispatchers = dispatchers
   local closing = false
   local next_id = 0
   local pending = {} --- @type table<integer, fun(err?: table, result?: any)>

@@ -1,4 +1,4 @@
---- `:Ouzel {status|index|toggle}`.
+--- `:Ouzel {status|index|toggle|chat|cancel}`.
 
 local M = {}
 
@@ -32,31 +32,81 @@ local function toggle()
   vim.notify('ouzel: suggestions ' .. (on and 'on' or 'off'), vim.log.levels.INFO)
 end
 
+--- `:Ouzel chat [question]`, `:'<,'>Ouzel chat [question]`, `:Ouzel chat history`,
+--- `:Ouzel chat new`.
+--- @param args {args: string, range: integer, line1: integer, line2: integer}
+local function chat(args)
+  local chat_module = require('ouzel.chat')
+  local question = vim.trim((args.args or ''):gsub('^%s*chat', '', 1))
+  if question == 'history' then
+    chat_module.history()
+    return
+  end
+  if question == 'new' then
+    chat_module.new()
+    return
+  end
+  local bufnr = vim.api.nvim_get_current_buf()
+  local lines = args.range and args.range > 0 and { args.line1, args.line2 } or nil
+  if question ~= '' then
+    chat_module.ask(question, bufnr, lines)
+    return
+  end
+  vim.ui.input({ prompt = 'Ask ouzel: ' }, function(answer)
+    if type(answer) == 'string' and vim.trim(answer) ~= '' then
+      chat_module.ask(answer, bufnr, lines)
+    end
+  end)
+end
+
+local function cancel()
+  local jobs = package.loaded['ouzel.jobs']
+  local count = jobs and jobs.cancel() or 0
+  vim.notify(
+    count > 0 and ('ouzel: stopping %d request(s)'):format(count) or 'ouzel: nothing is running',
+    vim.log.levels.INFO
+  )
+end
+
 M.subcommands = {
   status = function()
     require('ouzel.status').show()
   end,
   index = index,
   toggle = toggle,
+  chat = chat,
+  cancel = cancel,
 }
 
---- @param args {fargs: string[]}
+--- @param args {fargs: string[], args: string, range: integer, line1: integer, line2: integer}
 function M.run(args)
   local name = args.fargs[1] or 'status'
   local run = M.subcommands[name]
   if not run then
     vim.notify(
-      ('ouzel: unknown subcommand %q; try :Ouzel status, index or toggle'):format(name),
+      ('ouzel: unknown subcommand %q; try :Ouzel status, index or toggle, chat or cancel'):format(
+        name
+      ),
       vim.log.levels.ERROR
     )
     return
   end
-  run()
+  if name ~= 'chat' and (#args.fargs > 1 or (args.range or 0) > 0) then
+    vim.notify(('ouzel: :Ouzel %s takes no argument or range'):format(name), vim.log.levels.ERROR)
+    return
+  end
+  run(args)
 end
 
 --- @param lead string
+--- @param line? string the command line so far
 --- @return string[]
-function M.complete(lead)
+function M.complete(lead, line)
+  if line and line:match('^%S*Ouzel%s+chat%s+%S*$') then
+    return vim.tbl_filter(function(name)
+      return vim.startswith(name, lead)
+    end, { 'history', 'new' })
+  end
   local names = vim.tbl_keys(M.subcommands)
   table.sort(names)
   return vim.tbl_filter(function(name)

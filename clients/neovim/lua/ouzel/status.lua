@@ -15,6 +15,10 @@ function M.on_progress(client_id, params)
   if type(value) ~= 'table' then
     return
   end
+  local jobs = package.loaded['ouzel.jobs']
+  if jobs then
+    jobs.on_progress(client_id, params)
+  end
   local work = M.progress[client_id] or {}
   M.progress[client_id] = work
   if value.kind == 'end' then
@@ -136,6 +140,11 @@ function M.format(client, result)
   local progress = M.progress_line(client.id)
   if progress then
     table.insert(lines, '  in progress        ' .. progress)
+  end
+  local jobs = package.loaded['ouzel.jobs']
+  local running = jobs and jobs.running() or {}
+  if #running > 0 then
+    table.insert(lines, '  running            ' .. table.concat(running, ', ') .. ' (:Ouzel cancel)')
   end
   return lines
 end

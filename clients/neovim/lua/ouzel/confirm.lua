@@ -1,0 +1,282 @@
+--- `workspace/applyEdit` with per-hunk confirmation on Neovim 0.11, which applies every edit
+--- at once and ignores change annotations. An edit whose annotations need confirmation is
+--- shown hunk by hunk in a diff float (y accept, n reject, a accept the rest, q reject the
+--- rest); exactly the accepted hunks are applied and the server is told what happened.
+--- Edits without such annotations, and Neovim 0.12+ (which asks by itself), keep Neovim's
+--- own handler. The pure rules live in `ouzel.hunks`.
+
+local api = vim.api
+local hunks = require('ouzel.hunks')
+
+local M = {}
+
+M.namespace = api.nvim_create_namespace('ouzel.confirm')
+
+--- Whether Neovim confirms annotated edits itself (0.12 and later).
+--- @return boolean
+function M.native()
+  return vim.fn.has('nvim-0.12') == 1
+end
+
+--- The document's lines as the edit's ranges see them (loading the file if needed).
+--- @param uri string
+--- @return string[]
+local function document_lines(uri)
+  local ok, bufnr = pcall(vim.uri_to_bufnr, uri)
+  if not ok then
+    return {}
+  end
+  if not api.nvim_buf_is_loaded(bufnr) then
+    local path = vim.uri_to_fname(uri)
+    if vim.fn.filereadable(path) == 0 then
+      return {}
+    end
+    vim.fn.bufload(bufnr)
+  end
+  return api.nvim_buf_get_lines(bufnr, 0, -1, false)
+end
+
+--- @param uri string
+--- @return string
+local function display_name(uri)
+  local ok, path = pcall(vim.uri_to_fname, uri)
+  return ok and vim.fn.fnamemodify(path, ':~:.') or uri
+end
+
+--- A text document edit computed for a version the buffer no longer has, described.
+--- @param edit table
+--- @return string?
+local function stale(edit)
+  for _, change in ipairs(type(edit.documentChanges) == 'table' and edit.documentChanges or {}) do
+    local document = type(change) == 'table' and change.textDocument
+    if type(document) == 'table' and type(document.version) == 'number' then
+      local bufnr = vim.uri_to_bufnr(document.uri)
+      local current = rawget(vim.lsp.util.buf_versions, bufnr)
+      if current ~= nil and current ~= document.version then
+        return ('%s changed since the edit was made (version %d, the buffer is at %d)'):format(
+          display_name(document.uri),
+          document.version,
+          current
+        )
+      end
+    end
+  end
+  return nil
+end
+
+--- Show one hunk in a float and call `decide` with 'y', 'n', 'a' or 'q'.
+--- @param hunk ouzel.Hunk
+--- @param position integer
+--- @param total integer
+--- @param title string
+--- @param encoding string
+--- @param decide fun(answer: string)
+function M.show(hunk, position, total, title, encoding, decide)
+  local old, new, first = hunks.preview(hunk, document_lines(hunk.uri), encoding)
+  local lines, highlights =
+    hunks.float_lines(hunk, position, total, display_name(hunk.uri), old, new, first)
+  local buf = api.nvim_create_buf(false, true)
+  api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+  for _, mark in ipairs(highlights) do
+    api.nvim_buf_set_extmark(buf, M.namespace, mark[1], 0, { line_hl_group = mark[2] })
+  end
+  vim.bo[buf].modifiable = false
+  vim.bo[buf].bufhidden = 'wipe'
+  vim.bo[buf].filetype = 'ouzelconfirm'
+  local width = 20
+  for _, line in ipairs(lines) do
+    width = math.max(width, vim.fn.strdisplaywidth(line))
+  end
+  width = math.min(width + 1, vim.o.columns - 4)
+  local height = math.min(#lines, math.max(1, vim.o.lines - 6))
+  local win = api.nvim_open_win(buf, true, {
+    relative = 'editor',
+    width = width,
+    height = height,
+    row = math.max(0, math.floor((vim.o.lines - height) / 2) - 1),
+    col = math.max(0, math.floor((vim.o.columns - width) / 2)),
+    style = 'minimal',
+    border = 'rounded',
+    title = ' ' .. title .. ' ',
+    title_pos = 'center',
+  })
+  vim.wo[win].wrap = false
+  local done = false
+  local function answer(choice)
+    if done then
+      return
+    end
+    done = true
+    if api.nvim_win_is_valid(win) then
+      api.nvim_win_close(win, true)
+    end
+    decide(choice)
+  end
+  for key, choice in pairs({ y = 'y', n = 'n', a = 'a', q = 'q', ['<Esc>'] = 'q' }) do
+    vim.keymap.set('n', key, function()
+      answer(choice)
+    end, { buffer = buf, nowait = true, desc = 'ouzel: ' .. choice })
+  end
+  -- Closing the float any other way rejects what is left: nothing is applied unasked.
+  api.nvim_create_autocmd('WinClosed', {
+    pattern = tostring(win),
+    once = true,
+    callback = function()
+      vim.schedule(function()
+        answer('q')
+      end)
+    end,
+  })
+end
+
+--- Ask about each hunk in turn; `finish` gets hunk index -> accepted.
+--- @param list ouzel.Hunk[]
+--- @param title string
+--- @param encoding string
+--- @param finish fun(accepted: table<integer, boolean>)
+function M.ask(list, title, encoding, finish)
+  local accepted = {} --- @type table<integer, boolean>
+  local previous_win = api.nvim_get_current_win()
+  local function step(position)
+    if position > #list then
+      if api.nvim_win_is_valid(previous_win) then
+        api.nvim_set_current_win(previous_win)
+      end
+      finish(accepted)
+      return
+    end
+    local hunk = list[position]
+    M.show(hunk, position, #list, title, encoding, function(choice)
+      if choice == 'a' or choice == 'q' then
+        for rest = position, #list do
+          accepted[list[rest].index] = choice == 'a'
+        end
+        step(#list + 1)
+      else
+        accepted[hunk.index] = choice == 'y'
+        step(position + 1)
+      end
+    end)
+  end
+  step(1)
+end
+
+--- Apply a workspace edit whose text edits have been checked: text edits with
+--- `vim.lsp.util.apply_text_edits` per document, file operations with Neovim's own code.
+--- @param edit table lsp.WorkspaceEdit
+--- @param encoding string
+local function apply(edit, encoding)
+  if edit.documentChanges then
+    for _, change in ipairs(edit.documentChanges) do
+      if change.kind then
+        vim.lsp.util.apply_workspace_edit({ documentChanges = { change } }, encoding)
+      else
+        local bufnr = vim.uri_to_bufnr(change.textDocument.uri)
+        vim.lsp.util.apply_text_edits(change.edits, bufnr, encoding)
+      end
+    end
+    return
+  end
+  for uri, edits in pairs(edit.changes or {}) do
+    vim.lsp.util.apply_text_edits(edits, vim.uri_to_bufnr(uri), encoding)
+  end
+end
+
+--- @param list ouzel.Hunk[]
+--- @param accepted table<integer, boolean>
+--- @return integer
+local function count_accepted(list, accepted)
+  local count = 0
+  for _, hunk in ipairs(list) do
+    if accepted[hunk.index] then
+      count = count + 1
+    end
+  end
+  return count
+end
+
+--- Wait for the user's answers: yield when the handler runs in a coroutine (Neovim runs
+--- server requests in one, and sends the response when it returns), else pump the loop.
+--- @param start fun(done: fun(value: any))
+--- @return any
+local function await(start)
+  local co, main = coroutine.running()
+  if co and not main and coroutine.isyieldable() then
+    local resumed = false
+    start(function(value)
+      if not resumed then
+        resumed = true
+        vim.schedule(function()
+          coroutine.resume(co, value)
+        end)
+      end
+    end)
+    return coroutine.yield()
+  end
+  local result, finished = nil, false
+  start(function(value)
+    result, finished = value, true
+  end)
+  while not finished do
+    vim.wait(100, function()
+      return finished
+    end)
+  end
+  return result
+end
+
+--- The decision and its outcome for an edit that needs confirmation.
+--- @param params table lsp.ApplyWorkspaceEditParams
+--- @param encoding string the client's offset encoding
+--- @return {applied: boolean, failureReason?: string}
+function M.confirm(params, encoding)
+  local edit = params.edit
+  local problem = hunks.problem(edit) or stale(edit)
+  if problem then
+    vim.notify('ouzel: edit not applied: ' .. problem, vim.log.levels.WARN)
+    return { applied = false, failureReason = problem }
+  end
+  local list = hunks.collect(edit)
+  local title = type(params.label) == 'string' and params.label or 'ouzel: proposed change'
+  local accepted = await(function(done)
+    M.ask(list, title, encoding, done)
+  end)
+  local taken = count_accepted(list, accepted)
+  problem = stale(edit)
+  if problem then
+    vim.notify('ouzel: edit not applied: ' .. problem, vim.log.levels.WARN)
+    return { applied = false, failureReason = problem }
+  end
+  local subset = hunks.subset(edit, list, accepted)
+  local has_changes = next(subset.documentChanges or subset.changes or {}) ~= nil
+  if taken == 0 and not has_changes then
+    vim.notify(('ouzel: %s: every change rejected'):format(title), vim.log.levels.INFO)
+    return { applied = false, failureReason = 'the user rejected every change' }
+  end
+  local ok, err = pcall(apply, subset, encoding)
+  if not ok then
+    vim.notify('ouzel: applying the edit failed: ' .. tostring(err), vim.log.levels.ERROR)
+    return { applied = false, failureReason = tostring(err) }
+  end
+  vim.notify(
+    ('ouzel: %s: %d of %d change(s) applied'):format(title, taken, #list),
+    vim.log.levels.INFO
+  )
+  return { applied = true }
+end
+
+--- The `workspace/applyEdit` handler of the ouzel client (lsp/ouzel.lua).
+--- @param err any
+--- @param params any
+--- @param ctx lsp.HandlerContext
+function M.handler(err, params, ctx)
+  local default = vim.lsp.handlers['workspace/applyEdit']
+  if M.native() or type(params) ~= 'table' or not hunks.needs_confirmation(params.edit) then
+    return default(err, params, ctx)
+  end
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  local encoding = client and client.offset_encoding or 'utf-16'
+  return M.confirm(params, encoding)
+end
+
+return M
