@@ -281,9 +281,9 @@ def test_a_stale_or_malformed_edit_is_refused_with_a_reason(nvim: Editor) -> Non
     wait_for(lambda: nvim.lines()[0] == "import os", 5, "the typed line")
     send(nvim, three_hunks(uri))  # computed for version 0; the buffer has moved on
     answer = answer_of(nvim)
-    assert answer["applied"] is False and "changed since the edit was made" in answer[
-        "failureReason"
-    ]
+    assert (
+        answer["applied"] is False and "changed since the edit was made" in answer["failureReason"]
+    )
     assert nvim.lines()[0] == "import os" and len(nvim.lines()) == 11
     bad = annotated(uri, [text_edit((1, 0), (1, 0), "x", "ouzel-1")], {"ouzel-1": "x"}, None)
     bad["edit"]["documentChanges"][0]["edits"][0]["range"]["start"]["line"] = -3
