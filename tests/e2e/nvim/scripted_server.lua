@@ -22,7 +22,21 @@ Scripted = {
   commands = {},
   cancelled = {},
   apply_results = {}, -- answers to Scripted.apply_edit: { ok, result, err }
+  -- method -> function(params, id): a result to answer at once, or nil to answer later
+  -- with Scripted.respond(id, err, result) (streamed work: chat, code actions)
+  on = {},
+  waiting = {}, -- id -> callback of requests answered later
 }
+
+--- Answer a request an `on` handler left open.
+function Scripted.respond(id, err, result)
+  local callback = Scripted.waiting[id]
+  Scripted.waiting[id] = nil
+  err = err ~= vim.NIL and err or nil -- a test's None, as a real client sees a missing field
+  if callback then
+    callback(err, result)
+  end
+end
 
 --- Send `workspace/applyEdit` to the client as a server does (Neovim runs server requests
 --- in a coroutine and answers when the handler returns); the answer lands in apply_results.
@@ -117,6 +131,12 @@ function M.cmd(dispatchers)
           Scripted.answered = Scripted.answered + 1
           callback(...)
         end, nil, answer, Scripted.delay_ms)
+      end
+    elseif Scripted.on[method] then
+      Scripted.waiting[id] = callback
+      local result = Scripted.on[method](params, id)
+      if result ~= nil then
+        Scripted.respond(id, nil, result)
       end
     elseif handlers[method] then
       respond(id, callback, nil, handlers[method](params))
