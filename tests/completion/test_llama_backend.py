@@ -16,6 +16,7 @@ from ouzel.inference.types import (
     BackendUnavailable,
     BackendWarming,
     CancelToken,
+    ChatMessage,
     CompletionRequest,
 )
 
@@ -45,6 +46,19 @@ async def test_it_is_a_backend_with_a_plain_template(backend: LlamaCppBackend) -
     assert backend.template.family == "plain"  # gemma3 has no FIM tokens
     assert backend.state == "ready" and backend.model_path is not None
     assert backend.count_tokens("def f():\n    return 1\n") > 3
+
+
+async def test_chat_stops_at_the_models_own_end_of_turn_texts(backend: LlamaCppBackend) -> None:
+    # gemma3's GGUF has no chat template; its end of turn must still end an answer.
+    assert backend.end_of_turn == ["<end_of_turn>", "<eos>"]
+    chunks = [
+        chunk
+        async for chunk in backend.stream_chat(
+            [ChatMessage("user", "Say hi.")], [], CancelToken(), max_tokens=24
+        )
+    ]
+    assert chunks[-1].done
+    assert not any(marker in chunk.text for chunk in chunks for marker in backend.end_of_turn)
 
 
 async def test_consecutive_prompts_evaluate_only_the_changed_tail(backend: LlamaCppBackend) -> None:
