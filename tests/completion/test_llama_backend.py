@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from waiting import wait_until
 
 from ouzel.inference.backend import Backend
 from ouzel.inference.llama_cpp import LlamaCppBackend, LlamaOptions
@@ -101,8 +102,7 @@ async def test_cancel_stops_between_tokens(backend: LlamaCppBackend) -> None:
         SOURCE + "\nclass Z", max_tokens=200, should_stop=lambda t: seen.append(t) and False
     )
     task = asyncio.ensure_future(backend.complete(request, cancel))
-    while len(seen) < 3:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: len(seen) >= 3, 60, "three generated tokens")
     cancel.cancel()  # from the event loop, while the worker thread generates
     tokens_when_cancelled = len(seen)
     result = await task
