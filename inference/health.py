@@ -310,12 +310,16 @@ class HealthMonitor:
             self._task.cancel()
             self._task = None
 
+    async def probe_due(self) -> None:
+        """One round: probe every target that is due now (the loop runs one per tick)."""
+        due = [pair for pair in self._targets() if self._due(pair[1])]
+        if due:
+            await asyncio.gather(*(probe_once(backend, health) for backend, health in due))
+
     async def _run(self) -> None:
         while True:
             try:
-                due = [pair for pair in self._targets() if self._due(pair[1])]
-                if due:
-                    await asyncio.gather(*(probe_once(backend, health) for backend, health in due))
+                await self.probe_due()
             except Exception:  # a bug in one round must not end probing for the process
                 log.exception("probing the model servers failed")
             await asyncio.sleep(self._tick_s)

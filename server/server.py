@@ -16,6 +16,7 @@ import ssl
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from cattrs import Converter
@@ -354,22 +355,37 @@ def run_tcp(
         engine.close()
 
 
-def announce_tcp(host: str, port: int, remote: RemoteConfig | None = None) -> None:
+def announce_tcp(
+    host: str, port: int, remote: RemoteConfig | None = None, token_file: Path | None = None
+) -> None:
+    """How to connect each client, in the options each client really has."""
     remote = remote or RemoteConfig()
     scheme = "TLS" if remote.tls else "TCP"
     auth = "token required" if remote.token else "no token"
-    token_hint = (
-        "  Clients send the token as initializationOptions.authToken "
-        "(Neovim: vim.g.ouzel = { token = ... }; VS Code: the OUZEL_TOKEN environment variable).\n"
-        if remote.token
-        else ""
+    neovim = f"host = '{host}', port = {port}"
+    vscode = (
+        f'"ouzel.server.mode": "tcp", "ouzel.server.host": "{host}", "ouzel.server.port": {port}'
     )
+    if remote.token:
+        where = str(token_file) if token_file else "/path/to/token"
+        neovim += f", token_file = '{where}'"
+        vscode += f', "ouzel.server.tokenFile": "{where}"'
+    if remote.tls:
+        neovim += ", tls = true"
+        vscode += ', "ouzel.server.tls": true'
+    hints = ""
+    if remote.token:
+        hints += "  Instead of a token file, both clients read the token from $OUZEL_TOKEN.\n"
+    if remote.tls:
+        hints += (
+            "  A self-signed certificate: add its CA (Neovim: tls_ca = '/path/to/ca.pem'; "
+            'VS Code: "ouzel.server.tlsCa").\n'
+        )
     print(
         f"ouzel {__version__} listening on {host}:{port} (LSP over {scheme}, {auth})\n"
-        f"  Neovim:  vim.g.ouzel = {{ host = '{host}', port = {port} }} then vim.lsp.enable('ouzel')\n"
-        f'  VS Code: "ouzel.server.mode": "tcp", "ouzel.server.host": "{host}", '
-        f'"ouzel.server.port": {port}\n'
-        f"{token_hint}"
+        f"  Neovim:  vim.g.ouzel = {{ {neovim} }} then vim.lsp.enable('ouzel')\n"
+        f"  VS Code: {vscode}\n"
+        f"{hints}"
         "  Stop with Ctrl-C.",
         file=sys.stderr,
         flush=True,

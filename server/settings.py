@@ -307,6 +307,14 @@ class RoutingSettings(Section):
         description="Wait before trying a skipped server again (doubles while it keeps failing).",
         json_schema_extra={"trust": "user"},
     )
+    chat_time_cap_s: float = Field(
+        120.0,
+        ge=1,
+        le=3600,
+        description="Longest a chat answer (chat, code actions, agent) may take; it is "
+        "stopped there, as it is when it starts repeating itself.",
+        json_schema_extra={"trust": "any"},
+    )
 
 
 class PrivacySettings(Section):

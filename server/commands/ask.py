@@ -28,6 +28,11 @@ SYSTEM_PROMPT = (
     "question concisely; use the workspace excerpts when they are relevant and say which "
     "file you rely on."
 )
+STOPPED_BECAUSE = {
+    "repetition": "it started repeating itself",
+    "time": "it took longer than `routing.chat_time_cap_s`",
+    "length": "it reached --max-tokens",
+}
 CONTEXT_CHUNKS = 6
 CONTEXT_CHARS = 6000
 
@@ -77,6 +82,7 @@ async def _ask(settings: Any, question: str, context: str, max_tokens: int) -> i
     messages = [ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", user)]
     started = time.monotonic()
     wrote = False
+    stop_reason = None
     try:
         async for chunk in router.stream_chat(
             settings, "chat", messages, [], CancelToken(), max_tokens=max_tokens, notices=notices
@@ -85,22 +91,24 @@ async def _ask(settings: Any, question: str, context: str, max_tokens: int) -> i
                 sys.stdout.write(chunk.text)
                 sys.stdout.flush()
                 wrote = True
+            if chunk.done:
+                stop_reason = chunk.stop_reason
     except BackendError as exc:
         if wrote:
             print(file=sys.stdout)
         print(f"ouzel ask: {exc}", file=sys.stderr)
         return 1
     finally:
+        served = router.served.get("chat")
+        who = router.describe(settings, served.profile) if served else None  # before closing
         await router.aclose()
         router.close()
     if wrote:
         print()
-    served = router.served.get("chat")
-    if served is not None:
-        print(
-            f"ouzel: answered by '{served.profile}' in {time.monotonic() - started:.1f} s",
-            file=sys.stderr,
-        )
+    if stop_reason in STOPPED_BECAUSE:
+        print(f"ouzel: the answer was cut short: {STOPPED_BECAUSE[stop_reason]}", file=sys.stderr)
+    if who is not None:
+        print(f"ouzel: answered by {who} in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return 0
 
 
@@ -142,7 +150,8 @@ def workspace_context(root: Path, question: str, settings: Any) -> tuple[str, st
             continue
         used += len(hit.text)
         excerpts.append(
-            f"### {hit.path}:{hit.start_line}-{hit.end_line}\n```\n{hit.text.rstrip()}\n```"
+            # The index counts lines from 0; people (and editors) from 1.
+            f"### {hit.path}:{hit.start_line + 1}-{hit.end_line + 1}\n```\n{hit.text.rstrip()}\n```"
         )
     if not excerpts:
         return "", "no workspace context found for this question"

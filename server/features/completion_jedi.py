@@ -57,7 +57,9 @@ class JediCompleter:
         # A daemon thread: a Jedi call that overruns never holds up the server's exit.
         threading.Thread(target=run, name="ouzel-jedi", daemon=True).start()
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+            # Shielded: a timeout must not cancel `future`, which stays running (so later
+            # requests skip Jedi instead of queueing) and is completed by the thread.
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout_s)
         except asyncio.TimeoutError:
             log.info("jedi took longer than %.0f ms; semantic items left out", timeout_s * 1000)
             return []

@@ -5,6 +5,11 @@ line, a block, or nothing should be suggested there; `postprocess` turns raw mod
 into the suggestion: cut at the end of the statement or block, without text that repeats
 what follows the cursor or nearby lines, with the document's indentation. An empty result
 means "no item", never an empty one.
+
+Suggestions never contain "\r", whatever the model writes or the document uses: lines are
+joined with "\n", which clients insert as the document's own line break (VS Code
+normalises inserted text; Neovim splits it into buffer lines, where a "\r" would stay as a
+visible ^M).
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ class CursorContext:
     lines_before: tuple[str, ...]  # nearest last
     lines_after: tuple[str, ...]  # nearest first
     indent_unit: str  # "\t" or some spaces: how this document indents
-    eol: str = "\n"  # the line break this document uses ("\r\n" for Windows files)
 
     @staticmethod
     def at(text: str, starts: Sequence[int], offset: int) -> CursorContext:
@@ -50,7 +54,6 @@ class CursorContext:
             lines_before,
             lines_after,
             _indent_unit(lines_before + lines_after),
-            _line_break(text, starts, line),
         )
 
     @property
@@ -64,15 +67,6 @@ class CursorContext:
 def _line(text: str, starts: Sequence[int], line: int) -> str:
     end = starts[line + 1] if line + 1 < len(starts) else len(text)
     return text[starts[line] : end].rstrip("\r\n")
-
-
-def _line_break(text: str, starts: Sequence[int], line: int) -> str:
-    """The break ending `line`, or the one before it on the last line."""
-    for number in (line, line - 1):
-        if number >= 0 and number + 1 < len(starts):
-            end = starts[number + 1]
-            return "\r\n" if text[end - 2 : end] == "\r\n" else text[end - 1]
-    return "\n"
 
 
 def _leading_space(line: str) -> str:
@@ -165,7 +159,7 @@ def block_ended(cursor: CursorContext, max_lines: int) -> Callable[[str], bool]:
     """For `CompletionRequest.should_stop`: True once the generated block is over."""
 
     def ended(text: str) -> bool:
-        lines = _strip_leading_blank(text, cursor).split("\n")
+        lines = _strip_leading_blank(_one_line_break(text), cursor).split("\n")
         if not lines[-1].strip():
             lines.pop()  # its indentation may still grow; once it has code, it is known
         return len(lines) > max_lines or _block_end(lines, cursor) < len(lines)
@@ -192,7 +186,7 @@ def postprocess(
     `truncated`: generation hit its token or time cap, so the last line may be cut short;
     a block then drops that line.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _one_line_break(text)
     if mode == "single":
         lines = [_single_line(text.split("\n", 1)[0], cursor)]
     else:
@@ -207,7 +201,12 @@ def postprocess(
         lines.pop()
     if not "".join(lines).strip() or _only_repeats(lines, cursor):
         return ""
-    return cursor.eol.join(lines)
+    return "\n".join(lines)
+
+
+def _one_line_break(text: str) -> str:
+    """Model text with "\r\n" and lone "\r" (LSP line breaks too) as "\n"."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _single_line(first: str, cursor: CursorContext) -> str:

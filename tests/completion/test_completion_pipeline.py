@@ -77,6 +77,15 @@ async def test_typing_through_is_answered_from_the_cache(session: Session) -> No
     assert len(backend.requests) == 1  # no second model call
 
 
+async def test_a_crlf_document_gets_a_block_without_carriage_returns(session: Session) -> None:
+    crlf = TEXT.replace("\n", "\r\n")
+    backend = ScriptedBackend("total = width * height\r\n    return total\r\n\r\nprint(")
+    engine = use(session, backend)
+    suggestion = await engine.suggest(open_doc(session, crlf), crlf.index("    \r\n") + 4)
+    assert suggestion is not None
+    assert suggestion.text == "total = width * height\n    return total"
+
+
 async def test_a_newer_request_cancels_the_running_one(session: Session) -> None:
     backend = ScriptedBackend(BODY, char_delay=0.01)
     engine = use(session, backend)

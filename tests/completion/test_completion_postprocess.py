@@ -152,9 +152,37 @@ def test_a_capped_block_drops_its_unfinished_last_line() -> None:
     assert postprocess(ended, cursor, "multi", 8, truncated=True) == "x = 1\n    y = 2"
 
 
-def test_blocks_use_the_documents_line_breaks() -> None:
-    cursor = at("def f(x):\r\n    |\r\n")
-    assert cursor.eol == "\r\n"
-    assert postprocess("y = x\r\n    return y\r\n", cursor, "multi", 8) == "y = x\r\n    return y"
-    assert at("a = 1\rb = |").eol == "\r"
-    assert at("single line |").eol == "\n"
+CRLF_BODY = "def f(x):\r\n    |\r\n"
+LF_BODY = "def f(x):\n    |\n"
+
+
+@pytest.mark.parametrize("document", [CRLF_BODY, LF_BODY, "def f(x):\r    |\r"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "y = x\r\n    return y\r\n",  # Windows line breaks from the model
+        "y = x\r    return y\r",  # lone carriage returns
+        "y = x\n    return y\r\n",  # mixed
+        "y = x\r\n    return y",  # no final break
+    ],
+)
+def test_blocks_never_contain_carriage_returns(document: str, raw: str) -> None:
+    # Clients insert "\n" as the document's line break; a "\r" would show as ^M in Neovim.
+    assert postprocess(raw, at(document), "multi", 8) == "y = x\n    return y"
+
+
+@pytest.mark.parametrize("raw", ["x + 1\r\n", "x + 1\r", "x + 1\rprint(x)", "x + 1\r\r\n"])
+def test_single_lines_never_contain_carriage_returns(raw: str) -> None:
+    assert postprocess(raw, at("def f(x):\r\n    return |\r\n"), "single", 8) == "x + 1"
+
+
+def test_a_block_that_repeats_the_next_crlf_line_is_cut_there() -> None:
+    cursor = at("def f(x):\r\n    |\r\n    return x\r\n")
+    assert postprocess("x += 1\r\n    return x\r\n", cursor, "multi", 8) == "x += 1"
+
+
+def test_should_stop_sees_the_lines_of_crlf_and_cr_model_text() -> None:
+    ended = block_ended(at(FUNCTION_BODY), max_lines=8)
+    assert not ended("result = 1\r\n    return result\r\n")
+    assert ended("result = 1\r\n    return result\r\nprint(")
+    assert ended("result = 1\r    return result\rprint(")

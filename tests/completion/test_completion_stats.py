@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from ouzel.server.features.telemetry import Telemetry, percentile, read_events, summarize
 
@@ -70,9 +73,17 @@ def test_stats_without_telemetry(tmp_path: Path) -> None:
     assert "No completions recorded yet" in out
 
 
-def test_an_unwritable_telemetry_file_is_not_fatal(tmp_path: Path) -> None:
+def test_an_unwritable_telemetry_file_is_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     telemetry = Telemetry(blocker / "completions.jsonl")  # its parent is a file
-    telemetry.record("served", id="x")
-    telemetry.record("served", id="y")  # logged once, then quiet
+    with caplog.at_level(logging.WARNING):
+        telemetry.record("served", id="x")
+        telemetry.record("served", id="y")  # logged once, then quiet
+        telemetry.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "telemetry is off" in warnings[0] and str(blocker) in warnings[0]
+    assert blocker.read_text() == ""  # nothing was written anywhere

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from waiting import wait_until
 
 from ouzel.inference.backend import Backend
 from ouzel.inference.llama_cpp import LlamaCppBackend, LlamaOptions
@@ -16,6 +17,7 @@ from ouzel.inference.types import (
     BackendUnavailable,
     BackendWarming,
     CancelToken,
+    ChatMessage,
     CompletionRequest,
 )
 
@@ -45,6 +47,19 @@ async def test_it_is_a_backend_with_a_plain_template(backend: LlamaCppBackend) -
     assert backend.template.family == "plain"  # gemma3 has no FIM tokens
     assert backend.state == "ready" and backend.model_path is not None
     assert backend.count_tokens("def f():\n    return 1\n") > 3
+
+
+async def test_chat_stops_at_the_models_own_end_of_turn_texts(backend: LlamaCppBackend) -> None:
+    # gemma3's GGUF has no chat template; its end of turn must still end an answer.
+    assert backend.end_of_turn == ["<end_of_turn>", "<eos>"]
+    chunks = [
+        chunk
+        async for chunk in backend.stream_chat(
+            [ChatMessage("user", "Say hi.")], [], CancelToken(), max_tokens=24
+        )
+    ]
+    assert chunks[-1].done
+    assert not any(marker in chunk.text for chunk in chunks for marker in backend.end_of_turn)
 
 
 async def test_consecutive_prompts_evaluate_only_the_changed_tail(backend: LlamaCppBackend) -> None:
@@ -87,8 +102,7 @@ async def test_cancel_stops_between_tokens(backend: LlamaCppBackend) -> None:
         SOURCE + "\nclass Z", max_tokens=200, should_stop=lambda t: seen.append(t) and False
     )
     task = asyncio.ensure_future(backend.complete(request, cancel))
-    while len(seen) < 3:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: len(seen) >= 3, 60, "three generated tokens")
     cancel.cancel()  # from the event loop, while the worker thread generates
     tokens_when_cancelled = len(seen)
     result = await task

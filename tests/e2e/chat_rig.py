@@ -32,6 +32,7 @@ GEOMETRY = (
 
 
 def start_llama(log: Path) -> LlamaServer:
+    # Not `interrupt_requests`: the router's `/v1/models` probes would cut streams short.
     server = LlamaServer(KEY, log, model=model_file(STAND_IN), chat_format=None, n_ctx=4096)
     server.start(timeout=180)
     return server

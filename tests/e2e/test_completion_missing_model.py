@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from rpc import RawClient, StdioServer
+from waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -97,11 +98,12 @@ def test_bad_model_from_settings_then_fixed(tmp_path: Path) -> None:
         client.configuration = {}
         client.notify("workspace/didChangeConfiguration", {"settings": {}})
         time.sleep(0.3)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            response = inline(client, uri, 1, 11)
-            if response["result"]["items"]:
-                break
+        response = wait_for(
+            lambda: (r := inline(client, uri, 1, 11))["result"]["items"] and r,
+            120,
+            "a suggestion once the model is fixed",
+            every=0,
+        )
         assert response["result"]["items"][0]["insertText"].strip()
         assert client.request("ouzel/status")["result"]["model"]["state"] == "ready"
     finally:

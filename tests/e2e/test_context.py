@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rpc import RawClient, StdioServer, server_env
+from waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -82,13 +82,14 @@ class Client:
 
     def prompt(self, uri: str, line: int, character: int) -> dict[str, Any]:
         """The result once the model has loaded (the first answers say it is loading)."""
-        deadline = time.monotonic() + 180
-        while True:
-            result = self.context(uri, line, character)["result"]
+
+        def loaded() -> dict[str, Any] | None:
+            result: dict[str, Any] = self.context(uri, line, character)["result"]
             loading = result["prompt"] is None and "loading" in result["note"]
-            if not loading or time.monotonic() > deadline:
-                return result
-            time.sleep(0.5)
+            return None if loading else result
+
+        result: dict[str, Any] = wait_for(loaded, 180, "the model to load", every=0.5)
+        return result
 
 
 def write(root: Path, files: dict[str, str]) -> None:

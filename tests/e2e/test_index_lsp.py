@@ -5,11 +5,12 @@ on CRLF/emoji/CJK text, `$/progress`, `ouzel/status`, saves and unsaved buffers.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from rpc import RawClient, TcpServer
+from waiting import wait_for
 
 from ouzel.server.convert import Encoding
 from ouzel.server.documents import Document
@@ -38,16 +39,6 @@ WORKSPACE = {
     ".env": "SECRET_TOKEN=1\ndef secret_function(): pass\n",
 }
 INDEXED_FILES = 6
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, step: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise TimeoutError("condition not met")
 
 
 def index_status(client: RawClient) -> dict[str, Any]:
@@ -84,7 +75,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     init16 = utf16.initialize(
         root, capabilities={**capabilities, "general": {"positionEncodings": ["utf-16"]}}
     )
-    wait_for(lambda: idle(utf16))
+    wait_for(lambda: idle(utf16), 60, "the first index", every=0.1)
     init8 = utf8.initialize(
         root, capabilities={**capabilities, "general": {"positionEncodings": ["utf-8"]}}
     )
@@ -113,7 +104,7 @@ def test_capabilities_and_status(session: dict[str, Any]) -> None:
     assert capabilities["workspaceSymbolProvider"] == {"resolveProvider": False}
     assert capabilities["documentSymbolProvider"] == {"label": "ouzel"}
     assert session["init"]["utf-8"]["result"]["capabilities"]["positionEncoding"] == "utf-8"
-    status = wait_for(lambda: idle(session["clients"]["utf-8"]))
+    status = wait_for(lambda: idle(session["clients"]["utf-8"]), 60, "an idle index", every=0.1)
     assert status["filesIndexed"] == INDEXED_FILES
     assert (status["errors"], status["lastError"], status["pending"]) == (0, "", 0)
     (root_status,) = status["roots"]
@@ -274,7 +265,7 @@ def test_a_saved_file_is_searchable_quickly(session: dict[str, Any]) -> None:
     path.write_text("def freshly_saved_function():\n    return 1\n")
     started = time.monotonic()
     client.notify("textDocument/didSave", {"textDocument": {"uri": path.as_uri()}})
-    found = wait_for(lambda: symbols(client, "freshly_saved_function"), timeout=10, step=0.02)
+    found = wait_for(lambda: symbols(client, "freshly_saved_function"), 10, "the saved symbol")
     assert found[0]["location"]["uri"] == path.as_uri()
     assert time.monotonic() - started < 5
     other: RawClient = session["clients"]["utf-8"]  # the same index serves both sessions
@@ -297,9 +288,9 @@ def test_unsaved_buffer_edits_are_searchable(session: dict[str, Any]) -> None:
             "contentChanges": [{"text": original + "\ndef typed_not_saved():\n    pass\n"}],
         },
     )
-    wait_for(lambda: symbols(client, "typed_not_saved"), timeout=10)
+    wait_for(lambda: symbols(client, "typed_not_saved"), 10, "the typed symbol", every=0.1)
     client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
-    wait_for(lambda: not symbols(client, "typed_not_saved"), timeout=10)
+    wait_for(lambda: not symbols(client, "typed_not_saved"), 10, "the typed symbol gone", every=0.1)
     assert symbols(client, "getUserName")[0]["name"] == "getUserName"
 
 
@@ -310,12 +301,14 @@ def test_watched_file_notifications_are_accepted(session: dict[str, Any]) -> Non
     client.notify(
         "workspace/didChangeWatchedFiles", {"changes": [{"uri": path.as_uri(), "type": 1}]}
     )
-    wait_for(lambda: symbols(client, "fromWatchedFiles"), timeout=10)
+    wait_for(lambda: symbols(client, "fromWatchedFiles"), 10, "the watched file", every=0.1)
     path.unlink()
     client.notify(
         "workspace/didChangeWatchedFiles", {"changes": [{"uri": path.as_uri(), "type": 3}]}
     )
-    wait_for(lambda: not symbols(client, "fromWatchedFiles"), timeout=10)
+    wait_for(
+        lambda: not symbols(client, "fromWatchedFiles"), 10, "the watched file gone", every=0.1
+    )
     status = index_status(client)
     assert status["errors"] == 0
 
@@ -334,6 +327,11 @@ def test_reindex_command_walks_every_folder_again(session: dict[str, Any]) -> No
     before = [v for v in full_walks() if v["kind"] == "end"]
     response = client.request("workspace/executeCommand", {"command": "ouzel.index"})
     assert response["result"] == {"folders": 1}
-    ends = wait_for(lambda: [v for v in full_walks() if v["kind"] == "end"][len(before) :])
+    ends = wait_for(
+        lambda: [v for v in full_walks() if v["kind"] == "end"][len(before) :],
+        60,
+        "a full walk",
+        every=0.1,
+    )
     # nothing changed on disk: the walk recognises every file and parses none again
     assert ends[0]["message"].startswith("0 files indexed")

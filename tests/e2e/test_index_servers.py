@@ -8,26 +8,17 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from rpc import RawClient, StdioServer, server_env
+from waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
 # `python -m ouzel.server.cli` would register feature commands on a second copy of the module.
 OUZEL = [sys.executable, "-c", "from ouzel.server.cli import main; raise SystemExit(main())"]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError("condition not met")
 
 
 def index_status(client: RawClient) -> dict[str, Any]:
@@ -57,10 +48,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         home.mkdir()
     first = StdioServer(homes[0])
     first.client.initialize(root, options={"index": {"watch": False}})
-    wait_for(lambda: root_status(first.client))
+    wait_for(lambda: root_status(first.client), 30, "the first server's index")
     second = StdioServer(homes[1])
     second.client.initialize(root)
-    wait_for(lambda: root_status(second.client))
+    wait_for(lambda: root_status(second.client), 30, "the second server's index")
     yield {"root": root, "base": base, "first": first, "second": second}
     for server in (first, second):
         if server.process.poll() is None:
@@ -92,8 +83,16 @@ def test_watched_files_notification_and_the_reader_follows(servers: dict[str, An
     first.client.notify(
         "workspace/didChangeWatchedFiles", {"changes": [{"uri": path.as_uri(), "type": 1}]}
     )
-    wait_for(lambda: names(first.client, "announced_by_the_editor"))
-    wait_for(lambda: names(second.client, "announced_by_the_editor"))
+    wait_for(
+        lambda: names(first.client, "announced_by_the_editor"),
+        30,
+        "the first server to see the file",
+    )
+    wait_for(
+        lambda: names(second.client, "announced_by_the_editor"),
+        30,
+        "the second server to see the file",
+    )
 
 
 def test_ouzel_index_waits_for_the_writer_then_shows_its_state(servers: dict[str, Any]) -> None:
@@ -119,9 +118,9 @@ def test_the_reader_takes_over_when_the_writer_exits(servers: dict[str, Any]) ->
     first.client.request("shutdown")
     first.client.notify("exit")
     assert first.close() == 0
-    wait_for(lambda: (root_status(second.client) or {}).get("writable"))
-    status = wait_for(lambda: root_status(second.client))
+    wait_for(lambda: (root_status(second.client) or {}).get("writable"), 30, "the takeover")
+    status = wait_for(lambda: root_status(second.client), 30, "the new writer's status")
     assert status["watching"] is True
     path = servers["root"] / "src" / "late.py"
     path.write_text("def after_the_first_server_left():\n    pass\n")
-    wait_for(lambda: names(second.client, "after_the_first_server_left"))
+    wait_for(lambda: names(second.client, "after_the_first_server_left"), 30, "late.py indexed")

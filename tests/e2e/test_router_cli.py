@@ -4,6 +4,8 @@ the privacy gate on the command line, and what happens without an index."""
 from __future__ import annotations
 
 import os
+import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -67,6 +69,12 @@ def test_ask_puts_workspace_excerpts_in_the_question(
     question = asked(remote)
     assert "### widgets.py:" in question and "def frobnicate_widgets" in question
     assert question.endswith("Question: what does frobnicate_widgets do?")
+    # Excerpt labels count lines from 1, as editors do: the label names the excerpt's lines.
+    for first, last, body in re.findall(
+        r"### widgets\.py:(\d+)-(\d+)\n```\n(.*?)\n```", question, re.S
+    ):
+        assert body.splitlines() == CODE.splitlines()[int(first) - 1 : int(last)]
+    assert re.findall(r"### widgets\.py:(\d+)-", question)
 
 
 def test_ask_without_an_index_still_answers(remote: ScriptedServer, tmp_path: Path) -> None:
@@ -95,3 +103,30 @@ def test_ask_refuses_a_remote_endpoint_unless_allowed(tmp_path: Path) -> None:
 def test_empty_question_is_refused(tmp_path: Path) -> None:
     out = ouzel("ask", "  ", cwd=tmp_path)
     assert out.returncode == 2 and "empty" in out.stderr
+
+
+def test_ask_with_the_remote_down_gets_a_bounded_answer_from_the_named_local_model(
+    tmp_path: Path,
+) -> None:
+    # The reported case: the embedded model looped on this question for 58 s.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"  # nothing listens there
+    out = ouzel(
+        "ask",
+        "--endpoint",
+        dead,
+        "--no-context",
+        "--max-tokens",
+        "400",
+        "Write one word: hello",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    model = "'local' (gemma-3-270m-q4_k_m.gguf)"
+    assert f"answering with {model} instead" in out.stderr
+    assert f"answered by {model}" in out.stderr
+    # It ended on its end-of-turn token or on the repetition rule, not at the token cap.
+    assert "reached --max-tokens" not in out.stderr, out.stdout
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    assert all(lines[i : i + 7] != [lines[i]] * 7 for i in range(len(lines))), out.stdout

@@ -5,13 +5,13 @@ serving profile, fallback when the local model is missing, and the privacy gate.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rpc import RawClient, StdioServer
+from waiting import wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 from real_servers import LlamaServer
@@ -107,13 +107,13 @@ def test_missing_local_model_falls_back_to_the_remote(
     }
     process, client = start(tmp_path, monkeypatch, options)
     try:
-        deadline = time.monotonic() + 60
-        served = None
-        while time.monotonic() < deadline and served != "remote":
+
+        def served_by_remote() -> bool:
             answer = ghost_text(client, tmp_path)  # the first one finds the file missing
             assert "error" not in answer, answer
-            served = router_status(client)["routes"]["inline_completion"]["lastServedBy"]
-        assert served == "remote"
+            return router_status(client)["routes"]["inline_completion"]["lastServedBy"] == "remote"
+
+        wait_for(served_by_remote, 60, "ghost text served by 'remote'", every=0)
         status = router_status(client)
         assert "missing.gguf" in status["profiles"]["local"]["skipReason"]
         messages = [
@@ -196,13 +196,12 @@ def test_status_has_the_router_section_before_any_request(
     options = {"models": {"remote": remote_profile(server)}}
     process, client = start(tmp_path, monkeypatch, options)
     try:
-        deadline = time.monotonic() + 20
-        status: dict[str, Any] = {}
-        while time.monotonic() < deadline:  # sessions start, then the probe runs
+
+        def probed_status() -> dict[str, Any] | None:  # sessions start, then the probe runs
             status = client.request("ouzel/status")["result"].get("router", {})
-            if status and status["profiles"]["remote"]["reachable"]:
-                break
-            time.sleep(0.2)
+            return status if status and status["profiles"]["remote"]["reachable"] else None
+
+        status: dict[str, Any] = wait_for(probed_status, 20, "a probe of 'remote'", every=0.2)
         remote = status["profiles"]["remote"]
         assert remote["reachable"] is True and remote["probeLatencyMs"] is not None
         assert remote["servedModels"][0].endswith(".gguf")

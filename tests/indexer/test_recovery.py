@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from index_fixtures import Tree
+from waiting import wait_for
 
 from ouzel.indexer.config import IndexConfig
 from ouzel.indexer.index import WorkspaceIndex
@@ -237,15 +237,6 @@ WRITER = textwrap.dedent(
 )
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_two_processes_one_writer(workspace: Workspace, tmp_path: Path) -> None:
     root = workspace(SMALL)
     script = tmp_path / "writer.py"
@@ -267,7 +258,7 @@ def test_two_processes_one_writer(workspace: Workspace, tmp_path: Path) -> None:
             # The reader never writes: its updates are refused, the writer's are seen.
             assert reader.update_all().read_only
             (root / "a.py").write_text("def alpha_renamed():\n    return 2\n")
-            assert wait_for(lambda: bool(search_symbols(reader, "alpha_renamed")))
+            wait_for(lambda: search_symbols(reader, "alpha_renamed"), 15, "the writer's rename")
             assert search_chunks(reader, "alpha_renamed")[0].path == "a.py"
             # When the writer dies, the reader takes over.
             writer.send_signal(signal.SIGKILL)

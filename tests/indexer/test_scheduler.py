@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from index_fixtures import Tree, write_tree
+from waiting import wait_for
 
 from ouzel.indexer.config import IndexConfig
 from ouzel.indexer.index import Progress, UpdateSummary, WorkspaceIndex
@@ -57,15 +58,6 @@ def found(scheduler: IndexScheduler, name: str) -> list[str]:
     return [hit.path for hit in search_symbols(scheduler.index, name) if hit.name == name]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_saved_files_are_found_renames_and_deletes_followed(
     workspace: Workspace, schedulers: Callable[..., IndexScheduler]
 ) -> None:
@@ -75,19 +67,19 @@ def test_saved_files_are_found_renames_and_deletes_followed(
     assert sink.events[0] == f"begin Indexing {root.name}" and sink.events[-1] == "end"
     assert found(scheduler, "existing") == ["a.py"]
     (root / "b.py").write_text("def saved_later(): pass\n")
-    assert wait_for(lambda: found(scheduler, "saved_later") == ["b.py"])
+    wait_for(lambda: found(scheduler, "saved_later") == ["b.py"], 10, "the saved b.py indexed")
     (root / "b.py").rename(root / "c.py")
-    assert wait_for(lambda: found(scheduler, "saved_later") == ["c.py"])
+    wait_for(lambda: found(scheduler, "saved_later") == ["c.py"], 10, "the rename to c.py")
     (root / "c.py").unlink()
-    assert wait_for(lambda: found(scheduler, "saved_later") == [])
+    wait_for(lambda: found(scheduler, "saved_later") == [], 10, "the deleted c.py forgotten")
     (root / "sub").mkdir()
     (root / "sub" / "d.py").write_text("def in_new_folder(): pass\n")
-    assert wait_for(lambda: found(scheduler, "in_new_folder") == ["sub/d.py"])
+    wait_for(lambda: found(scheduler, "in_new_folder") == ["sub/d.py"], 10, "a new folder indexed")
     shutil.rmtree(root / "sub")
-    assert wait_for(lambda: found(scheduler, "in_new_folder") == [])
+    wait_for(lambda: found(scheduler, "in_new_folder") == [], 10, "a deleted folder forgotten")
     (root / ".env").write_text("def not_indexed(): pass\n")
     (root / "e.py").write_text("def marker(): pass\n")
-    assert wait_for(lambda: found(scheduler, "marker") == ["e.py"])
+    wait_for(lambda: found(scheduler, "marker") == ["e.py"], 10, "e.py indexed")
     assert found(scheduler, "not_indexed") == []
     assert scheduler.status()["watching"] is True
 
@@ -124,9 +116,9 @@ def test_a_branch_switch_is_one_batch(
     assert scheduler.index is not None
     before = len(sink.summaries)
     _git(root, "checkout", "-q", "feature")
-    assert wait_for(lambda: bool(found(scheduler, "feature_branch_99")), 30)
+    wait_for(lambda: found(scheduler, "feature_branch_99"), 30, "the branch switch indexed")
     assert scheduler.wait_idle(30)
-    assert wait_for(lambda: found(scheduler, "added_4") == ["new/added_4.py"])
+    wait_for(lambda: found(scheduler, "added_4") == ["new/added_4.py"], 10, "the added files")
     batches = sink.summaries[before:]
     assert len(batches) == 1, [b.as_dict() for b in batches]
     assert (batches[0].indexed, batches[0].removed) == (105, 10)
@@ -144,10 +136,10 @@ def test_buffers_wait_until_typing_pauses(
         time.sleep(0.05)
     assert scheduler.pending() == 1
     assert found(scheduler, "typing_4") == []
-    assert wait_for(lambda: found(scheduler, "typing_4") == ["a.py"])
+    wait_for(lambda: found(scheduler, "typing_4") == ["a.py"], 10, "the last typed text")
     assert found(scheduler, "typing_3") == []
     scheduler.forget_text(str(root / "a.py"))  # closed without saving
-    assert wait_for(lambda: found(scheduler, "on_disk") == ["a.py"])
+    wait_for(lambda: found(scheduler, "on_disk") == ["a.py"], 10, "the file on disk again")
 
 
 def test_a_reader_takes_over_when_the_writer_stops(
@@ -161,8 +153,10 @@ def test_a_reader_takes_over_when_the_writer_stops(
     assert reader.status()["writer_pid"] is not None
     writer.stop()
     (root / "b.py").write_text("def after_takeover(): pass\n")
-    assert wait_for(lambda: reader.index is not None and reader.index.writable, 15)
-    assert wait_for(lambda: found(reader, "after_takeover") == ["b.py"], 15)
+    wait_for(lambda: reader.index is not None and reader.index.writable, 15, "the takeover")
+    wait_for(
+        lambda: found(reader, "after_takeover") == ["b.py"], 15, "b.py indexed by the new writer"
+    )
 
 
 def test_stop_releases_the_index(

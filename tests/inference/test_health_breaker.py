@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from waiting import wait_until
 
 from ouzel.inference.health import (
     BackendHealth,
@@ -132,23 +132,34 @@ async def test_monitor_probes_down_servers_more_often() -> None:
     clock = Clock()
     server = FlakyServer()
     health = BackendHealth("gpu", CircuitBreaker(1, 4, clock), clock=clock)
+    monitor = HealthMonitor(lambda: [(server, health)], interval_s=lambda: 60)
+    await monitor.probe_due()
+    await monitor.probe_due()
+    assert server.probes == 1  # first round at once, then not due for a while
+    clock.now += 2  # down: probed every retry_after/2 = 2 s (not every 60 s)
+    await monitor.probe_due()
+    assert server.probes == 2
+    assert health.breaker.retry_in() == 4  # a failed probe keeps it open for longer
+    server.up = True
+    clock.now += 2
+    await monitor.probe_due()
+    assert server.probes == 3 and health.reachable
+    assert health.breaker.state is BreakerState.HALF_OPEN
+    clock.now += 30  # up: the normal interval applies
+    await monitor.probe_due()
+    assert server.probes == 3
+    clock.now += 30
+    await monitor.probe_due()
+    assert server.probes == 4
+
+
+async def test_the_monitor_loop_probes_until_stopped() -> None:
+    server = FlakyServer()
+    health = BackendHealth("gpu", CircuitBreaker(1, 4, Clock()), clock=Clock())
     monitor = HealthMonitor(lambda: [(server, health)], interval_s=lambda: 60, tick_s=0.01)
     monitor.start()
     try:
-        await asyncio.sleep(0.05)
-        assert server.probes == 1  # first round at once, then not due for a while
-        clock.now += 2  # down: probed every retry_after/2 = 2 s (not every 60 s)
-        await asyncio.sleep(0.05)
-        assert server.probes == 2
-        assert health.breaker.retry_in() == 4  # a failed probe keeps it open for longer
-        server.up = True
-        clock.now += 2
-        await asyncio.sleep(0.05)
-        assert server.probes == 3 and health.reachable
-        assert health.breaker.state is BreakerState.HALF_OPEN
-        clock.now += 30  # up: the normal interval applies
-        await asyncio.sleep(0.05)
-        assert server.probes == 3
+        await wait_until(lambda: server.probes == 1, 10, "the first probe round")
     finally:
         await monitor.stop()
     assert not monitor.running

