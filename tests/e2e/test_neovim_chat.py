@@ -11,7 +11,6 @@ after Neovim and the server were restarted.
 from __future__ import annotations
 
 import ast
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,7 +69,7 @@ def start_editor(tmp_path: Path, workspace: Path, llama: LlamaServer) -> Any:
         workspace,
         tmp_path / "home",
         options={"settings": settings},
-        env={KEY_VARIABLE: KEY, "OUZEL_MODELS_DIR": os.environ.get("OUZEL_MODELS_DIR", "")},
+        env={KEY_VARIABLE: KEY},
     )
 
 
