@@ -359,3 +359,14 @@ def test_chat_without_a_server_or_a_question_says_so(tmp_path: Path) -> None:
         nvim.nvim.current.window.cursor = (5, 5)
         nvim.type("gf")
         wait_for(lambda: "nope.py is not a file of the workspace" in nvim.messages(), 5, "notice")
+
+
+def test_a_server_that_stops_mid_answer_ends_the_turn(nvim: Editor) -> None:
+    nvim.command("Ouzel chat hello")
+    request = wait_request(nvim, "ouzel/chat")
+    progress(nvim, request["params"]["workDoneToken"], {"kind": "report", "delta": "Hi"})
+    nvim.lua("require('ouzel').client():stop(true)")
+    idle(nvim)
+    assert "_(error: the server stopped)_" in chat_lines(nvim)
+    nvim.command("Ouzel cancel")
+    assert "nothing is running" in nvim.messages()

@@ -30,6 +30,13 @@ return {
       return require('ouzel.confirm').handler(err, params, ctx)
     end,
   },
+  -- Streamed requests of a server that exits get no answer: end them (chat shows why).
+  on_exit = function(_, _, client_id)
+    local jobs = package.loaded['ouzel.jobs']
+    if jobs then
+      jobs.forget(client_id)
+    end
+  end,
   -- Commands of the server's code actions, run by the plugin so that it can ask for an
   -- instruction, stream the progress and cancel (`vim.lsp.buf.code_action()` calls these).
   commands = {

@@ -168,7 +168,12 @@ function M.cmd(dispatchers)
   end
 
   function client.terminate()
-    closing = true
+    if not closing then
+      closing = true
+      vim.schedule(function() -- as a killed process's exit is seen
+        dispatchers.on_exit(0, 15)
+      end)
+    end
   end
 
   return client

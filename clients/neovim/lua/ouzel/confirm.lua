@@ -207,7 +207,10 @@ local function await(start)
       if not resumed then
         resumed = true
         vim.schedule(function()
-          coroutine.resume(co, value)
+          local ok, err = coroutine.resume(co, value)
+          if not ok then
+            vim.notify('ouzel: the edit could not be answered: ' .. tostring(err), vim.log.levels.ERROR)
+          end
         end)
       end
     end)

@@ -203,7 +203,7 @@ end
 --- @param lines string[]
 --- @param range lsp.Range
 --- @param encoding string
---- @return integer, integer, integer, integer
+--- @return integer, integer, integer, integer, boolean
 local function byte_range(lines, range, encoding)
   local function at(position)
     if position.line >= #lines then
@@ -214,10 +214,11 @@ local function byte_range(lines, range, encoding)
   end
   local srow, scol = at(range.start)
   local erow, ecol = at(range['end'])
+  local past_end = range['end'].line >= #lines
   if erow < srow or (erow == srow and ecol < scol) then
-    return erow, ecol, srow, scol
+    return erow, ecol, srow, scol, past_end
   end
-  return srow, scol, erow, ecol
+  return srow, scol, erow, ecol, past_end
 end
 
 --- `lines` (a document, without line breaks) with `edits` applied, as a new list.
@@ -232,8 +233,10 @@ function M.apply(lines, edits, encoding)
     rows = { '' }
   end
   local spans = {}
+  local past_end = false
   for index, text_edit in ipairs(edits) do
-    local srow, scol, erow, ecol = byte_range(rows, text_edit.range, encoding)
+    local srow, scol, erow, ecol, beyond = byte_range(rows, text_edit.range, encoding)
+    past_end = past_end or beyond
     table.insert(spans, { srow, scol, erow, ecol, text_edit.newText:gsub('\r\n?', '\n'), index })
   end
   table.sort(spans, function(a, b)
@@ -255,6 +258,10 @@ function M.apply(lines, edits, encoding)
     for offset, piece in ipairs(pieces) do
       table.insert(rows, srow + offset, piece)
     end
+  end
+  -- Neovim drops the empty last line an edit past the end leaves ('fixendofline').
+  if past_end and #rows > 1 and rows[#rows] == '' then
+    table.remove(rows)
   end
   return rows
 end

@@ -9,6 +9,7 @@ local M = {}
 --- @field request_id? integer
 --- @field title string
 --- @field on_progress? fun(value: table)
+--- @field on_done fun(err: table?, result: any)
 --- @field cancelled boolean
 
 --- @type table<string, ouzel.Job>
@@ -36,6 +37,7 @@ function M.start(client, method, params, token, opts)
     client_id = client.id,
     title = opts.title,
     on_progress = opts.on_progress,
+    on_done = opts.on_done,
     cancelled = false,
   }
   M.active[token] = job
@@ -82,6 +84,23 @@ function M.cancel(token)
     end
   end
   return count
+end
+
+--- A server that exits answers nothing more: end its jobs with an error (lsp/ouzel.lua's
+--- `on_exit`), so a chat turn does not wait forever.
+--- @param client_id integer
+function M.forget(client_id)
+  for token, job in pairs(M.active) do
+    if job.client_id == client_id then
+      M.active[token] = nil
+      vim.schedule(function()
+        job.on_done({ code = -32097, message = 'the server stopped' }, nil)
+      end)
+    end
+  end
+  vim.schedule(function()
+    vim.cmd.redrawstatus({ bang = true })
+  end)
 end
 
 --- Titles of the running jobs, for `:Ouzel status`.
