@@ -52,7 +52,10 @@ function M.execute(client, command, argument, bufnr)
     end or nil,
     on_done = function(err, result)
       if err then
-        vim.notify(('ouzel: %s failed: %s'):format(title, tostring(err.message)), vim.log.levels.ERROR)
+        vim.notify(
+          ('ouzel: %s failed: %s'):format(title, tostring(err.message)),
+          vim.log.levels.ERROR
+        )
         if turn then
           chat.finish(turn, nil, err.message)
         end

@@ -339,12 +339,17 @@ function M.ask(message, bufnr, lines)
     return
   end
   if bufnr == nil or bufnr == M.state.buf then
+    -- Asked from the chat buffer: about the file of the last question, without a selection.
     local last = M.state.turns[#M.state.turns]
     bufnr = last and last.source and last.source.bufnr or nil
+    lines = nil
   end
   local client, attached = client_for(bufnr or api.nvim_get_current_buf())
   if not client then
-    vim.notify("ouzel: no server is running; open a file after vim.lsp.enable('ouzel')", vim.log.levels.WARN)
+    vim.notify(
+      "ouzel: no server is running; open a file after vim.lsp.enable('ouzel')",
+      vim.log.levels.WARN
+    )
     return
   end
   if M.state.token and jobs.active[M.state.token] then
@@ -352,7 +357,11 @@ function M.ask(message, bufnr, lines)
     return
   end
   local token = jobs.new_token('chat')
-  local params = { message = message, workDoneToken = token, conversationId = M.state.conversation_id }
+  local params = {
+    message = message,
+    workDoneToken = token,
+    conversationId = M.state.conversation_id,
+  }
   local source = nil --- @type ouzel.ChatSource?
   if attached and bufnr and api.nvim_buf_is_valid(bufnr) then
     source = { bufnr = bufnr, uri = vim.uri_from_bufnr(bufnr) }
@@ -365,7 +374,10 @@ function M.ask(message, bufnr, lines)
       params.selection = source.range
     end
   elseif lines then
-    vim.notify('ouzel: this buffer is not served by ouzel; the selection is not sent', vim.log.levels.WARN)
+    vim.notify(
+      'ouzel: this buffer is not served by ouzel; the selection is not sent',
+      vim.log.levels.WARN
+    )
   end
   local turn = M.begin_turn(client, message, token, source)
   local sent = jobs.start(client, 'ouzel/chat', params, token, {
@@ -547,7 +559,10 @@ function M.apply_block()
     arguments = { argument },
   }, function(err, result)
     if err then
-      vim.notify('ouzel: applying the block failed: ' .. tostring(err.message), vim.log.levels.ERROR)
+      vim.notify(
+        'ouzel: applying the block failed: ' .. tostring(err.message),
+        vim.log.levels.ERROR
+      )
       return
     end
     local message, level = require('ouzel.actions').describe('Ouzel: Apply code block', result)
@@ -629,7 +644,10 @@ function M.history()
   end
   client:request('ouzel/chatList', { limit = 50 }, function(err, result)
     if err then
-      vim.notify('ouzel: cannot list conversations: ' .. tostring(err.message), vim.log.levels.ERROR)
+      vim.notify(
+        'ouzel: cannot list conversations: ' .. tostring(err.message),
+        vim.log.levels.ERROR
+      )
       return
     end
     local items = type(result) == 'table' and result.conversations or {}

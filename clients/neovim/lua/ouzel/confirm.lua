@@ -209,7 +209,10 @@ local function await(start)
         vim.schedule(function()
           local ok, err = coroutine.resume(co, value)
           if not ok then
-            vim.notify('ouzel: the edit could not be answered: ' .. tostring(err), vim.log.levels.ERROR)
+            vim.notify(
+              'ouzel: the edit could not be answered: ' .. tostring(err),
+              vim.log.levels.ERROR
+            )
           end
         end)
       end

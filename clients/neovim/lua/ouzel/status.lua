@@ -144,7 +144,8 @@ function M.format(client, result)
   local jobs = package.loaded['ouzel.jobs']
   local running = jobs and jobs.running() or {}
   if #running > 0 then
-    table.insert(lines, '  running            ' .. table.concat(running, ', ') .. ' (:Ouzel cancel)')
+    local list = table.concat(running, ', ')
+    table.insert(lines, '  running            ' .. list .. ' (:Ouzel cancel)')
   end
   return lines
 end
