@@ -309,3 +309,47 @@ def test_out_of_range_positions_are_clamped_like_neovim_does(nvim: Editor) -> No
     nvim.type("y")
     assert answer_of(nvim) == {"applied": True}
     assert nvim.lines()[:2] == ["a = 1  # one", "b = 2"]
+
+
+def test_a_two_file_edit_with_a_new_file_is_asked_file_by_file(nvim: Editor) -> None:
+    """The shape of an agent turn (issue 13): a new file and an edit of another one."""
+    uri = open_file(nvim, "three.py", THREE)
+    new_uri = (nvim.workspace / "helpers.py").as_uri()
+    params = {
+        "label": "Ouzel agent: move b into helpers.py",
+        "edit": {
+            "documentChanges": [
+                {"kind": "create", "uri": new_uri, "annotationId": "create"},
+                {
+                    "textDocument": {"uri": new_uri},
+                    "edits": [text_edit((0, 0), (0, 0), "def b():\n    return 2\n", "body")],
+                },
+                {
+                    "textDocument": {"uri": uri, "version": 0},
+                    "edits": [text_edit((4, 0), (8, 0), "", "remove")],
+                },
+            ],
+            "changeAnnotations": {
+                "create": {"label": "Create helpers.py", "needsConfirmation": True},
+                "body": {"label": "helpers.py: add b", "needsConfirmation": True},
+                "remove": {"label": "three.py: remove b", "needsConfirmation": True},
+            },
+        },
+    }
+    send(nvim, params)
+    screen = wait_float(nvim, "Create helpers.py  (1 of 3)")
+    assert "create file helpers.py" in screen
+    nvim.type("y")
+    screen = wait_float(nvim, "helpers.py: add b  (2 of 3)")
+    assert "helpers.py:1" in screen and "+ def b():" in screen
+    nvim.type("y")
+    screen = wait_float(nvim, "three.py: remove b  (3 of 3)")
+    assert "- def b():" in screen and "-     return 2" in screen
+    nvim.type("n")
+    assert answer_of(nvim) == {"applied": True}
+    assert (nvim.workspace / "helpers.py").exists()
+    helpers = nvim.lua(
+        "return vim.api.nvim_buf_get_lines(vim.uri_to_bufnr(...), 0, -1, false)", new_uri
+    )
+    assert helpers == ["def b():", "    return 2", ""]
+    assert "\n".join(nvim.lines()) + "\n" == THREE
