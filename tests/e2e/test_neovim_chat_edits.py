@@ -353,3 +353,26 @@ def test_a_two_file_edit_with_a_new_file_is_asked_file_by_file(nvim: Editor) -> 
     )
     assert helpers == ["def b():", "    return 2", ""]
     assert "\n".join(nvim.lines()) + "\n" == THREE
+
+
+def test_two_edits_at_once_are_asked_one_after_the_other(nvim: Editor) -> None:
+    uri = open_file(nvim, "three.py", THREE)
+    first = annotated(uri, [text_edit((1, 0), (2, 0), "    return 10\n", "a")], {"a": "First"})
+    # Unversioned: the first edit moves the buffer on (a versioned one would be stale).
+    second = annotated(
+        uri, [text_edit((5, 0), (6, 0), "    return 20\n", "b")], {"b": "Second"}, None
+    )
+    send(nvim, first)
+    send(nvim, second)
+    wait_float(nvim, "First  (1 of 1)")
+    assert (
+        nvim.lua(
+            "return #vim.tbl_filter(function(w) return vim.api.nvim_win_get_config(w).relative ~= '' end, vim.api.nvim_list_wins())"
+        )
+        == 1
+    )
+    nvim.type("y")
+    wait_float(nvim, "Second  (1 of 1)")
+    nvim.type("y")
+    assert answer_of(nvim, 2) == {"applied": True}
+    assert nvim.lines()[1] == "    return 10" and nvim.lines()[5] == "    return 20"

@@ -64,7 +64,11 @@ local function set_keys(buf)
   map('gf', M.open_reference, 'ouzel: open the file:line under the cursor')
   map('ga', M.apply_block, 'ouzel: apply the code block under the cursor')
   map('gh', M.history, 'ouzel: past conversations')
-  map('q', '<Cmd>close<CR>', 'ouzel: close the chat window')
+  map('q', function()
+    if not pcall(vim.cmd.close) then -- the last window: show another buffer instead
+      vim.cmd.bprevious()
+    end
+  end, 'ouzel: close the chat window')
 end
 
 --- The chat buffer, made when first needed.

@@ -195,11 +195,41 @@ local function count_accepted(list, accepted)
   return count
 end
 
+--- Edits waiting for the user: one float at a time, in the order the edits came.
+local queue = {} --- @type fun()[]
+local asking = false
+
+local function next_in_queue()
+  local start = table.remove(queue, 1)
+  asking = start ~= nil
+  if start then
+    start()
+  end
+end
+
+--- Run `start(done)` once the edits before it are decided.
+--- @param start fun(done: fun(value: any))
+--- @return fun(done: fun(value: any))
+local function queued(start)
+  return function(done)
+    table.insert(queue, function()
+      start(function(value)
+        done(value)
+        vim.schedule(next_in_queue)
+      end)
+    end)
+    if not asking then
+      next_in_queue()
+    end
+  end
+end
+
 --- Wait for the user's answers: yield when the handler runs in a coroutine (Neovim runs
 --- server requests in one, and sends the response when it returns), else pump the loop.
 --- @param start fun(done: fun(value: any))
 --- @return any
 local function await(start)
+  start = queued(start)
   local co, main = coroutine.running()
   if co and not main and coroutine.isyieldable() then
     local resumed = false
