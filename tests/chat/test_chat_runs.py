@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from ouzel.inference.types import CancelToken, ChatChunk, ChatMessage, ToolSpec
 from ouzel.server.documents import Document, TextChange
@@ -165,8 +166,7 @@ async def test_cancel_stops_the_stream_and_keeps_what_came(session: Session) -> 
             session, service.ChatRequest("long"), stream, backend_source=source_of(backend)
         )
     )
-    while not stream.deltas():
-        await asyncio.sleep(0.01)
+    await wait_until(stream.deltas, 30, "a streamed delta")
     stream.cancel.cancel()
     result = await task
     assert result.cancelled and result.stop_reason == "cancelled"
@@ -217,8 +217,7 @@ async def test_an_edit_for_an_old_version_is_dropped(session: Session) -> None:
     task = asyncio.ensure_future(
         run_action(session, job(doc), Recorder(), apply, backend_source=source_of(backend))
     )
-    while not backend.conversations:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: backend.conversations, 30, "the model call")
     session.documents.change(doc.uri, 2, [TextChange((5, 0, 5, 0), "# typed\n")], "utf-16")
     result = await task
     assert result.status == "stale" and apply.calls == []
@@ -243,8 +242,7 @@ async def test_a_cancelled_action_applies_nothing(session: Session) -> None:
     task = asyncio.ensure_future(
         run_action(session, job(doc), stream, apply, backend_source=source_of(backend))
     )
-    while not stream.deltas():
-        await asyncio.sleep(0.01)
+    await wait_until(stream.deltas, 30, "a streamed delta")
     stream.cancel.cancel()
     result = await task
     assert result.status == "cancelled" and apply.calls == []
@@ -294,8 +292,7 @@ async def test_cancel_does_not_wait_for_the_next_token(session: Session) -> None
             session, service.ChatRequest("story"), stream, backend_source=source_of(backend)
         )
     )
-    while not stream.deltas():
-        await asyncio.sleep(0.01)
+    await wait_until(stream.deltas, 30, "a streamed delta")
     stream.cancel.cancel()
     result = await asyncio.wait_for(task, 30)  # the stalled token never comes
     assert result.cancelled and result.reply == "Once upon" and backend.stopped_early
@@ -318,3 +315,33 @@ async def test_a_secret_file_never_reaches_the_model(session: Session) -> None:
     )
     assert all("TOKEN" not in m.content for m in backend.conversations[0])
     assert all(ref["path"] != ".env" for ref in answer.references)
+
+
+class CutChat(ScriptedChat):
+    """An answer without a fence that ends by a cap (length, time, repetition)."""
+
+    def __init__(self, reply: str, reason: str) -> None:
+        super().__init__(reply)
+        self.reason = reason
+
+    async def stream_chat(  # type: ignore[override]
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        cancel: CancelToken,
+        max_tokens: int = 1024,
+        temperature: float = 0.2,
+    ) -> AsyncIterator[ChatChunk]:
+        yield ChatChunk(text=self.reply, backend="scripted")
+        yield ChatChunk(done=True, stop_reason=self.reason, backend="scripted")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("reason", ["length", "time", "repetition", "error"])
+async def test_an_answer_cut_short_is_never_applied(session: Session, reason: str) -> None:
+    doc = open_doc(session)
+    apply = Applier()
+    truncated = 'def area(w, h):\n    """Doc."""\n'  # the body is missing
+    result = await run_action(
+        session, job(doc), Recorder(), apply, backend_source=source_of(CutChat(truncated, reason))
+    )
+    assert result.status == "refused" and apply.calls == []
