@@ -12,7 +12,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ouzel.server.features.context.engine import ChunkHit, SymbolSite
+from ouzel.server.features.context.sources.common import ChunkHit, SymbolSite
 
 if TYPE_CHECKING:
     from ouzel.indexer.index import WorkspaceIndex
