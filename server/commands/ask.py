@@ -150,8 +150,7 @@ def workspace_context(root: Path, question: str, settings: Any) -> tuple[str, st
             continue
         used += len(hit.text)
         excerpts.append(
-            # The index counts lines from 0; people (and editors) from 1.
-            f"### {hit.path}:{hit.start_line + 1}-{hit.end_line + 1}\n```\n{hit.text.rstrip()}\n```"
+            f"### {hit.shown_lines()}\n```\n{hit.text.rstrip()}\n```"
         )
     if not excerpts:
         return "", "no workspace context found for this question"

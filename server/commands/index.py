@@ -262,7 +262,7 @@ def _print_hits(symbols: list[Any], chunks: list[Any], kind: str) -> None:
     if kind != "symbol":
         console.print(f"[bold]chunks[/bold] ({len(chunks)})")
         for hit in chunks:
-            where = f"{hit.path}:{hit.start_line + 1}-{hit.end_line + 1}"
+            where = hit.shown_lines()
             console.print(f"  [bold]{escape(where)}[/bold]  score {hit.score:.2f}")
             for line in hit.text.splitlines()[:3]:
                 console.print(f"      [dim]{escape(line[:120])}[/dim]")

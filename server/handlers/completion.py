@@ -17,10 +17,11 @@ from typing import Any
 
 from lsprotocol import types
 
+from ouzel.indexer.languages import is_python
 from ouzel.server import convert
 from ouzel.server.documents import Document
 from ouzel.server.features import completion
-from ouzel.server.features.completion_jedi import PYTHON_LANGUAGES, JediCompleter, JediItem
+from ouzel.server.features.completion_jedi import JediCompleter, JediItem
 from ouzel.server.session import Session
 
 log = logging.getLogger("ouzel.server.handlers.completion")
@@ -136,7 +137,7 @@ def _jedi_item(
 
 
 async def _jedi_items(session: Session, doc: Document, offset: int) -> list[JediItem]:
-    if doc.language_id.lower() not in PYTHON_LANGUAGES:
+    if not is_python(doc.language_id, doc.uri):
         return []
     line, _ = doc.position(offset, "utf-32")
     column = offset - doc.starts[line]  # Jedi counts code points

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ouzel.indexer.languages import is_python
 from ouzel.server.features.context.files import FileTexts, SecretGuard
 from ouzel.server.features.context.model import Candidate, ContextRequest, ContextResult
 from ouzel.server.features.context.pack import Block, Packer
@@ -26,7 +27,6 @@ from ouzel.server.features.context.rank import drop_window, fuse
 from ouzel.server.features.context.recent import RecentBuffer
 from ouzel.server.features.context.snippets import SnippetCache
 from ouzel.server.features.context.sources.common import (
-    ChunkHit,
     CodeReader,
     Retrieval,
     RetrievalFor,
@@ -42,7 +42,6 @@ from ouzel.server.features.context.window import Cursor, names_near
 
 __all__ = [
     "STRATEGIES",
-    "ChunkHit",
     "ContextEngine",
     "EngineOptions",
     "Gathered",
@@ -165,7 +164,7 @@ class ContextEngine:
         # Files the definitions point into: search hits there are about the code at hand.
         related: set[Path] = set()
         shown: list[Candidate] = []  # definitions found so far (a hop adds no second copy)
-        hits: list[ChunkHit] = []  # whole search hits, before they are cut to their focus
+        hits: list[Candidate] = []  # whole search hits, before they are cut to their focus
 
         def definitions() -> list[Candidate]:
             found = self.definitions.find(request, cursor, uses, options.jedi_cap_s, documents)
@@ -209,7 +208,7 @@ class ContextEngine:
         Builds Jedi's import table and then, off the request path, the snippets and
         outlines it points to and their token counts, so a request only looks them up.
         """
-        if path is None or path.suffix not in (".py", ".pyi") or self.guard.is_secret(path):
+        if path is None or not is_python(path=path) or self.guard.is_secret(path):
             return
         self.jedi.analyze(uri, path, text, version, root, after=self._warm)
 

@@ -12,29 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from ouzel.indexer.languages import is_python
 from ouzel.server.features.context.files import FileTexts, SecretGuard
-from ouzel.server.features.context.model import Candidate, ContextRequest, Source
+from ouzel.server.features.context.model import Candidate, ContextRequest
 from ouzel.server.features.context.python_defs import DefinitionSite
 from ouzel.server.features.context.snippets import SnippetCache, split_lines
 
 log = logging.getLogger("ouzel.context")
 T = TypeVar("T")
 
-PYTHON_LANGUAGES = ("python", "pyi")
 PER_SOURCE_LIMIT = 16
 FOCUS_LINES = 16  # search hits and recent regions are cut to their best lines
 OUTLINE = "outline"  # DefinitionSite.kind of a whole-module summary
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
-
-
-@dataclass(frozen=True)
-class ChunkHit:
-    """A piece of an indexed file, as the context engine needs it."""
-
-    path: Path
-    start_line: int  # 0-based, inclusive
-    end_line: int  # 0-based, exclusive
-    text: str
 
 
 @dataclass(frozen=True)
@@ -46,14 +36,20 @@ class SymbolSite:
 
 
 class Retrieval(Protocol):
-    """What the engine needs of a workspace index (see `index_access.py`)."""
+    """What the engine needs of a workspace index (see `index_access.py`).
 
-    def chunks(self, query: str, limit: int, exclude: Collection[Path]) -> list[ChunkHit]: ...
+    Index hits arrive as candidates (absolute paths, the context's line spans), ranked
+    in the index's order; `index_access.py` converts the index's `ChunkHit`s.
+    """
+
+    def chunks(self, query: str, limit: int, exclude: Collection[Path]) -> list[Candidate]:
+        """BM25 hits (source "bm25")."""
+        ...
 
     def symbols(self, name: str, limit: int) -> list[SymbolSite]: ...
 
-    def similar(self, text: str, limit: int, exclude: Collection[Path]) -> list[ChunkHit] | None:
-        """Vector neighbours, or None when no embeddings are configured."""
+    def similar(self, text: str, limit: int, exclude: Collection[Path]) -> list[Candidate] | None:
+        """Vector neighbours (source "vector"), or None when no embeddings are configured."""
         ...
 
 
@@ -93,13 +89,13 @@ class CodeReader:
             outline=site.kind == OUTLINE,
         )
 
-    def usable(self, hits: list[ChunkHit], documents: Mapping[Path, str]) -> list[ChunkHit]:
+    def usable(self, hits: list[Candidate], documents: Mapping[Path, str]) -> list[Candidate]:
         """Index hits that may enter a prompt: no secrets, nothing an editor has changed."""
         return [
             hit for hit in hits if self.guard.allowed(hit.path) and self.current(hit, documents)
         ]
 
-    def current(self, hit: ChunkHit, documents: Mapping[Path, str]) -> bool:
+    def current(self, hit: Candidate, documents: Mapping[Path, str]) -> bool:
         """False when `hit` is from an open document whose text has changed since indexed
         (the index catches up a moment later; until then its text is an older version)."""
         text = documents.get(hit.path)
@@ -114,21 +110,19 @@ def words(text: str) -> set[str]:
 
 
 def language_of(path: Path) -> str:
-    return "python" if path.suffix in (".py", ".pyi") else path.suffix.lstrip(".")
+    """The language name snippets are cut for (`python`, else the file's suffix)."""
+    return "python" if is_python(path=path) else path.suffix.lstrip(".")
 
 
-def is_python(request: ContextRequest) -> bool:
-    suffix = request.path.suffix if request.path is not None else ""
-    return request.language in PYTHON_LANGUAGES or suffix in (".py", ".pyi")
+def is_python_request(request: ContextRequest) -> bool:
+    return is_python(request.language, request.path)
 
 
-def hit_candidate(
-    source: Source, hit: ChunkHit, rank: int, wanted: set[str] | None = None
-) -> Candidate:
-    start, text = hit.start_line, hit.text
-    if wanted is not None:
-        start, text = focus(hit.start_line, hit.text, wanted)
-    return Candidate(source, hit.path, start, start + len(split_lines(text)), text, rank)
+def focused(hit: Candidate, rank: int, wanted: set[str]) -> Candidate:
+    """A new candidate: `hit` cut to the lines using the most of `wanted`, ranked `rank`
+    (index answers are reused between requests, so they are never changed in place)."""
+    start, text = focus(hit.start_line, hit.text, wanted)
+    return Candidate(hit.source, hit.path, start, start + len(split_lines(text)), text, rank)
 
 
 def focus(start_line: int, text: str, words: set[str], lines: int = FOCUS_LINES) -> tuple[int, str]:

@@ -27,7 +27,7 @@ from ouzel.server.features.context.sources.common import (
     PER_SOURCE_LIMIT,
     CodeReader,
     RetrievalFor,
-    is_python,
+    is_python_request,
     wait,
 )
 from ouzel.server.features.context.window import Cursor, NameUse
@@ -77,7 +77,7 @@ class DefinitionSource:
         jedi_cap_s: float,
         documents: Mapping[Path, str],
     ) -> list[Candidate]:
-        if is_python(request):
+        if is_python_request(request):
             proposals = self.python_sites(request, cursor, uses, jedi_cap_s)
         else:
             proposals = [

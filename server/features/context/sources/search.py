@@ -19,11 +19,10 @@ from ouzel.server.features.context.model import Candidate, ContextRequest
 from ouzel.server.features.context.python_defs import DefinitionSite, ImportTable, JediService
 from ouzel.server.features.context.sources.common import (
     PER_SOURCE_LIMIT,
-    ChunkHit,
     CodeReader,
     RetrievalFor,
-    hit_candidate,
-    is_python,
+    focused,
+    is_python_request,
 )
 from ouzel.server.features.context.sources.definitions import SEARCH
 from ouzel.server.features.context.window import Cursor, query_terms
@@ -40,16 +39,16 @@ class SearchSource:
         self.retrieval_for = retrieval_for
         self.reader = reader
         self.jedi = jedi
-        self._cache: dict[tuple[Path | None, Path | None, str], tuple[float, list[ChunkHit]]] = {}
+        self._cache: dict[tuple[Path | None, Path | None, str], tuple[float, list[Candidate]]] = {}
         self._lock = threading.Lock()
 
-    def start(self, request: ContextRequest, cursor: Cursor) -> Future[list[ChunkHit]]:
+    def start(self, request: ContextRequest, cursor: Cursor) -> Future[list[Candidate]]:
         """Ask the index now, in the background; `candidates` takes the answer later."""
         return _SEARCH_POOL.submit(self.raw, request, cursor)
 
     def search(
         self, request: ContextRequest, cursor: Cursor, related: Collection[Path] = ()
-    ) -> list[ChunkHit]:
+    ) -> list[Candidate]:
         """Chunks sharing words with the cursor's lines (never the requesting file's own:
         the index holds an older version of it).
 
@@ -59,17 +58,17 @@ class SearchSource:
         """
         return self.rerank(self.raw(request, cursor), related, {})
 
-    def candidates(self, hits: list[ChunkHit], cursor: Cursor) -> list[Candidate]:
+    def candidates(self, hits: list[Candidate], cursor: Cursor) -> list[Candidate]:
         """Reranked hits as candidates, each cut to the lines sharing most words."""
         wanted = set(query_terms(cursor))
-        return [hit_candidate("bm25", hit, rank, wanted) for rank, hit in enumerate(hits)]
+        return [focused(hit, rank, wanted) for rank, hit in enumerate(hits)]
 
     def forget(self) -> None:
         """Drop reused index answers (a benchmark timing first requests needs it)."""
         with self._lock:
             self._cache.clear()
 
-    def raw(self, request: ContextRequest, cursor: Cursor) -> list[ChunkHit]:
+    def raw(self, request: ContextRequest, cursor: Cursor) -> list[Candidate]:
         """The index's answer to the words around the cursor (reused for a few seconds)."""
         retrieval = self.retrieval_for(request.root)
         terms = query_terms(cursor)
@@ -91,8 +90,8 @@ class SearchSource:
         return hits
 
     def rerank(
-        self, hits: list[ChunkHit], related: Collection[Path], documents: Mapping[Path, str]
-    ) -> list[ChunkHit]:
+        self, hits: list[Candidate], related: Collection[Path], documents: Mapping[Path, str]
+    ) -> list[Candidate]:
         """Hits in related files first; never secrets, never an open document's old text."""
         if related:
             hits = sorted(hits, key=lambda hit: hit.path not in related)
@@ -103,7 +102,7 @@ class SearchSource:
     def hop(
         self,
         request: ContextRequest,
-        hits: list[ChunkHit],
+        hits: list[Candidate],
         shown: list[Candidate],
         documents: Mapping[Path, str],
     ) -> list[Candidate]:
@@ -115,7 +114,7 @@ class SearchSource:
         aliases, the names it imports) are looked up where they are defined, the names
         used most first.
         """
-        table = self.jedi.table(request.uri) if is_python(request) else None
+        table = self.jedi.table(request.uri) if is_python_request(request) else None
         if table is None or not hits:
             return []
         counts: dict[tuple[Path, int], tuple[int, str]] = {}

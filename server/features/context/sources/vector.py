@@ -13,7 +13,7 @@ from ouzel.server.features.context.sources.common import (
     PER_SOURCE_LIMIT,
     CodeReader,
     RetrievalFor,
-    hit_candidate,
+    focused,
     words,
 )
 from ouzel.server.features.context.window import Cursor
@@ -35,4 +35,4 @@ class VectorSource:
         hits = retrieval.similar(around, PER_SOURCE_LIMIT, exclude) or []
         wanted = words(around)
         kept = self.reader.usable(hits, documents)[:PER_SOURCE_LIMIT]
-        return [hit_candidate("vector", hit, rank, wanted) for rank, hit in enumerate(kept)]
+        return [focused(hit, rank, wanted) for rank, hit in enumerate(kept)]
