@@ -2,6 +2,8 @@
 
 The one place that knows about position encodings (UTF-8, UTF-16, UTF-32 code units) and
 LSP line endings. Everything else in ouzel works on Python string offsets (code points).
+No lsprotocol types here, so the LSP-free features can use it; `handlers/ranges.py` wraps
+the results in lsprotocol's `Position` and `Range`.
 
 LSP line breaks are exactly "\\r\\n", "\\r" and "\\n"; the line arithmetic itself (line
 starts, the line of an offset, where a line's content ends) is `ouzel.indexer.text`'s,
@@ -12,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-
-from lsprotocol import types as lsp
 
 from ouzel.indexer.text import line_content_end as line_content_end
 from ouzel.indexer.text import line_of
@@ -111,24 +111,6 @@ def position_at(text: str, starts: list[int], offset: int, encoding: Encoding) -
     # An offset between "\r" and "\n" belongs to the end of the line's content.
     column_text = text[begin : min(offset, end)]
     return line, units(column_text, encoding)
-
-
-def to_lsp_position(text: str, starts: list[int], offset: int, encoding: Encoding) -> lsp.Position:
-    line, character = position_at(text, starts, offset, encoding)
-    return lsp.Position(line=line, character=character)
-
-
-def to_lsp_range(text: str, starts: list[int], span: Span, encoding: Encoding) -> lsp.Range:
-    return lsp.Range(
-        start=to_lsp_position(text, starts, span.start, encoding),
-        end=to_lsp_position(text, starts, span.end, encoding),
-    )
-
-
-def to_span(text: str, starts: list[int], rng: lsp.Range, encoding: Encoding) -> Span:
-    start = offset_at(text, starts, rng.start.line, rng.start.character, encoding).offset
-    end = offset_at(text, starts, rng.end.line, rng.end.character, encoding).offset
-    return Span(min(start, end), max(start, end))
 
 
 def normalize_encoding(value: str | None) -> Encoding:
