@@ -3,7 +3,10 @@ imports one and two levels up, module aliases, and attribute chains at the curso
 
 from __future__ import annotations
 
+import sysconfig
 from pathlib import Path
+
+import pytest
 
 from ouzel.indexer.config import DEFAULT_SECRET_GLOBS
 from ouzel.server.features.context.engine import ContextEngine, EngineOptions
@@ -12,6 +15,7 @@ from ouzel.server.features.context.model import ContextRequest
 from ouzel.server.features.context.pack import Packer, comment_blocks
 from ouzel.server.features.context.python_defs import JediService, local_definitions
 from ouzel.server.features.context.recent import RecentBuffer
+from ouzel.server.features.context.sources.definitions import in_standard_library
 from ouzel.server.features.context.tokens import LlamaVocabCounter
 
 
@@ -90,3 +94,67 @@ def test_local_definitions_in_one_pass() -> None:
     text = "x = 1\nclass A:\n    def f(self):\n        y = 2\nasync def g(): pass\nz: int = 3\n"
     found = local_definitions(text)
     assert found == {"x": [0], "A": [1], "f": [2], "g": [4], "z": [5]}
+
+
+def test_standard_library_definitions_come_after_the_workspace_ones(
+    jedi: JediService, tmp_path: Path, counter: LlamaVocabCounter
+) -> None:
+    """In a project, `typing` and `__future__` (which the model knows) must not crowd out
+    the project's own definitions: with room for one, the project's helper is it."""
+    root = tmp_path / "proj"
+    (root / "shop").mkdir(parents=True)
+    (root / "shop" / "__init__.py").write_text("")
+    (root / "shop" / "money.py").write_text(
+        "def round_cents(amount: float) -> float:\n    return round(amount, 2)\n"
+    )
+    app = root / "shop" / "cart.py"
+    text = (
+        "from __future__ import annotations\n"
+        "\n"
+        "from typing import Optional, Sequence\n"
+        "\n"
+        "from .money import round_cents\n"
+        "\n"
+        "\n"
+        "def total(prices: Sequence[float], discount: Optional[float]) -> float:\n"
+        "    value = round_cents(sum(prices))\n"
+        "    if discount is None:\n"
+        "        return value\n"
+        "    rate: Optional[float] = discount\n"
+        "    items: Sequence[float] = prices\n"
+        "    \n"
+    )
+    app.write_text(text)
+    engine = ContextEngine(
+        jedi,
+        RecentBuffer(),
+        Packer(counter, comment_blocks()),
+        SecretGuard([root], DEFAULT_SECRET_GLOBS),
+        FileTexts(),
+    )
+    jedi.analyze(app.as_uri(), app, text, 1, root).result(60)
+    request = ContextRequest(app.as_uri(), app, "python", 1, text, len(text) - 1, root)
+    wide = engine.gather(
+        request, EngineOptions(budget=2048, jedi_cap_s=5.0, strategies=("definitions",))
+    )
+    labels = [part.label for part in wide.parts]
+    assert {"round_cents", "Optional", "Sequence"} <= set(labels), labels  # all found
+    tight = engine.gather(
+        request, EngineOptions(budget=40, jedi_cap_s=5.0, strategies=("definitions",))
+    )
+    assert [part.label for part in tight.parts] == ["round_cents"]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (Path(sysconfig.get_paths()["stdlib"]) / "typing.py", True),
+        (Path("/usr/lib/python3.12/inspect.py"), True),  # another interpreter's
+        (Path("/x/.venv/lib/python3.12/site-packages/pydantic/main.py"), False),
+        (Path("/usr/lib/python3/dist-packages/yaml/__init__.py"), False),
+        (Path("/x/jedi/third_party/typeshed/stdlib/os/__init__.pyi"), True),
+        (Path("/home/u/project/lib/helpers.py"), False),
+    ],
+)
+def test_in_standard_library(path: Path, expected: bool) -> None:
+    assert in_standard_library(path) is expected

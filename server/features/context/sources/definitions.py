@@ -9,8 +9,12 @@ this one imports first.
 
 from __future__ import annotations
 
+import itertools
+import re
+import sysconfig
 import time
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,6 +42,11 @@ MAX_OUTLINES = 4  # module outlines among the definitions
 MAX_UNSETTLED = 2  # same-named symbols kept when no import says which one is meant
 IMPORTED = "imports"  # only imported somewhere in the file
 SEARCH = "search"  # named in code similar to the cursor's (a hop)
+WELL_KNOWN_WEIGHT = 0.4  # a standard-library definition: the model has seen it many times
+_STDLIB_DIRS = tuple(
+    {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")}
+)
+_VERSIONED_LIB = re.compile(r"python3\.\d+")
 
 
 class Proposal(NamedTuple):
@@ -47,6 +56,23 @@ class Proposal(NamedTuple):
     boost: float
     lane: int  # ranked apart from other lanes (0: names used, 1: hints)
     via: str = ""  # how it was found when not by a name at hand (IMPORTED, SEARCH)
+
+
+@lru_cache(maxsize=4096)
+def in_standard_library(path: Path) -> bool:
+    """A file of Python's standard library: this interpreter's, another one's (a workspace
+    virtualenv's `lib/python3.X/`), or typeshed's stubs of it; never site-packages."""
+    parts = path.parts
+    if "site-packages" in parts or "dist-packages" in parts:
+        return False
+    if any(path.is_relative_to(folder) for folder in _STDLIB_DIRS):
+        return True
+    if "typeshed" in parts and "stdlib" in parts:
+        return True
+    return any(
+        part == "lib" and _VERSIONED_LIB.fullmatch(after)
+        for part, after in itertools.pairwise(parts)
+    )
 
 
 def direct_definition(candidate: Candidate) -> bool:
@@ -83,6 +109,11 @@ class DefinitionSource:
             proposals = [
                 Proposal(site, boost, 0) for site, boost in self.symbol_sites(request, uses)
             ]
+        # The model knows the standard library (`typing.Optional`, `__future__`, outlines
+        # of `inspect`): its definitions go after the workspace's and third-party ones,
+        # at a lower weight, unless the standard library is the workspace.
+        known = {p.site.path: self._well_known(p.site.path) for p in proposals}
+        proposals = sorted(proposals, key=lambda p: known[p.site.path])
         candidates: list[Candidate] = []
         seen: set[tuple[Path, int, bool]] = set()
         ranks = [0, 0]  # the next rank in each lane
@@ -93,13 +124,20 @@ class DefinitionSource:
             seen.add(key)
             if not self.reader.guard.allowed(site.path):
                 continue
-            candidate = self.reader.definition(site, boost, documents)
+            weight = WELL_KNOWN_WEIGHT if known[site.path] else 1.0
+            candidate = self.reader.definition(site, boost * weight, documents)
             if candidate is not None:
                 candidate.rank = ranks[lane]
                 candidate.via = via
                 ranks[lane] += 1
                 candidates.append(candidate)
         return candidates
+
+    def _well_known(self, path: Path) -> bool:
+        """In the standard library, and not in the workspace."""
+        if any(path.is_relative_to(root) for root in self.reader.guard.roots):
+            return False
+        return in_standard_library(path)
 
     # --- Python -----------------------------------------------------------------------------
 
