@@ -153,6 +153,7 @@ def test_standard_library_definitions_come_after_the_workspace_ones(
         (Path("/x/.venv/lib/python3.12/site-packages/pydantic/main.py"), False),
         (Path("/usr/lib/python3/dist-packages/yaml/__init__.py"), False),
         (Path("/x/jedi/third_party/typeshed/stdlib/os/__init__.pyi"), True),
+        (Path("/v/lib/python3.11/site-packages/jedi/third_party/typeshed/stdlib/re.pyi"), True),
         (Path("/home/u/project/lib/helpers.py"), False),
     ],
 )

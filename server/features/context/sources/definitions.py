@@ -63,11 +63,11 @@ def in_standard_library(path: Path) -> bool:
     """A file of Python's standard library: this interpreter's, another one's (a workspace
     virtualenv's `lib/python3.X/`), or typeshed's stubs of it; never site-packages."""
     parts = path.parts
+    if "typeshed" in parts and "stdlib" in parts:
+        return True  # Jedi's own copy, itself in site-packages
     if "site-packages" in parts or "dist-packages" in parts:
         return False
     if any(path.is_relative_to(folder) for folder in _STDLIB_DIRS):
-        return True
-    if "typeshed" in parts and "stdlib" in parts:
         return True
     return any(
         part == "lib" and _VERSIONED_LIB.fullmatch(after)
