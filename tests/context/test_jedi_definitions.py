@@ -13,7 +13,11 @@ from ouzel.server.features.context.engine import ContextEngine, EngineOptions
 from ouzel.server.features.context.files import FileTexts, SecretGuard
 from ouzel.server.features.context.model import ContextRequest
 from ouzel.server.features.context.pack import Packer, comment_blocks
-from ouzel.server.features.context.python_defs import JediService, local_definitions
+from ouzel.server.features.context.python_defs import (
+    JediService,
+    import_root,
+    local_definitions,
+)
 from ouzel.server.features.context.recent import RecentBuffer
 from ouzel.server.features.context.sources.definitions import in_standard_library
 from ouzel.server.features.context.tokens import LlamaVocabCounter
@@ -159,3 +163,19 @@ def test_standard_library_definitions_come_after_the_workspace_ones(
 )
 def test_in_standard_library(path: Path, expected: bool) -> None:
     assert in_standard_library(path) is expected
+
+
+def test_a_package_folder_as_the_workspace_resolves_its_absolute_imports(
+    jedi: JediService, tmp_path: Path
+) -> None:
+    """`code mypkg/`: `from mypkg.shapes import area` must find the workspace's file."""
+    root = tmp_path / "checkout" / "mypkg"
+    root.mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "shapes.py").write_text("def area(side: float) -> float:\n    return side * side\n")
+    (root / "plot.py").write_text("from mypkg.shapes import area\n\n\ndef draw():\n    area(2)\n")
+    table = _table(jedi, root, "plot.py")
+    (site,) = table.lookup("area")
+    assert (site.path, site.line) == (root / "shapes.py", 0)
+    assert import_root(root) == root.parent
+    assert import_root(tmp_path) == tmp_path  # not a package: the root itself
