@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ouzel.server.features.context.snippets import split_lines
+from ouzel.indexer.text import split_lines
 
 _IMPORT = re.compile(r"\s*(import|from)\s")
 SKIP_PARTS = {
@@ -79,10 +79,16 @@ class Task:
 # --- tasks ----------------------------------------------------------------------------------
 
 
-def module_files(stdlib: Path) -> dict[str, Path]:
+def module_files(corpus: Path) -> dict[str, Path]:
+    """Module name → file, for every module worth reading in `corpus`.
+
+    A package folder (one with `__init__.py`, e.g. site-packages/rich) names its modules
+    from its parent (`rich.console`); any other folder (the stdlib) from itself.
+    """
     modules: dict[str, Path] = {}
-    for path in sorted(stdlib.rglob("*.py")):
-        relative = path.relative_to(stdlib)
+    base = corpus.parent if (corpus / "__init__.py").exists() else corpus
+    for path in sorted(corpus.rglob("*.py")):
+        relative = path.relative_to(base)
         if any(part in SKIP_PARTS or part.startswith("config-") for part in relative.parts):
             continue
         parts = list(relative.with_suffix("").parts)
@@ -190,8 +196,8 @@ def candidate_lines(
             yield line, target[1], target[0], top(target[0])[target[1]]
 
 
-def build_tasks(stdlib: Path, count: int, seed: int) -> list[Task]:
-    modules = module_files(stdlib)
+def build_tasks(corpus: Path, count: int, seed: int) -> list[Task]:
+    modules = module_files(corpus)
     top = TopLevel(modules)
     per_file: dict[str, list[tuple[int, str, str, int]]] = {}
     for module, path in modules.items():
@@ -240,6 +246,27 @@ def contains_definition(task: Task, parts: list[tuple[Path | None, str]]) -> boo
     return any(path == task.def_path and task.def_text in text for path, text in parts)
 
 
+def why_missed(task: Task, table: object, parts: list[tuple[Path | None, str]]) -> str:
+    """Why the definitions source missed `task`: what Jedi's import table says of the name."""
+    sites = [
+        site
+        for dotted, found in getattr(table, "sites", {}).items()
+        if dotted == task.name or dotted.endswith("." + task.name)
+        for site in found
+        if site.kind != "module"
+    ]
+    if table is None:
+        return "no import table"
+    if not sites:
+        return "name not in the import table"
+    if all(site.path != task.def_path for site in sites):
+        suffixes = sorted({site.path.suffix or site.path.name for site in sites})
+        return f"resolved to another file ({', '.join(suffixes)})"
+    if any(path == task.def_path for path, _ in parts):
+        return "defining file packed, not that line"
+    return "resolved, but not packed"
+
+
 # --- measuring ----------------------------------------------------------------------------
 
 
@@ -279,9 +306,9 @@ class Row:
 
 
 class Bench:
-    """One engine over the stdlib, as a session would hold it."""
+    """One engine over the corpus (the workspace), as a session would hold it."""
 
-    def __init__(self, stdlib: Path, index_dir: Path) -> None:
+    def __init__(self, corpus: Path, index_dir: Path) -> None:
         from ouzel.indexer.config import DEFAULT_SECRET_GLOBS, IndexConfig
         from ouzel.indexer.index import WorkspaceIndex
         from ouzel.server.features.context.engine import ContextEngine
@@ -292,10 +319,10 @@ class Bench:
         from ouzel.server.features.context.recent import RecentBuffer
         from ouzel.server.features.context.tokens import counter_for_model, embedded_model_path
 
-        self.stdlib = stdlib
+        self.root = corpus
         config = IndexConfig(index_dir=index_dir, watch=False, exclude=INDEX_EXCLUDE)
         started = time.perf_counter()
-        self.index = WorkspaceIndex(stdlib, config)
+        self.index = WorkspaceIndex(corpus, config)
         self.index_summary = self.index.update_all()
         self.index_s = time.perf_counter() - started
         retrieval = IndexRetrieval(self.index)
@@ -306,7 +333,7 @@ class Bench:
             self.jedi,
             self.recent,
             Packer(self.counter, comment_blocks("#")),
-            SecretGuard([stdlib], DEFAULT_SECRET_GLOBS),
+            SecretGuard([corpus], DEFAULT_SECRET_GLOBS),
             FileTexts(),
             retrieval_for=lambda root: retrieval,
             sys_paths=default_sys_paths(),
@@ -323,20 +350,20 @@ class Bench:
         uri = task.path.as_uri()
         self.recent.on_document("open", Document.create(uri, "python", 1, task.text), None)
         started = time.perf_counter()
-        self.engine.prepare(uri, task.path, task.text, 1, self.stdlib)
-        self.jedi.analyze(uri, task.path, task.text, 1, self.stdlib).result()
+        self.engine.prepare(uri, task.path, task.text, 1, self.root)
+        self.jedi.analyze(uri, task.path, task.text, 1, self.root).result()
         return (time.perf_counter() - started) * 1000
 
     def request(self, task: Task):  # type: ignore[no-untyped-def]
         from ouzel.server.features.context.model import ContextRequest
 
         return ContextRequest(
-            task.path.as_uri(), task.path, "python", 1, task.text, task.offset, self.stdlib
+            task.path.as_uri(), task.path, "python", 1, task.text, task.offset, self.root
         )
 
     def window(self, task: Task, budget: int) -> tuple[str, str, int, int]:
+        from ouzel.indexer.text import line_starts
         from ouzel.inference.templates import fit_window
-        from ouzel.server.convert import line_starts
 
         prefix_budget = int(budget * 0.8)
         window = fit_window(
@@ -358,8 +385,8 @@ class Bench:
 
     def prompts(self, task: Task, window: tuple[int, int]) -> Prompts:
         """The shipping configuration: a 1,024-token prompt with up to 384 of context."""
+        from ouzel.indexer.text import line_starts
         from ouzel.inference.templates import ContextSnippet
-        from ouzel.server.convert import line_starts
         from ouzel.server.features.completion_prompt import build_prompt
         from ouzel.server.features.context.engine import EngineOptions
         from ouzel.server.features.context.service import model_format
@@ -374,7 +401,7 @@ class Bench:
         )
         result = self.engine.gather(self.request(task), options, window)
         snippets = [ContextSnippet(p.display_path, p.text, p.source) for p in result.parts]
-        path = task.path.relative_to(self.stdlib).as_posix()
+        path = task.path.relative_to(self.root).as_posix()
 
         def prompt(chosen: list[ContextSnippet]) -> str:
             plan = build_prompt(
@@ -411,6 +438,7 @@ def run_recall(
     tasks: list[Task], bench: Bench, budget: int, model_tasks: int
 ) -> tuple[dict[str, Row], list[float], list[Prompts]]:
     rows = {name: Row() for name in ["window", *STRATEGIES]}
+    misses: dict[str, list[Task]] = {}  # why the definitions source missed, with the tasks
     analysis_ms: list[float] = []
     prompts: list[Prompts] = []
     for number, task in enumerate(tasks, 1):
@@ -433,13 +461,41 @@ def run_recall(
             row.first_ms.append(elapsed)
             row.again_ms.append(again)
             row.tokens.append(result.tokens)
-            row.hits.append(contains_definition(task, [(p.path, p.text) for p in result.parts]))
+            parts = [(p.path, p.text) for p in result.parts]
+            row.hits.append(contains_definition(task, parts))
+            if name == "definitions" and not row.hits[-1]:
+                reason = why_missed(task, bench.jedi.table(task.path.as_uri()), parts)
+                misses.setdefault(reason, []).append(task)
         if number <= model_tasks:
             prompts.append(bench.prompts(task, (first, last)))
         bench.leave(task)
         if number % 25 == 0:
             print(f"  {number}/{len(tasks)}", file=sys.stderr)
-    return rows, analysis_ms, prompts
+    return rows, analysis_ms, prompts, misses
+
+
+def print_misses(misses: dict[str, list[Task]], root: Path, examples: int) -> None:
+    if not misses:
+        return
+    print("\nwhy the definitions source missed (Jedi's import table for the name)")
+    for reason, tasks in sorted(misses.items(), key=lambda item: -len(item[1])):
+        print(f"  {len(tasks):>4}  {reason}")
+        for task in tasks[:examples]:
+            where = task.path.relative_to(root.parent if root.parent in task.path.parents else root)
+            print(f"          {where}:{task.line + 1}  {task.removed[:60]!r} ({task.name})")
+
+
+def resolve_corpus(value: str) -> Path:
+    """A folder, or the name of an importable package (its folder in site-packages)."""
+    import importlib.util
+
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    spec = importlib.util.find_spec(value)
+    if spec is None or not spec.submodule_search_locations:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither a folder nor a package")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
 
 
 def print_recall(tasks: list[Task], rows: dict[str, Row], budget: int) -> None:
@@ -502,9 +558,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--budget", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--stdlib", type=Path, default=Path(sysconfig.get_paths()["stdlib"]))
     parser.add_argument(
-        "--index-dir", type=Path, help="keep the stdlib index here (default: a temporary folder)"
+        "--corpus",
+        "--stdlib",
+        dest="corpus",
+        type=resolve_corpus,
+        default=Path(sysconfig.get_paths()["stdlib"]),
+        metavar="PATH",
+        help="the workspace the tasks come from: a folder or an installed package's name "
+        "(default: the running interpreter's standard library)",
+    )
+    parser.add_argument(
+        "--index-dir", type=Path, help="keep the corpus index here (default: a temporary folder)"
+    )
+    parser.add_argument(
+        "--examples", type=int, default=2, help="tasks shown for each reason of a miss"
     )
     parser.add_argument(
         "--model-tasks",
@@ -515,23 +583,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     started = time.perf_counter()
-    tasks = build_tasks(args.stdlib, args.tasks, args.seed)
-    print(f"{len(tasks)} tasks from {args.stdlib} in {time.perf_counter() - started:.1f} s")
+    tasks = build_tasks(args.corpus, args.tasks, args.seed)
+    print(f"{len(tasks)} tasks from {args.corpus} in {time.perf_counter() - started:.1f} s")
     index_dir = args.index_dir or Path(tempfile.mkdtemp(prefix="ouzel-context-recall-"))
-    bench = Bench(args.stdlib, index_dir)
+    bench = Bench(args.corpus, index_dir)
     status = bench.index.status()
     print(
         f"index: {status['files_indexed']} files, {status['chunks']} chunks, "
         f"{status['symbols']} symbols, brought up to date in {bench.index_s:.1f} s "
-        f"(the stdlib without {', '.join(sorted(SKIP_PARTS))})"
+        f"(without {', '.join(sorted(SKIP_PARTS))})"
     )
     try:
-        rows, analysis_ms, prompts = run_recall(tasks, bench, args.budget, args.model_tasks)
+        rows, analysis_ms, prompts, misses = run_recall(tasks, bench, args.budget, args.model_tasks)
     finally:
         bench.close()
         if args.index_dir is None:
             shutil.rmtree(index_dir, ignore_errors=True)
     print_recall(tasks, rows, args.budget)
+    print_misses(misses, args.corpus, args.examples)
     print(
         f"\nJedi import table when a file opens (background, not in the request): "
         f"p50 {percentile(analysis_ms, 0.5):.0f} ms, p95 {percentile(analysis_ms, 0.95):.0f} ms"

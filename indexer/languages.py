@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import PurePosixPath
+from pathlib import PurePath, PurePosixPath
 from typing import Any
 
 from tree_sitter import Language, Parser, Query
@@ -256,6 +256,20 @@ def language_for_path(path: str) -> str:
     """Our language name for a file, "text" when no grammar applies."""
     suffix = PurePosixPath(path).suffix.lower()
     return EXTENSIONS.get(suffix, "text")
+
+
+PYTHON_LANGUAGE_IDS = frozenset({"python", "py", "pyi"})
+
+
+def is_python(language_id: str = "", path: str | PurePath | None = None) -> bool:
+    """Python source, by the editor's language id (any case) or else the file name.
+
+    The one test for "is this Python" (Jedi, the context engine's definitions, snippets);
+    `path` may be a path, a file name or a URI.
+    """
+    if language_id.lower() in PYTHON_LANGUAGE_IDS:
+        return True
+    return path is not None and language_for_path(str(path)) == "python"
 
 
 def language_for_id(language_id: str, path: str) -> str:

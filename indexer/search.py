@@ -51,13 +51,24 @@ _TERM = re.compile(r"[^\W_]\w*|\w+")
 
 @dataclass(frozen=True)
 class ChunkHit:
+    """A chunk the index found: the one chunk hit type (the context engine, `ouzel search`
+    and `ouzel ask` all read this one).
+
+    Lines are 0-based and `end_line` is the chunk's last line (inclusive), as the index
+    stores them; only text shown to a user counts from 1 (`shown_lines`).
+    """
+
     path: str  # workspace-relative, posix
-    start_line: int  # 0-based
+    start_line: int  # 0-based, inclusive
     end_line: int  # 0-based, inclusive
     text: str
     score: float
     symbols: list[str] = field(default_factory=list)
     language: str = ""
+
+    def shown_lines(self) -> str:
+        """`path:first-last` with lines counted from 1, as editors and compilers show them."""
+        return f"{self.path}:{self.start_line + 1}-{self.end_line + 1}"
 
 
 @dataclass(frozen=True)

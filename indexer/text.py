@@ -1,17 +1,48 @@
-"""Byte offsets of a UTF-8 file to (line, column) the way LSP counts them.
+"""Lines the way LSP counts them, in text (code point offsets) and in UTF-8 bytes.
 
-Lines break at "\\r\\n", "\\r" and "\\n" (a lone "\\r" too, which tree-sitter does not count);
-columns are code points. Converting code points to the client's units is the server's job.
+Lines break at exactly "\\r\\n", "\\r" and "\\n" (a lone "\\r" too, which tree-sitter does
+not count); `str.splitlines()` is wrong here because it also breaks on U+2028, form feed
+and friends, which would shift every line number after such a character. Lines are
+0-based; columns are code points. This is the one place for offset <-> line arithmetic;
+converting code points to the client's units (UTF-16, UTF-8) is `ouzel.server.convert`'s.
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Sequence
 from itertools import accumulate
 
 _BREAK = re.compile(rb"\r\n|\r|\n")
 _LONE_CR = re.compile(rb"\r(?!\n)")
+_TEXT_BREAK = re.compile(r"\r\n|\r|\n")
+_TEXT_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def line_starts(text: str) -> list[int]:
+    """Offsets (code points) where each line begins; always at least one line."""
+    starts = [0]
+    starts.extend(match.end() for match in _TEXT_BREAK.finditer(text))
+    return starts
+
+
+def line_of(starts: Sequence[int], offset: int) -> int:
+    """The 0-based line holding `offset`, given the lines' start offsets (text or bytes)."""
+    return max(0, bisect_right(starts, offset) - 1)
+
+
+def line_content_end(text: str, starts: Sequence[int], line: int) -> int:
+    """Offset just before the line break that ends `line` (or the end of the text)."""
+    end = starts[line + 1] if line + 1 < len(starts) else len(text)
+    while end > starts[line] and text[end - 1] in "\r\n":
+        end -= 1
+    return end
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines with their endings, broken only at \\r\\n, \\r and \\n (as LSP, ast and Jedi do)."""
+    return _TEXT_LINE.findall(text)
 
 
 def decode(data: bytes) -> tuple[str, bytes]:
@@ -43,10 +74,10 @@ class LineMap:
         return len(self.starts)
 
     def line_of(self, offset: int) -> int:
-        return bisect_right(self.starts, offset) - 1
+        return line_of(self.starts, offset)
 
     def position(self, offset: int) -> tuple[int, int]:
-        line = bisect_right(self.starts, offset) - 1
+        line = line_of(self.starts, offset)
         start = self.starts[line]
         if line + 1 < len(self.starts):
             # An offset inside the line break (tree-sitter puts "\r" in comments) means

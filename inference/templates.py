@@ -12,11 +12,12 @@ tokens (the embedded gemma3) get a plain prefix prompt with the path as a commen
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from ouzel.indexer.text import line_of
 
 Family = Literal["qwen", "starcoder", "deepseek", "codellama", "codestral", "plain"]
 FAMILIES: tuple[Family, ...] = ("qwen", "starcoder", "deepseek", "codellama", "codestral", "plain")
@@ -328,7 +329,7 @@ def fit_window(
     (and llama.cpp's KV cache) valid from one keystroke to the next. The cursor's own line
     is always included up to the cursor (only its end, if it alone exceeds the budget).
     """
-    line = bisect.bisect_right(starts, offset) - 1
+    line = line_of(starts, offset)
     prefix, first, prefix_tokens = _prefix_window(
         text, starts, line, offset, prefix_budget, count_tokens, align_lines
     )

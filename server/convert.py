@@ -2,23 +2,24 @@
 
 The one place that knows about position encodings (UTF-8, UTF-16, UTF-32 code units) and
 LSP line endings. Everything else in ouzel works on Python string offsets (code points).
+No lsprotocol types here, so the LSP-free features can use it; `handlers/ranges.py` wraps
+the results in lsprotocol's `Position` and `Range`.
 
-LSP line breaks are exactly "\\r\\n", "\\r" and "\\n": `str.splitlines()` is wrong here
-because it also breaks on U+2028, form feed and friends, which would shift every line
-number after such a character.
+LSP line breaks are exactly "\\r\\n", "\\r" and "\\n"; the line arithmetic itself (line
+starts, the line of an offset, where a line's content ends) is `ouzel.indexer.text`'s,
+shared with the LSP-free code, and re-exported here.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
-from lsprotocol import types as lsp
+from ouzel.indexer.text import line_content_end as line_content_end
+from ouzel.indexer.text import line_of
+from ouzel.indexer.text import line_starts as line_starts
 
 Encoding = Literal["utf-8", "utf-16", "utf-32"]
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -35,21 +36,6 @@ class Span:
 
     start: int
     end: int
-
-
-def line_starts(text: str) -> list[int]:
-    """Offsets (code points) where each line begins; always at least one line."""
-    starts = [0]
-    starts.extend(match.end() for match in _LINE_BREAK.finditer(text))
-    return starts
-
-
-def line_content_end(text: str, starts: list[int], line: int) -> int:
-    """Offset just before the line break that ends `line` (or the end of the text)."""
-    end = starts[line + 1] if line + 1 < len(starts) else len(text)
-    while end > starts[line] and text[end - 1] in "\r\n":
-        end -= 1
-    return end
 
 
 def units(text: str, encoding: Encoding) -> int:
@@ -119,41 +105,12 @@ def offset_at(
 def position_at(text: str, starts: list[int], offset: int, encoding: Encoding) -> tuple[int, int]:
     """LSP (line, character) of a code point offset."""
     offset = max(0, min(offset, len(text)))
-    line = _line_of(starts, offset)
+    line = line_of(starts, offset)
     begin = starts[line]
     end = line_content_end(text, starts, line)
     # An offset between "\r" and "\n" belongs to the end of the line's content.
     column_text = text[begin : min(offset, end)]
     return line, units(column_text, encoding)
-
-
-def _line_of(starts: list[int], offset: int) -> int:
-    low, high = 0, len(starts) - 1
-    while low < high:
-        mid = (low + high + 1) // 2
-        if starts[mid] <= offset:
-            low = mid
-        else:
-            high = mid - 1
-    return low
-
-
-def to_lsp_position(text: str, starts: list[int], offset: int, encoding: Encoding) -> lsp.Position:
-    line, character = position_at(text, starts, offset, encoding)
-    return lsp.Position(line=line, character=character)
-
-
-def to_lsp_range(text: str, starts: list[int], span: Span, encoding: Encoding) -> lsp.Range:
-    return lsp.Range(
-        start=to_lsp_position(text, starts, span.start, encoding),
-        end=to_lsp_position(text, starts, span.end, encoding),
-    )
-
-
-def to_span(text: str, starts: list[int], rng: lsp.Range, encoding: Encoding) -> Span:
-    start = offset_at(text, starts, rng.start.line, rng.start.character, encoding).offset
-    end = offset_at(text, starts, rng.end.line, rng.end.character, encoding).offset
-    return Span(min(start, end), max(start, end))
 
 
 def normalize_encoding(value: str | None) -> Encoding:

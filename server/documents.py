@@ -8,9 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from ouzel.server import convert
 from ouzel.server.convert import Encoding, Span
+
+
+def file_path(uri: str) -> Path | None:
+    """The file a `file:` URI names; None for untitled buffers and other schemes.
+
+    The same answer as pygls' `to_fs_path` (a test compares them), without importing pygls,
+    so the LSP-free features can turn a document's URI into its path.
+    """
+    if not uri.startswith("file:"):
+        return None
+    parts = urlsplit(uri)
+    path = url2pathname(parts.path)  # unquotes; on Windows also "/C:/x" → "C:\\x"
+    if parts.netloc and parts.netloc != "localhost":
+        path = f"//{parts.netloc}{path}"  # a UNC share
+    return Path(path) if path else None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from ouzel.server import convert
 from ouzel.server.convert import Span
+from ouzel.server.handlers import ranges
 
 TEXT = "a😀b\r\n漢字x\rlast\n"
 
@@ -80,4 +81,26 @@ def test_span_is_ordered() -> None:
 
     starts = convert.line_starts(TEXT)
     rng = types.Range(types.Position(1, 2), types.Position(0, 1))
-    assert convert.to_span(TEXT, starts, rng, "utf-16") == Span(1, starts[1] + 2)
+    assert ranges.to_span(TEXT, starts, rng, "utf-16") == Span(1, starts[1] + 2)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "file:///home/u/project/a.py",
+        "file:///home/u/my%20project/caf%C3%A9.py",
+        "file:///tmp/a%23b%3Fc.py",
+        "file:///tmp/%E6%BC%A2%E5%AD%97/x.py",
+        "untitled:Untitled-1",
+        "vscode-notebook-cell:/a.ipynb#x",
+    ],
+)
+def test_file_path_of_a_uri_is_pygls_answer(uri: str) -> None:
+    from pathlib import Path
+
+    from pygls.uris import to_fs_path
+
+    from ouzel.server.documents import file_path
+
+    expected = to_fs_path(uri) if uri.startswith("file:") else None
+    assert file_path(uri) == (Path(expected) if expected else None)

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ouzel.server.cli import Command, register
-from ouzel.server.commands.doctor import (
+from ouzel.server.commands.workspace import (
     add_remote_arguments,
+    cli_index_config,
+    find_index_root,
     find_workspace_root,
     load_cli_settings,
     quiet_logging,
@@ -115,22 +117,12 @@ async def _ask(settings: Any, question: str, context: str, max_tokens: int) -> i
 def workspace_context(root: Path, question: str, settings: Any) -> tuple[str, str | None]:
     """Workspace excerpts for `question`, and a note when there are none and why."""
     try:
-        from ouzel.indexer.config import index_dir_for
         from ouzel.indexer.index import WorkspaceIndex
         from ouzel.indexer.search import search_chunks
-        from ouzel.server.features.indexing import index_config
     except ImportError as exc:
         return "", f"no workspace context: the workspace index is not available ({exc})"
-    config = index_config(settings.index)
-    config.watch = False
-    # The nearest folder with an index wins (`ouzel index` may have been run in a subfolder).
-    start = Path.cwd().resolve()
-    for candidate in (start, *start.parents):
-        if (index_dir_for(candidate, config) / "meta.json").exists():
-            root = candidate
-            break
-        if candidate == root:
-            break
+    config = cli_index_config(settings)
+    root = find_index_root(Path.cwd(), config, stop=root) or root
     try:
         index = WorkspaceIndex(root, config, writer=False)
     except Exception as exc:  # a broken index must not stop the question
@@ -149,10 +141,7 @@ def workspace_context(root: Path, question: str, settings: Any) -> tuple[str, st
         if not hit.text.strip() or used + len(hit.text) > CONTEXT_CHARS:
             continue
         used += len(hit.text)
-        excerpts.append(
-            # The index counts lines from 0; people (and editors) from 1.
-            f"### {hit.path}:{hit.start_line + 1}-{hit.end_line + 1}\n```\n{hit.text.rstrip()}\n```"
-        )
+        excerpts.append(f"### {hit.shown_lines()}\n```\n{hit.text.rstrip()}\n```")
     if not excerpts:
         return "", "no workspace context found for this question"
     return "Excerpts from the workspace:\n\n" + "\n\n".join(excerpts), None

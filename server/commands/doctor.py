@@ -4,7 +4,7 @@ code when one of them cannot.
 Remote profiles are probed (`GET /v1/models`: no code is sent); local profiles have their
 GGUF file checked. `--generate` also asks every usable profile for a few tokens.
 `--endpoint URL`, `--api-key-env VAR` and `--model NAME` try a remote server without
-editing settings (shared with `ouzel ask`).
+editing settings (shared with `ouzel ask`, in `workspace.py`).
 """
 
 from __future__ import annotations
@@ -12,71 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ouzel.server.cli import Command, register
-
-# --- shared with `ouzel ask` ----------------------------------------------------------------
-
-
-def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("try a remote server without editing settings")
-    group.add_argument("--endpoint", metavar="URL", help="OpenAI-compatible base URL (…/v1)")
-    group.add_argument("--api-key-env", metavar="VAR", help="environment variable with its key")
-    group.add_argument("--model", metavar="NAME", help="model id to ask for")
-    group.add_argument(
-        "--allow-remote",
-        action="store_true",
-        help="allow sending code to a non-loopback server for this run",
-    )
-
-
-def find_workspace_root(start: Path) -> Path | None:
-    """The nearest folder at or above `start` with `.ouzel/` or `.git`."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        if (folder / ".ouzel").is_dir() or (folder / ".git").exists():
-            return folder
-    return None
-
-
-def remote_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Settings layered on top of the user's for --endpoint / --api-key-env / --model."""
-    remote: dict[str, Any] = {}
-    if args.endpoint:
-        remote.update(backend="openai", base_url=args.endpoint)
-    if args.api_key_env:
-        remote.update(api_key_env=args.api_key_env, api_key_file=None)
-    if args.model:
-        remote["model"] = args.model
-    overrides: dict[str, Any] = {}
-    if remote:
-        overrides["models"] = {"remote": remote}
-    if args.allow_remote:
-        overrides["privacy"] = {"allow_remote": True}
-    return overrides
-
-
-def load_cli_settings(args: argparse.Namespace, root: Path | None) -> Any:
-    """The settings for `root` plus the command-line overrides; problems go to stderr."""
-    from ouzel.server.settings import load_for_workspace
-
-    loaded = load_for_workspace(root, None, remote_overrides(args))
-    for problem in loaded.problems:
-        print(f"ouzel: {problem}", file=sys.stderr)
-    settings = loaded.settings
-    if args.endpoint:
-        # An endpoint on the command line is the one to try first for chat-like work.
-        routing = settings.routing
-        for task in ("chat", "agent", "code_action"):
-            order = getattr(routing, task)
-            setattr(routing, task, ["remote", *[name for name in order if name != "remote"]])
-    return settings
-
+from ouzel.server.commands.workspace import (
+    add_remote_arguments,
+    find_workspace_root,
+    load_cli_settings,
+    quiet_logging,
+)
 
 # --- the checks -----------------------------------------------------------------------------
 
@@ -236,13 +183,6 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_remote_arguments(parser)
-
-
-def quiet_logging(settings: Any) -> None:
-    """Log to ouzel's log file, not the terminal: notices already say what matters."""
-    from ouzel.server import logs
-
-    logs.configure(settings.log_level)
 
 
 def _run(args: argparse.Namespace) -> int:

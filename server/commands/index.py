@@ -18,26 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from ouzel.server.cli import Command, register
+from ouzel.server.commands.workspace import (
+    cli_index_config,
+    find_index_root,
+    find_workspace_root,
+    load_settings,
+)
 
 MAX_ERRORS_SHOWN = 10
 
 
 def _config(root: Path, args: argparse.Namespace) -> Any:
-    from ouzel.server.features.indexing import index_config
-    from ouzel.server.settings import load_for_workspace
-
-    loaded = load_for_workspace(root)
-    for problem in loaded.problems:
-        print(f"ouzel: {problem}", file=sys.stderr)
-    config = index_config(loaded.settings.index)
-    if getattr(args, "location", None):
-        config.location = args.location
-    if getattr(args, "index_dir", None):
-        config.index_dir = Path(args.index_dir).resolve()
-    if getattr(args, "workers", None):
-        config.workers = args.workers
-    config.watch = False
-    return config
+    """The index configuration for `root`: its settings, then the command line."""
+    return cli_index_config(
+        load_settings(root), args.location, args.index_dir, getattr(args, "workers", None)
+    )
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -201,20 +196,22 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser)
 
 
-def _find_root(start: Path, args: argparse.Namespace) -> Path:
-    from ouzel.indexer.config import index_dir_for
+def _search_root(start: Path, args: argparse.Namespace) -> Path:
+    """`--root`, else the nearest folder above `start` with an index (else `start`).
 
-    for candidate in [start, *start.parents]:
-        if (index_dir_for(candidate, _config(candidate, args)) / "meta.json").exists():
-            return candidate
-    return start
+    Settings are read once, for the workspace `start` is in (they say where indexes live).
+    """
+    if args.root:
+        return Path(args.root).resolve()
+    config = _config(find_workspace_root(start) or start, args)
+    return find_index_root(start, config) or start
 
 
 def _run_search(args: argparse.Namespace) -> int:
     from ouzel.indexer.index import WorkspaceIndex
     from ouzel.indexer.search import search_chunks, search_symbols
 
-    root = Path(args.root).resolve() if args.root else _find_root(Path.cwd().resolve(), args)
+    root = _search_root(Path.cwd().resolve(), args)
     index = WorkspaceIndex(root, _config(root, args), writer=False)
     try:
         if index.problem:
@@ -262,7 +259,7 @@ def _print_hits(symbols: list[Any], chunks: list[Any], kind: str) -> None:
     if kind != "symbol":
         console.print(f"[bold]chunks[/bold] ({len(chunks)})")
         for hit in chunks:
-            where = f"{hit.path}:{hit.start_line + 1}-{hit.end_line + 1}"
+            where = hit.shown_lines()
             console.print(f"  [bold]{escape(where)}[/bold]  score {hit.score:.2f}")
             for line in hit.text.splitlines()[:3]:
                 console.print(f"      [dim]{escape(line[:120])}[/dim]")

@@ -16,8 +16,6 @@ from pathlib import Path
 
 log = logging.getLogger("ouzel.server.completion.jedi")
 
-PYTHON_LANGUAGES = {"python", "py"}
-
 
 @dataclass(frozen=True)
 class JediItem:

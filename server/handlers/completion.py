@@ -17,10 +17,12 @@ from typing import Any
 
 from lsprotocol import types
 
+from ouzel.indexer.languages import is_python
 from ouzel.server import convert
 from ouzel.server.documents import Document
 from ouzel.server.features import completion
-from ouzel.server.features.completion_jedi import PYTHON_LANGUAGES, JediCompleter, JediItem
+from ouzel.server.features.completion_jedi import JediCompleter, JediItem
+from ouzel.server.handlers import ranges
 from ouzel.server.session import Session
 
 log = logging.getLogger("ouzel.server.handlers.completion")
@@ -58,7 +60,7 @@ async def inline_completion(
     suggestion = await engine.suggest(doc, resolved.offset, invoked)
     if suggestion is None:
         return types.InlineCompletionList(items=[])
-    at = convert.to_lsp_position(doc.text, doc.starts, resolved.offset, session.encoding)
+    at = ranges.to_lsp_position(doc.text, doc.starts, resolved.offset, session.encoding)
     item = types.InlineCompletionItem(
         insert_text=suggestion.text,
         range=types.Range(start=at, end=at),
@@ -100,7 +102,7 @@ def _suggestion_item(
     new_text = typed + suggestion.text
     first_line = new_text.split("\n", 1)[0].strip()
     label = first_line[:80] + (" …" if "\n" in new_text or len(first_line) > 80 else "")
-    edit_range = convert.to_lsp_range(
+    edit_range = ranges.to_lsp_range(
         doc.text, doc.starts, convert.Span(offset - len(typed), offset), session.encoding
     )
     return types.CompletionItem(
@@ -123,7 +125,7 @@ def _jedi_item(
     session: Session, doc: Document, offset: int, item: JediItem, rank: int
 ) -> types.CompletionItem:
     start = max(0, offset - item.prefix_length)
-    edit_range = convert.to_lsp_range(
+    edit_range = ranges.to_lsp_range(
         doc.text, doc.starts, convert.Span(start, offset), session.encoding
     )
     return types.CompletionItem(
@@ -136,7 +138,7 @@ def _jedi_item(
 
 
 async def _jedi_items(session: Session, doc: Document, offset: int) -> list[JediItem]:
-    if doc.language_id.lower() not in PYTHON_LANGUAGES:
+    if not is_python(doc.language_id, doc.uri):
         return []
     line, _ = doc.position(offset, "utf-32")
     column = offset - doc.starts[line]  # Jedi counts code points

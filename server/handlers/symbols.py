@@ -22,6 +22,7 @@ from ouzel.server.convert import Encoding
 from ouzel.server.documents import Document
 from ouzel.server.features import indexing
 from ouzel.server.features.indexing import FoundSymbol
+from ouzel.server.handlers import ranges
 from ouzel.server.session import Session
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class _Text:
         self, start: tuple[int, int], end: tuple[int, int], encoding: Encoding
     ) -> types.Range:
         span = convert.Span(self.offset(*start), self.offset(*end))
-        return convert.to_lsp_range(self.text, self.starts, span, encoding)
+        return ranges.to_lsp_range(self.text, self.starts, span, encoding)
 
 
 def _read(path: Path) -> _Text | None:

@@ -97,7 +97,7 @@ def test_search_hits_never_come_from_the_file_itself(
     root, _ = indexed
     request = _request(root, "shop/invoice.py", "line.quantity for line in lines)\n    ")
     cursor = Cursor.at(request.text, request.offset)
-    hits = engine.search(request, cursor)
+    hits = engine.search.search(request, cursor)
     assert hits, "the index knows similar code"
     assert all(hit.path != request.path for hit in hits)
     assert hits[0].path == root / "shop" / "cart.py"  # `subtotal = sum(... quantity ...)`
@@ -112,7 +112,7 @@ def test_a_hop_from_similar_code_to_what_it_calls(
     request = _request(root, "shop/invoice.py", "line.quantity for line in lines)\n    ")
     engine.jedi.analyze(request.uri, request.path, request.text, 1, root).result(60)
     cursor = Cursor.at(request.text, request.offset)
-    hops = engine.hop(request, engine.search(request, cursor), [], {})
+    hops = engine.search.hop(request, engine.search.search(request, cursor), [], {})
     assert [c.label for c in hops][:1] == ["prices.with_tax"]
     assert hops[0].text.startswith("def with_tax(amount: float) -> float:")
     assert hops[0].via == "search"
@@ -227,7 +227,7 @@ def test_vectors_only_when_the_index_has_embeddings(
                 retrieval_for=lambda _, r=retrieval: r,  # type: ignore[misc]
             )
             request = _request(root, "shop/invoice.py", "line.quantity for line in lines)\n    ")
-            found = engine.vectors(request, Cursor.at(request.text, request.offset), {})
+            found = engine.vector.find(request, Cursor.at(request.text, request.offset), {})
             if embedder is None:
                 assert found == []
             else:

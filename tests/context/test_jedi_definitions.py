@@ -3,15 +3,23 @@ imports one and two levels up, module aliases, and attribute chains at the curso
 
 from __future__ import annotations
 
+import sysconfig
 from pathlib import Path
+
+import pytest
 
 from ouzel.indexer.config import DEFAULT_SECRET_GLOBS
 from ouzel.server.features.context.engine import ContextEngine, EngineOptions
 from ouzel.server.features.context.files import FileTexts, SecretGuard
 from ouzel.server.features.context.model import ContextRequest
 from ouzel.server.features.context.pack import Packer, comment_blocks
-from ouzel.server.features.context.python_defs import JediService, local_definitions
+from ouzel.server.features.context.python_defs import (
+    JediService,
+    import_root,
+    local_definitions,
+)
 from ouzel.server.features.context.recent import RecentBuffer
+from ouzel.server.features.context.sources.definitions import in_standard_library
 from ouzel.server.features.context.tokens import LlamaVocabCounter
 
 
@@ -90,3 +98,84 @@ def test_local_definitions_in_one_pass() -> None:
     text = "x = 1\nclass A:\n    def f(self):\n        y = 2\nasync def g(): pass\nz: int = 3\n"
     found = local_definitions(text)
     assert found == {"x": [0], "A": [1], "f": [2], "g": [4], "z": [5]}
+
+
+def test_standard_library_definitions_come_after_the_workspace_ones(
+    jedi: JediService, tmp_path: Path, counter: LlamaVocabCounter
+) -> None:
+    """In a project, `typing` and `__future__` (which the model knows) must not crowd out
+    the project's own definitions: with room for one, the project's helper is it."""
+    root = tmp_path / "proj"
+    (root / "shop").mkdir(parents=True)
+    (root / "shop" / "__init__.py").write_text("")
+    (root / "shop" / "money.py").write_text(
+        "def round_cents(amount: float) -> float:\n    return round(amount, 2)\n"
+    )
+    app = root / "shop" / "cart.py"
+    text = (
+        "from __future__ import annotations\n"
+        "\n"
+        "from typing import Optional, Sequence\n"
+        "\n"
+        "from .money import round_cents\n"
+        "\n"
+        "\n"
+        "def total(prices: Sequence[float], discount: Optional[float]) -> float:\n"
+        "    value = round_cents(sum(prices))\n"
+        "    if discount is None:\n"
+        "        return value\n"
+        "    rate: Optional[float] = discount\n"
+        "    items: Sequence[float] = prices\n"
+        "    \n"
+    )
+    app.write_text(text)
+    engine = ContextEngine(
+        jedi,
+        RecentBuffer(),
+        Packer(counter, comment_blocks()),
+        SecretGuard([root], DEFAULT_SECRET_GLOBS),
+        FileTexts(),
+    )
+    jedi.analyze(app.as_uri(), app, text, 1, root).result(60)
+    request = ContextRequest(app.as_uri(), app, "python", 1, text, len(text) - 1, root)
+    wide = engine.gather(
+        request, EngineOptions(budget=2048, jedi_cap_s=5.0, strategies=("definitions",))
+    )
+    labels = [part.label for part in wide.parts]
+    assert {"round_cents", "Optional", "Sequence"} <= set(labels), labels  # all found
+    tight = engine.gather(
+        request, EngineOptions(budget=40, jedi_cap_s=5.0, strategies=("definitions",))
+    )
+    assert [part.label for part in tight.parts] == ["round_cents"]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (Path(sysconfig.get_paths()["stdlib"]) / "typing.py", True),
+        (Path("/usr/lib/python3.12/inspect.py"), True),  # another interpreter's
+        (Path("/x/.venv/lib/python3.12/site-packages/pydantic/main.py"), False),
+        (Path("/usr/lib/python3/dist-packages/yaml/__init__.py"), False),
+        (Path("/x/jedi/third_party/typeshed/stdlib/os/__init__.pyi"), True),
+        (Path("/v/lib/python3.11/site-packages/jedi/third_party/typeshed/stdlib/re.pyi"), True),
+        (Path("/home/u/project/lib/helpers.py"), False),
+    ],
+)
+def test_in_standard_library(path: Path, expected: bool) -> None:
+    assert in_standard_library(path) is expected
+
+
+def test_a_package_folder_as_the_workspace_resolves_its_absolute_imports(
+    jedi: JediService, tmp_path: Path
+) -> None:
+    """`code mypkg/`: `from mypkg.shapes import area` must find the workspace's file."""
+    root = tmp_path / "checkout" / "mypkg"
+    root.mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "shapes.py").write_text("def area(side: float) -> float:\n    return side * side\n")
+    (root / "plot.py").write_text("from mypkg.shapes import area\n\n\ndef draw():\n    area(2)\n")
+    table = _table(jedi, root, "plot.py")
+    (site,) = table.lookup("area")
+    assert (site.path, site.line) == (root / "shapes.py", 0)
+    assert import_root(root) == root.parent
+    assert import_root(tmp_path) == tmp_path  # not a package: the root itself

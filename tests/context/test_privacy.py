@@ -11,14 +11,9 @@ from conftest import write_project
 
 from ouzel.indexer.config import DEFAULT_SECRET_GLOBS
 from ouzel.server.documents import DocumentStore, TextChange
-from ouzel.server.features.context.engine import (
-    ChunkHit,
-    ContextEngine,
-    EngineOptions,
-    SymbolSite,
-)
+from ouzel.server.features.context.engine import ContextEngine, EngineOptions, SymbolSite
 from ouzel.server.features.context.files import FileTexts, SecretGuard
-from ouzel.server.features.context.model import ContextRequest, ContextResult
+from ouzel.server.features.context.model import Candidate, ContextRequest, ContextResult
 from ouzel.server.features.context.pack import Packer, comment_blocks
 from ouzel.server.features.context.python_defs import JediService
 from ouzel.server.features.context.recent import RecentBuffer
@@ -34,17 +29,17 @@ class Everything:
     def __init__(self, files: list[Path]) -> None:
         self.files = files
 
-    def chunks(self, query: str, limit: int, exclude: Collection[Path]) -> list[ChunkHit]:
+    def chunks(self, query: str, limit: int, exclude: Collection[Path]) -> list[Candidate]:
         hits = []
         for path in self.files:
             text = path.read_text()
-            hits.append(ChunkHit(path, 0, text.count("\n") + 1, text))
+            hits.append(Candidate("bm25", path, 0, text.count("\n") + 1, text, len(hits)))
         return hits[:limit]
 
     def symbols(self, name: str, limit: int) -> list[SymbolSite]:
         return []
 
-    def similar(self, text: str, limit: int, exclude: Collection[Path]) -> list[ChunkHit] | None:
+    def similar(self, text: str, limit: int, exclude: Collection[Path]) -> list[Candidate] | None:
         return None
 
 

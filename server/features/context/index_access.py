@@ -1,8 +1,10 @@
-"""The workspace index as the context engine sees it: absolute paths, end-exclusive lines.
+"""The workspace index as the context engine sees it: absolute paths, candidates.
 
 Chunk search is the indexer's BM25 (LanceDB full-text search); symbols are looked up by
 exact name; `similar` is the index's vector search, None when no embedding model is
-configured (then the vector source stays silent).
+configured (then the vector source stays silent). This is the one place the index's
+`ChunkHit` (workspace-relative path, inclusive last line) becomes a context `Candidate`
+(absolute path, a line span ending before `end_line`).
 """
 
 from __future__ import annotations
@@ -10,12 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ouzel.server.features.context.engine import ChunkHit, SymbolSite
-
-if TYPE_CHECKING:
-    from ouzel.indexer.index import WorkspaceIndex
+from ouzel.indexer.index import WorkspaceIndex
+from ouzel.indexer.search import ChunkHit, search_chunks, search_similar, search_symbols
+from ouzel.server.features.context.model import Candidate, Source
+from ouzel.server.features.context.sources.common import SymbolSite
 
 log = logging.getLogger("ouzel.context.index")
 
@@ -31,35 +32,32 @@ class IndexRetrieval:
         except ValueError:
             return None
 
-    def chunks(self, query: str, limit: int, exclude: Collection[Path]) -> list[ChunkHit]:
-        from ouzel.indexer.search import search_chunks
+    def _excluded(self, paths: Collection[Path]) -> list[str]:
+        return [rel for rel in (self._relative(p) for p in paths) if rel is not None]
 
-        excluded = [rel for rel in (self._relative(p) for p in exclude) if rel is not None]
-        hits = search_chunks(self.index, query, limit, excluded)
+    def _candidates(
+        self, source: Source, hits: list[ChunkHit], excluded: list[str]
+    ) -> list[Candidate]:
+        kept = [hit for hit in hits if hit.path not in excluded]
         return [
-            ChunkHit(self.root / hit.path, hit.start_line, hit.end_line + 1, hit.text)
-            for hit in hits
-            if hit.path not in excluded
+            Candidate(
+                source, self.root / hit.path, hit.start_line, hit.end_line + 1, hit.text, rank
+            )
+            for rank, hit in enumerate(kept)
         ]
 
-    def symbols(self, name: str, limit: int) -> list[SymbolSite]:
-        from ouzel.indexer.search import search_symbols
+    def chunks(self, query: str, limit: int, exclude: Collection[Path]) -> list[Candidate]:
+        excluded = self._excluded(exclude)
+        return self._candidates("bm25", search_chunks(self.index, query, limit, excluded), excluded)
 
+    def symbols(self, name: str, limit: int) -> list[SymbolSite]:
         return [
             SymbolSite(hit.name, self.root / hit.path, hit.start_line, hit.kind)
             for hit in search_symbols(self.index, name, limit)
             if hit.name == name
         ]
 
-    def similar(self, text: str, limit: int, exclude: Collection[Path]) -> list[ChunkHit] | None:
-        from ouzel.indexer.search import search_similar
-
-        excluded = [rel for rel in (self._relative(p) for p in exclude) if rel is not None]
+    def similar(self, text: str, limit: int, exclude: Collection[Path]) -> list[Candidate] | None:
+        excluded = self._excluded(exclude)
         hits = search_similar(self.index, text, limit, excluded)
-        if hits is None:
-            return None
-        return [
-            ChunkHit(self.root / hit.path, hit.start_line, hit.end_line + 1, hit.text)
-            for hit in hits
-            if hit.path not in excluded
-        ]
+        return None if hits is None else self._candidates("vector", hits, excluded)

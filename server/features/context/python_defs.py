@@ -425,10 +425,21 @@ def _project(root: Path | None) -> tuple[Any, Any]:
         # In the worker's own interpreter: code is parsed, never imported.
         environment = InterpreterEnvironment()
     project = jedi.Project(
-        str(root or Path.cwd()), smart_sys_path=True, load_unsafe_extensions=False
+        str(import_root(root or Path.cwd())), smart_sys_path=True, load_unsafe_extensions=False
     )
     _PROJECTS[root] = (project, environment)
     return project, environment
+
+
+def import_root(root: Path) -> Path:
+    """The folder Jedi puts first on its sys path for a workspace `root`.
+
+    A package folder opened as the workspace (`pydantic/` itself, with `__init__.py`) is
+    named from its parent by its own absolute imports (`from pydantic.fields import …`):
+    from the root alone they would resolve to an installed copy of the package, or not at
+    all. The parent, first on the path, makes them resolve to the workspace's files.
+    """
+    return root.parent if (root / "__init__.py").is_file() else root
 
 
 def build_import_table(script: Any, text: str, deadline: float) -> ImportTable:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ouzel.server.documents import Document
+from ouzel.indexer.text import line_of
+from ouzel.server.documents import Document, file_path
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,12 @@ class RecentBuffer:
         capacity: int = 16,
         chunk_lines: int = 32,
         allowed: Callable[[Path | None], bool] = lambda path: True,
+        path_of: Callable[[str], Path | None] = file_path,
     ) -> None:
         self.capacity = capacity
         self.chunk_lines = chunk_lines
         self.allowed = allowed  # False for secret files: they are never remembered
+        self.path_of = path_of  # a document's file (None: untitled)
         self._regions: list[RecentRegion] = []  # oldest first
         self._stamp = 0
         self._lock = threading.Lock()
@@ -58,7 +61,7 @@ class RecentBuffer:
 
     def on_document(self, kind: str, doc: Document, previous: Document | None) -> None:
         """A `DocumentStore.on_change` listener."""
-        path = _path_of(doc.uri)
+        path = self.path_of(doc.uri)
         if kind == "open":
             self._forget(doc.uri)
             self.touch(doc.uri, path, 0, doc.line_count())
@@ -107,24 +110,11 @@ class RecentBuffer:
             ]
 
 
-def _path_of(uri: str) -> Path | None:
-    from ouzel.server.session import Session
-
-    return Session.uri_to_path(uri)
-
-
 def changed_lines(old: Document, new: Document) -> tuple[int, int]:
     """(first line of `new` that differs from `old`, change in line count)."""
     prefix = common_prefix_length(old.text, new.text)
     # The line of `new` containing the first differing character.
-    low, high = 0, len(new.starts) - 1
-    while low < high:
-        middle = (low + high + 1) // 2
-        if new.starts[middle] <= prefix:
-            low = middle
-        else:
-            high = middle - 1
-    return low, new.line_count() - old.line_count()
+    return line_of(new.starts, prefix), new.line_count() - old.line_count()
 
 
 def common_prefix_length(a: str, b: str) -> int:

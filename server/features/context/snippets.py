@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ouzel.indexer.languages import is_python
+from ouzel.indexer.text import split_lines as split_lines
+
 MAX_BODY_LINES = 14  # a body this short goes in whole
 MAX_SNIPPET_LINES = 24
 
@@ -26,18 +29,6 @@ class Snippet:
     start_line: int  # 0-based, inclusive
     end_line: int  # 0-based, exclusive: the lines the snippet was taken from
     text: str
-
-
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines with their endings, broken only at \\r\\n, \\r and \\n (as LSP, ast and Jedi do).
-
-    `str.splitlines` also breaks at form feeds and U+2028, which the stdlib contains:
-    every line number after one would be off.
-    """
-    return _LINE.findall(text)
 
 
 def _indent(line: str) -> int:
@@ -113,7 +104,7 @@ def definition_snippet(
     lines = split_lines(source) if isinstance(source, str) else source
     if not 0 <= line < len(lines):
         return None
-    python = language in ("python", "pyi")
+    python = is_python(language)
     if python:
         line = _python_owner(lines, line)
     begin = _leading_lines(lines, line, python)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import bisect
 import keyword
 import re
 from dataclasses import dataclass
 
-from ouzel.server.convert import line_starts
+from ouzel.indexer.text import line_of, line_starts
 
 # A dotted chain of identifiers not preceded by another identifier character or a dot.
 _DOTTED = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
@@ -112,7 +111,7 @@ class Cursor:
     def at(text: str, offset: int, starts: list[int] | None = None) -> Cursor:
         starts = starts if starts is not None else line_starts(text)
         offset = max(0, min(offset, len(text)))
-        line = bisect.bisect_right(starts, offset) - 1
+        line = line_of(starts, offset)
         return Cursor(text, starts, offset, line)
 
     @property
