@@ -88,7 +88,16 @@ def float_text(nvim: Editor) -> str | None:
 
 
 def wait_float(nvim: Editor, timeout: float = MODEL_S) -> str:
-    return wait_for(lambda: float_text(nvim), timeout, "the confirmation float")
+    """Wait for the confirmation float; fail at once, with the messages, if the action ends
+    without one."""
+
+    def shown() -> str | None:
+        text = float_text(nvim)
+        if text is None and nvim.lua("return next(require('ouzel.jobs').active) == nil"):
+            raise AssertionError(f"the action ended without an edit: {nvim.messages()}")
+        return text
+
+    return wait_for(shown, timeout, "the confirmation float")
 
 
 def wait_prompt(nvim: Editor, prompt: str) -> None:

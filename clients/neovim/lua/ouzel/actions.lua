@@ -71,7 +71,8 @@ function M.execute(client, command, argument, bufnr)
   if not sent then
     vim.notify('ouzel: the server is not running', vim.log.levels.ERROR)
   elseif not turn then
-    vim.notify(('ouzel: %s… (progress in the statusline; :Ouzel cancel stops it)'):format(title))
+    local running = title:gsub('…$', '') .. '…'
+    vim.notify(('ouzel: %s (progress in the statusline; :Ouzel cancel stops it)'):format(running))
   end
 end
 
