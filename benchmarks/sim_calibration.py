@@ -1,0 +1,124 @@
+"""Calibrate `ouzel sim` against a real server here and print the error per rate.
+
+1. Start `python -m llama_cpp.server` with the embedded gemma3 270M model (loopback, key).
+2. `ouzel plan measure` against it (the library call): synchronous fit → a `measured`
+   row, then a Poisson rate ladder (TTFT/ITL p50/p95 per rate).
+3. Start `ouzel sim --row` with that row and run the same ladder (same rates, seeds,
+   prompts) against it over HTTP; also predict the ladder with the planner's DES.
+4. Print measured vs sim vs DES per rate, the relative errors, and the load average
+   (the machine is shared: other processes change the real server's speed).
+
+llama_cpp.server runs one request at a time (no continuous batching), so this checks
+the per-token costs and the queueing, not batch interference (that needs a vLLM run).
+
+    python benchmarks/sim_calibration.py [--rates 5] [--seconds-per-rate 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "inference"))
+from real_servers import LlamaServer, free_port  # noqa: E402
+
+from ouzel.inference.planner.config import append_row  # noqa: E402
+from ouzel.inference.planner.measure import Client, LadderPoint, measure, prompt_set, run_rate  # noqa: E402
+from ouzel.inference.planner.simulate import simulate  # noqa: E402
+from ouzel.inference.planner.workload import RequestClass, Slo, TokenDist  # noqa: E402
+
+KEY = "calibration-key"
+
+
+def start_sim(rows: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OUZEL_SIM_KEY": KEY}
+    command = [sys.executable, "-m", "ouzel.server.cli", "sim", "--row", str(rows), "--port", str(port), "--api-key-env", "OUZEL_SIM_KEY", "--served-model-name", "calibration"]
+    process = subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"ouzel sim did not start: {log.read_text()[-2000:]}")
+
+
+async def ladder_against(base_url: str, rates: list[float], seconds: float, prompt_tokens: int, output_tokens: int) -> list[LadderPoint]:
+    client = Client(base_url, KEY, None)
+    try:
+        prompts = await prompt_set(client, prompt_tokens, seed=2)
+        return [await run_rate(client, prompts, rate, seconds, output_tokens, seed=10 + i) for i, rate in enumerate(rates)]
+    finally:
+        await client.aclose()
+
+
+def error(model: float, truth: float) -> str:
+    return f"{(model - truth) / truth * 100:+.0f}%" if truth else "-"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", type=int, default=5)
+    parser.add_argument("--seconds-per-rate", type=float, default=20.0)
+    parser.add_argument("--prompt-tokens", type=int, default=256)
+    parser.add_argument("--output-tokens", type=int, default=24)
+    args = parser.parse_args()
+    console = Console()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        with LlamaServer(KEY, folder / "llama.log") as server:
+            measured = asyncio.run(
+                measure(server.base_url, KEY, None, "cpu-here", 1, args.prompt_tokens, args.output_tokens, args.rates, args.seconds_per_rate, progress=lambda line: console.print(f"[dim]{line}[/dim]"))
+            )
+        rows = folder / "rows.jsonl"
+        append_row(rows, measured.row)
+        rates = [p.rate for p in measured.ladder]
+        port = free_port()
+        sim = start_sim(rows, port, folder / "sim.log")
+        try:
+            simulated = asyncio.run(ladder_against(f"http://127.0.0.1:{port}/v1", rates, args.seconds_per_rate, args.prompt_tokens, args.output_tokens))
+        finally:
+            sim.terminate()
+            sim.wait(10)
+    load_after = os.getloadavg()
+    prompt = measured.ladder and args.prompt_tokens
+    one = RequestClass("bench", 1.0, TokenDist(prompt, prompt), TokenDist(args.output_tokens, args.output_tokens), 0.0, Slo(1e9, 1e9))
+    des = [simulate(measured.row, [one], [rate], seed=3, max_requests=2000).classes[0] for rate in rates]
+    row = measured.row
+    console.print(f"measured row: request {row.request_ms:.1f} ms + {row.flop_ms_per_token:.3f} ms/prompt token, decode step {row.weights_ms:.1f} ms, max_num_seqs {row.max_num_seqs}; {'; '.join(measured.notes)}")
+    table = Table(title="ouzel sim vs llama_cpp.server (gemma3 270M), TTFT/ITL in ms")
+    for column in ("rate/s", "n", "real TTFT p50", "sim", "err", "real TTFT p95", "sim", "err", "DES p95", "err", "real ITL p50", "sim", "err", "real ITL p95", "sim", "err"):
+        table.add_column(column, justify="right")
+    worst = 0.0
+    for real, fake, predicted in zip(measured.ladder, simulated, des, strict=True):
+        cells = [f"{real.rate:.2f}", str(real.requests)]
+        for truth, model in ((real.ttft_p50_ms, fake.ttft_p50_ms), (real.ttft_p95_ms, fake.ttft_p95_ms)):
+            cells += [f"{truth:.0f}", f"{model:.0f}", error(model, truth)]
+            worst = max(worst, abs(model - truth) / truth)
+        cells += [f"{predicted.ttft_p95_ms:.0f}", error(predicted.ttft_p95_ms, real.ttft_p95_ms)]
+        for truth, model in ((real.itl_p50_ms, fake.itl_p50_ms), (real.itl_p95_ms, fake.itl_p95_ms)):
+            cells += [f"{truth:.1f}", f"{model:.1f}", error(model, truth)]
+            worst = max(worst, abs(model - truth) / truth)
+        table.add_row(*cells)
+    console.print(table)
+    console.print(f"worst sim error: {worst * 100:.0f}% (target ≤ 15%); load average before {load_before[0]:.1f}, after {load_after[0]:.1f} on {os.cpu_count()} cores")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
