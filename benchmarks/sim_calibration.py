@@ -33,7 +33,14 @@ sys.path.insert(0, str(ROOT / "tests" / "inference"))
 from real_servers import LlamaServer, free_port  # noqa: E402
 
 from ouzel.inference.planner.config import append_row  # noqa: E402
-from ouzel.inference.planner.measure import Client, LadderPoint, measure, prompt_set, run_rate  # noqa: E402
+from ouzel.inference.planner.measure import (  # noqa: E402
+    MIN_REQUESTS_PER_RATE,
+    Client,
+    LadderPoint,
+    measure,
+    prompt_set,
+    run_rate,
+)
 from ouzel.inference.planner.simulate import simulate  # noqa: E402
 from ouzel.inference.planner.workload import RequestClass, Slo, TokenDist  # noqa: E402
 
@@ -42,8 +49,23 @@ KEY = "calibration-key"
 
 def start_sim(rows: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OUZEL_SIM_KEY": KEY}
-    command = [sys.executable, "-m", "ouzel.server.cli", "sim", "--row", str(rows), "--port", str(port), "--api-key-env", "OUZEL_SIM_KEY", "--served-model-name", "calibration"]
-    process = subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "ouzel.server.cli",
+        "sim",
+        "--row",
+        str(rows),
+        "--port",
+        str(port),
+        "--api-key-env",
+        "OUZEL_SIM_KEY",
+        "--served-model-name",
+        "calibration",
+    ]
+    process = subprocess.Popen(
+        command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     import urllib.request
 
     deadline = time.monotonic() + 30
@@ -57,11 +79,23 @@ def start_sim(rows: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"ouzel sim did not start: {log.read_text()[-2000:]}")
 
 
-async def ladder_against(base_url: str, rates: list[float], seconds: float, prompt_tokens: int, output_tokens: int) -> list[LadderPoint]:
+async def ladder_against(
+    base_url: str, rates: list[float], seconds: float, prompt_tokens: int, output_tokens: int
+) -> list[LadderPoint]:
     client = Client(base_url, KEY, None)
     try:
         prompts = await prompt_set(client, prompt_tokens, seed=2)
-        return [await run_rate(client, prompts, rate, seconds, output_tokens, seed=10 + i) for i, rate in enumerate(rates)]
+        return [
+            await run_rate(
+                client,
+                prompts,
+                rate,
+                max(seconds, MIN_REQUESTS_PER_RATE / rate),
+                output_tokens,
+                seed=10 + i,
+            )
+            for i, rate in enumerate(rates)
+        ]
     finally:
         await client.aclose()
 
@@ -71,7 +105,9 @@ def error(model: float, truth: float) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rates", type=int, default=5)
     parser.add_argument("--seconds-per-rate", type=float, default=20.0)
     parser.add_argument("--prompt-tokens", type=int, default=256)
@@ -83,7 +119,18 @@ def main() -> int:
         folder = Path(tmp)
         with LlamaServer(KEY, folder / "llama.log") as server:
             measured = asyncio.run(
-                measure(server.base_url, KEY, None, "cpu-here", 1, args.prompt_tokens, args.output_tokens, args.rates, args.seconds_per_rate, progress=lambda line: console.print(f"[dim]{line}[/dim]"))
+                measure(
+                    server.base_url,
+                    KEY,
+                    None,
+                    "cpu-here",
+                    1,
+                    args.prompt_tokens,
+                    args.output_tokens,
+                    args.rates,
+                    args.seconds_per_rate,
+                    progress=lambda line: console.print(f"[dim]{line}[/dim]"),
+                )
             )
         rows = folder / "rows.jsonl"
         append_row(rows, measured.row)
@@ -91,32 +138,77 @@ def main() -> int:
         port = free_port()
         sim = start_sim(rows, port, folder / "sim.log")
         try:
-            simulated = asyncio.run(ladder_against(f"http://127.0.0.1:{port}/v1", rates, args.seconds_per_rate, args.prompt_tokens, args.output_tokens))
+            simulated = asyncio.run(
+                ladder_against(
+                    f"http://127.0.0.1:{port}/v1",
+                    rates,
+                    args.seconds_per_rate,
+                    args.prompt_tokens,
+                    args.output_tokens,
+                )
+            )
         finally:
             sim.terminate()
             sim.wait(10)
     load_after = os.getloadavg()
     prompt = measured.ladder and args.prompt_tokens
-    one = RequestClass("bench", 1.0, TokenDist(prompt, prompt), TokenDist(args.output_tokens, args.output_tokens), 0.0, Slo(1e9, 1e9))
-    des = [simulate(measured.row, [one], [rate], seed=3, max_requests=2000).classes[0] for rate in rates]
+    one = RequestClass(
+        "bench",
+        1.0,
+        TokenDist(prompt, prompt),
+        TokenDist(args.output_tokens, args.output_tokens),
+        0.0,
+        Slo(1e9, 1e9),
+    )
+    des = [
+        simulate(measured.row, [one], [rate], seed=3, max_requests=2000).classes[0]
+        for rate in rates
+    ]
     row = measured.row
-    console.print(f"measured row: request {row.request_ms:.1f} ms + {row.flop_ms_per_token:.3f} ms/prompt token, decode step {row.weights_ms:.1f} ms, max_num_seqs {row.max_num_seqs}; {'; '.join(measured.notes)}")
+    console.print(
+        f"measured row: request {row.request_ms:.1f} ms + {row.flop_ms_per_token:.3f} ms/prompt token, decode step {row.weights_ms:.1f} ms, max_num_seqs {row.max_num_seqs}; {'; '.join(measured.notes)}"
+    )
     table = Table(title="ouzel sim vs llama_cpp.server (gemma3 270M), TTFT/ITL in ms")
-    for column in ("rate/s", "n", "real TTFT p50", "sim", "err", "real TTFT p95", "sim", "err", "DES p95", "err", "real ITL p50", "sim", "err", "real ITL p95", "sim", "err"):
+    for column in (
+        "rate/s",
+        "n",
+        "real TTFT p50",
+        "sim",
+        "err",
+        "real TTFT p95",
+        "sim",
+        "err",
+        "DES p95",
+        "err",
+        "real ITL p50",
+        "sim",
+        "err",
+        "real ITL p95",
+        "sim",
+        "err",
+    ):
         table.add_column(column, justify="right")
     worst = 0.0
     for real, fake, predicted in zip(measured.ladder, simulated, des, strict=True):
         cells = [f"{real.rate:.2f}", str(real.requests)]
-        for truth, model in ((real.ttft_p50_ms, fake.ttft_p50_ms), (real.ttft_p95_ms, fake.ttft_p95_ms)):
+        for truth, model in (
+            (real.ttft_p50_ms, fake.ttft_p50_ms),
+            (real.ttft_p95_ms, fake.ttft_p95_ms),
+        ):
             cells += [f"{truth:.0f}", f"{model:.0f}", error(model, truth)]
             worst = max(worst, abs(model - truth) / truth)
         cells += [f"{predicted.ttft_p95_ms:.0f}", error(predicted.ttft_p95_ms, real.ttft_p95_ms)]
-        for truth, model in ((real.itl_p50_ms, fake.itl_p50_ms), (real.itl_p95_ms, fake.itl_p95_ms)):
+        for truth, model in (
+            (real.itl_p50_ms, fake.itl_p50_ms),
+            (real.itl_p95_ms, fake.itl_p95_ms),
+        ):
             cells += [f"{truth:.1f}", f"{model:.1f}", error(model, truth)]
             worst = max(worst, abs(model - truth) / truth)
         table.add_row(*cells)
     console.print(table)
-    console.print(f"worst sim error: {worst * 100:.0f}% (target ≤ 15%); load average before {load_before[0]:.1f}, after {load_after[0]:.1f} on {os.cpu_count()} cores")
+    console.print(
+        f"worst sim error: {worst * 100:.0f}% (target ≤ 15%); load average before {load_before[0]:.1f}, after {load_after[0]:.1f} on {os.cpu_count()} cores"
+    )
     return 0
 
 

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from ouzel.inference.planner.perf import PerfRow
-from ouzel.inference.planner.workload import DEFAULT_CLASSES, RequestClass, Slo, Team, TokenDist, WorkloadError
+from ouzel.inference.planner.workload import (
+    DEFAULT_CLASSES,
+    RequestClass,
+    Slo,
+    Team,
+    TokenDist,
+    WorkloadError,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,7 +67,9 @@ def inputs_from(data: Mapping[str, Any], where: str = "config") -> PlanInputs:
             raise WorkloadError(f"{where}: unknown class {name!r} (ghost, chat, agent)")
         classes[index] = _class_from(classes[index], values, f"{where} [classes.{name}]")
     try:
-        team = Team(**{k: _number(team_data[k], k, where) for k in team_data}, classes=tuple(classes))  # type: ignore[arg-type]
+        team = Team(
+            **{k: _number(team_data[k], k, where) for k in team_data}, classes=tuple(classes)
+        )
     except TypeError as exc:
         raise WorkloadError(f"{where} [team]: {exc}") from exc
     candidates = _table(data, "candidates", where)
@@ -80,13 +89,19 @@ def _class_from(base: RequestClass, values: Any, where: str) -> RequestClass:
     if not isinstance(values, dict):
         raise WorkloadError(f"{where}: expected a table")
     _only(values, (*_CLASS_NUMBERS, "prompt", "output", "ttft_p95_ms", "itl_p95_ms"), where)
-    changes: dict[str, Any] = {k: float(_number(values[k], k, where)) for k in _CLASS_NUMBERS if k in values}
+    changes: dict[str, Any] = {
+        k: float(_number(values[k], k, where)) for k in _CLASS_NUMBERS if k in values
+    }
     for key in ("prompt", "output"):
         if key in values:
             dist = values[key]
             if not isinstance(dist, dict) or not {"low", "high"} <= set(dist):
                 raise WorkloadError(f"{where}: {key} needs {{low = N, high = N[, median = N]}}")
-            changes[key] = TokenDist(int(dist["low"]), int(dist["high"]), int(dist["median"]) if "median" in dist else None)
+            changes[key] = TokenDist(
+                int(dist["low"]),
+                int(dist["high"]),
+                int(dist["median"]) if "median" in dist else None,
+            )
     slo = Slo(
         float(_number(values.get("ttft_p95_ms", base.slo.ttft_p95_ms), "ttft_p95_ms", where)),
         float(_number(values.get("itl_p95_ms", base.slo.itl_p95_ms), "itl_p95_ms", where)),
@@ -104,7 +119,9 @@ def _table(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
 def _only(values: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
     unknown = set(values) - set(allowed)
     if unknown:
-        raise WorkloadError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(allowed)}")
+        raise WorkloadError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(allowed)}"
+        )
 
 
 def _number(value: Any, key: str, where: str) -> float:

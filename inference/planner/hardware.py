@@ -61,11 +61,39 @@ GPUS: dict[str, GpuSpec] = {
     gpu.name: gpu
     for gpu in [
         GpuSpec("L4", 24, 300, 121, 0.98, False, "https://www.nvidia.com/en-us/data-center/l4/"),
-        GpuSpec("A10G", 24, 600, 125, 1.01, False, "https://www.nvidia.com/en-us/data-center/products/a10-gpu/"),
-        GpuSpec("L40S", 48, 864, 362, 1.86, False, "https://www.nvidia.com/en-us/data-center/l40s/"),
-        GpuSpec("A6000", 48, 768, 155, 0.80, False, "https://www.nvidia.com/en-us/design-visualization/rtx-a6000/"),
-        GpuSpec("A100-80GB", 80, 2039, 312, 3.40, True, "https://www.nvidia.com/en-us/data-center/a100/"),
-        GpuSpec("H100", 80, 3350, 989, 4.50, True, "https://www.nvidia.com/en-us/data-center/h100/ (SXM)"),
+        GpuSpec(
+            "A10G",
+            24,
+            600,
+            125,
+            1.01,
+            False,
+            "https://www.nvidia.com/en-us/data-center/products/a10-gpu/",
+        ),
+        GpuSpec(
+            "L40S", 48, 864, 362, 1.86, False, "https://www.nvidia.com/en-us/data-center/l40s/"
+        ),
+        GpuSpec(
+            "A6000",
+            48,
+            768,
+            155,
+            0.80,
+            False,
+            "https://www.nvidia.com/en-us/design-visualization/rtx-a6000/",
+        ),
+        GpuSpec(
+            "A100-80GB", 80, 2039, 312, 3.40, True, "https://www.nvidia.com/en-us/data-center/a100/"
+        ),
+        GpuSpec(
+            "H100",
+            80,
+            3350,
+            989,
+            4.50,
+            True,
+            "https://www.nvidia.com/en-us/data-center/h100/ (SXM)",
+        ),
     ]
 }
 
@@ -73,11 +101,61 @@ _QWEN_CONFIG = "config.json of Qwen/{} on Hugging Face"
 MODELS: dict[str, ModelSpec] = {
     model.name: model
     for model in [
-        ModelSpec("qwen2.5-coder-0.5b", "Qwen/Qwen2.5-Coder-0.5B-Instruct", 0.494, 24, 896, 2, 64, 32768, _QWEN_CONFIG.format("Qwen2.5-Coder-0.5B-Instruct")),
-        ModelSpec("qwen2.5-coder-1.5b", "Qwen/Qwen2.5-Coder-1.5B-Instruct", 1.54, 28, 1536, 2, 128, 32768, _QWEN_CONFIG.format("Qwen2.5-Coder-1.5B-Instruct")),
-        ModelSpec("qwen2.5-coder-7b", "Qwen/Qwen2.5-Coder-7B-Instruct", 7.61, 28, 3584, 4, 128, 32768, _QWEN_CONFIG.format("Qwen2.5-Coder-7B-Instruct")),
-        ModelSpec("qwen2.5-coder-14b", "Qwen/Qwen2.5-Coder-14B-Instruct", 14.7, 48, 5120, 8, 128, 32768, _QWEN_CONFIG.format("Qwen2.5-Coder-14B-Instruct")),
-        ModelSpec("qwen2.5-coder-32b", "Qwen/Qwen2.5-Coder-32B-Instruct", 32.5, 64, 5120, 8, 128, 32768, _QWEN_CONFIG.format("Qwen2.5-Coder-32B-Instruct")),
+        ModelSpec(
+            "qwen2.5-coder-0.5b",
+            "Qwen/Qwen2.5-Coder-0.5B-Instruct",
+            0.494,
+            24,
+            896,
+            2,
+            64,
+            32768,
+            _QWEN_CONFIG.format("Qwen2.5-Coder-0.5B-Instruct"),
+        ),
+        ModelSpec(
+            "qwen2.5-coder-1.5b",
+            "Qwen/Qwen2.5-Coder-1.5B-Instruct",
+            1.54,
+            28,
+            1536,
+            2,
+            128,
+            32768,
+            _QWEN_CONFIG.format("Qwen2.5-Coder-1.5B-Instruct"),
+        ),
+        ModelSpec(
+            "qwen2.5-coder-7b",
+            "Qwen/Qwen2.5-Coder-7B-Instruct",
+            7.61,
+            28,
+            3584,
+            4,
+            128,
+            32768,
+            _QWEN_CONFIG.format("Qwen2.5-Coder-7B-Instruct"),
+        ),
+        ModelSpec(
+            "qwen2.5-coder-14b",
+            "Qwen/Qwen2.5-Coder-14B-Instruct",
+            14.7,
+            48,
+            5120,
+            8,
+            128,
+            32768,
+            _QWEN_CONFIG.format("Qwen2.5-Coder-14B-Instruct"),
+        ),
+        ModelSpec(
+            "qwen2.5-coder-32b",
+            "Qwen/Qwen2.5-Coder-32B-Instruct",
+            32.5,
+            64,
+            5120,
+            8,
+            128,
+            32768,
+            _QWEN_CONFIG.format("Qwen2.5-Coder-32B-Instruct"),
+        ),
     ]
 }
 

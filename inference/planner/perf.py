@@ -52,7 +52,9 @@ class PerfRow:
     machine: str = ""
     date: str = ""
 
-    def step_ms(self, prefill_tokens: int, prefill_ctx_ktokens: float, decodes: int, decode_kctx: float) -> float:
+    def step_ms(
+        self, prefill_tokens: int, prefill_ctx_ktokens: float, decodes: int, decode_kctx: float
+    ) -> float:
         """Duration of one engine step. `prefill_ctx_ktokens` is Σ over prefill tokens of
         their context (in 1,000s of tokens); `decode_kctx` is Σ over decoding sequences of
         their context length (in 1,000s)."""
@@ -215,9 +217,13 @@ class Scheduler:
             self.decoding[request.id] = request
             self._decode_kctx += (request.prompt_tokens + 1) / 1000
             self._decodes_by_class[request.cls] += 1
-        return StepResult(duration_s, prefill_tokens, decodes, completing, finished, decodes_by_class)
+        return StepResult(
+            duration_s, prefill_tokens, decodes, completing, finished, decodes_by_class
+        )
 
-    def _finish(self, request: EngineRequest, finished: list[EngineRequest], decoding: bool = True) -> None:
+    def _finish(
+        self, request: EngineRequest, finished: list[EngineRequest], decoding: bool = True
+    ) -> None:
         request.generated = request.max_tokens
         request.finished = self.now
         if decoding:

@@ -12,7 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from ouzel.inference.gpu import KeySource, VllmOptions, build_vllm_command, tool_call_parser_for
-from ouzel.inference.planner.search import HOURS_PER_MONTH, WORKDAYS_PER_MONTH, PlanOption, PlanReport, evaluate
+from ouzel.inference.planner.search import (
+    HOURS_PER_MONTH,
+    WORKDAYS_PER_MONTH,
+    PlanOption,
+    PlanReport,
+    evaluate,
+)
 
 PLOT_RATE_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 
@@ -23,7 +29,9 @@ def _ms(value: float) -> str:
 
 def table(report: PlanReport, limit: int = 8) -> Table:
     classes = report.team.classes
-    out = Table(title=f"Plans for {report.team.developers} developers ({report.team.active:.0f} active at peak), cheapest first")
+    out = Table(
+        title=f"Plans for {report.team.developers} developers ({report.team.active:.0f} active at peak), cheapest first"
+    )
     for name in ("model", "GPU", "TP", "replicas", "GPUs", "$/h", "$/month"):
         out.add_column(name, justify="right" if name not in ("model", "GPU") else "left")
     for c in classes:
@@ -51,7 +59,9 @@ def table(report: PlanReport, limit: int = 8) -> Table:
 def summary_lines(report: PlanReport) -> list[str]:
     best = report.best
     team = report.team
-    rates = ", ".join(f"{c.name} {rate:.2f}/s" for c, rate in zip(team.classes, team.rates(), strict=True))
+    rates = ", ".join(
+        f"{c.name} {rate:.2f}/s" for c, rate in zip(team.classes, team.rates(), strict=True)
+    )
     lines = [
         f"peak traffic: {rates} (started requests; cancelled ghost text included)",
         f"plan: {best.replicas} × {best.candidate.label} = {best.gpus} GPU(s), ${best.cost_per_hour:.2f}/h "
@@ -64,7 +74,9 @@ def summary_lines(report: PlanReport) -> list[str]:
             f"({best.replicas_round_robin * best.candidate.tp} GPUs): prefixes land on a replica that lacks them"
         )
     elif best.replicas_round_robin is None:
-        lines.append("without a prefix-aware router no replica count up to the limit meets the SLOs")
+        lines.append(
+            "without a prefix-aware router no replica count up to the limit meets the SLOs"
+        )
     lines.append(f"benchmark row: {best.candidate.row.provenance}; {best.candidate.row.source}")
     return lines
 
@@ -113,7 +125,11 @@ def deploy_values(option: PlanOption) -> dict[str, Any]:
     candidate = option.candidate
     row = candidate.row
     return {
-        "model": {"name": candidate.model.name, "weights": candidate.model.hf_id, "maxModelLen": candidate.model.max_context},
+        "model": {
+            "name": candidate.model.name,
+            "weights": candidate.model.hf_id,
+            "maxModelLen": candidate.model.max_context,
+        },
         "replicaCount": option.replicas,
         "resources": {"limits": {"nvidia.com/gpu": candidate.tp}},
         "nodeSelector": {"nvidia.com/gpu.product": candidate.gpu.name},
@@ -125,8 +141,15 @@ def deploy_values(option: PlanOption) -> dict[str, Any]:
             "enablePrefixCaching": True,
             "apiKeySecret": "vllm-api-key",
         },
-        "router": {"policy": "prefix-aware", "note": "llm-d EPP prefix-cache scorer or production-stack prefixaware"},
-        "autoscaling": {"metric": "vllm:num_requests_waiting", "threshold": 5, "minReplicas": option.replicas},
+        "router": {
+            "policy": "prefix-aware",
+            "note": "llm-d EPP prefix-cache scorer or production-stack prefixaware",
+        },
+        "autoscaling": {
+            "metric": "vllm:num_requests_waiting",
+            "threshold": 5,
+            "minReplicas": option.replicas,
+        },
         "plan": {
             "gpus": option.gpus,
             "costPerHour": round(option.cost_per_hour, 2),
@@ -152,7 +175,9 @@ def write_plot(report: PlanReport, path: Path, plans: int = 3) -> Path:
             scaled = _scaled_team(report, factor)
             result = evaluate(option.candidate, scaled, option.replicas, max_requests=800)
             for index, stats in enumerate(result.classes):
-                curves[index].append(stats.ttft_p95_ms if not math.isinf(stats.ttft_p95_ms) else math.nan)
+                curves[index].append(
+                    stats.ttft_p95_ms if not math.isinf(stats.ttft_p95_ms) else math.nan
+                )
         rates = [peak * f for f in PLOT_RATE_FACTORS]
         label = f"{option.replicas}× {option.candidate.label}"
         for index, curve in enumerate(curves):
@@ -177,4 +202,10 @@ def _scaled_team(report: PlanReport, factor: float) -> Any:
     from dataclasses import replace
 
     team = report.team
-    return replace(team, classes=tuple(replace(c, per_active_dev_per_min=c.per_active_dev_per_min * factor) for c in team.classes))
+    return replace(
+        team,
+        classes=tuple(
+            replace(c, per_active_dev_per_min=c.per_active_dev_per_min * factor)
+            for c in team.classes
+        ),
+    )

@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ouzel.inference.planner.hardware import GPUS, MODELS, GpuSpec, ModelSpec, derived_row, fits
 from ouzel.inference.planner.perf import PerfRow
 from ouzel.inference.planner.simulate import SimResult, simulate
 from ouzel.inference.planner.workload import RequestClass, Team, WorkloadError, routed_hit
 
+T = TypeVar("T")
 HOURS_PER_MONTH = 730
 WORKDAYS_PER_MONTH = 22
 TARGET_PREFILL_UTILISATION = 0.8
@@ -108,11 +110,16 @@ def candidates(
                 elif fits(model, gpu, tp):
                     found.append(Candidate(model, gpu, tp, derived_row(model, gpu, tp)))
                 else:
-                    rejected.append(Rejected(label, f"{model.weights_bytes / 1e9:.0f} GB of weights leave no room for KV cache on {tp}× {gpu.memory_gb:.0f} GB"))
+                    rejected.append(
+                        Rejected(
+                            label,
+                            f"{model.weights_bytes / 1e9:.0f} GB of weights leave no room for KV cache on {tp}× {gpu.memory_gb:.0f} GB",
+                        )
+                    )
     return found, rejected
 
 
-def _lookup(table: Mapping[str, object], name: str, what: str) -> object:
+def _lookup(table: Mapping[str, T], name: str, what: str) -> T:
     if name not in table:
         raise PlanError(f"unknown {what} {name!r}; known: {', '.join(sorted(table))}")
     return table[name]
@@ -157,17 +164,28 @@ def prefill_replicas_lower_bound(row: PerfRow, team: Team) -> int:
     return max(1, math.ceil(busy / TARGET_PREFILL_UTILISATION))
 
 
-def evaluate(candidate: Candidate, team: Team, replicas: int, prefix_aware: bool = True, seed: int = 1, max_requests: int = 1500) -> SimResult:
+def evaluate(
+    candidate: Candidate,
+    team: Team,
+    replicas: int,
+    prefix_aware: bool = True,
+    seed: int = 1,
+    max_requests: int = 1500,
+) -> SimResult:
     rates = [r / replicas for r in team.rates()]
     hits = [routed_hit(c, replicas, prefix_aware) for c in team.classes]
     return simulate(candidate.row, team.classes, rates, hits, seed=seed, max_requests=max_requests)
 
 
 def _meets(result: SimResult, classes: Iterable[RequestClass]) -> bool:
-    return not result.saturated and all(s.meets(c) for s, c in zip(result.classes, classes, strict=True))
+    return not result.saturated and all(
+        s.meets(c) for s, c in zip(result.classes, classes, strict=True)
+    )
 
 
-def min_replicas(candidate: Candidate, team: Team, max_replicas: int, prefix_aware: bool = True) -> tuple[int, SimResult] | None:
+def min_replicas(
+    candidate: Candidate, team: Team, max_replicas: int, prefix_aware: bool = True
+) -> tuple[int, SimResult] | None:
     """The fewest replicas meeting every SLO (None above `max_replicas`)."""
     low = prefill_replicas_lower_bound(candidate.row, team)
     if low > max_replicas:
@@ -221,10 +239,16 @@ def plan(
             screened.append(candidate)
     # Cheapest lower bound first; stop simulating a candidate whose floor costs more than
     # 1.5× the best plan found.
-    screened.sort(key=lambda c: prefill_replicas_lower_bound(c.row, team) * c.tp * c.gpu.price_per_hour)
+    screened.sort(
+        key=lambda c: prefill_replicas_lower_bound(c.row, team) * c.tp * c.gpu.price_per_hour
+    )
     options: list[PlanOption] = []
     for candidate in screened:
-        floor = prefill_replicas_lower_bound(candidate.row, team) * candidate.tp * candidate.gpu.price_per_hour
+        floor = (
+            prefill_replicas_lower_bound(candidate.row, team)
+            * candidate.tp
+            * candidate.gpu.price_per_hour
+        )
         if options and floor > 1.5 * min(o.cost_per_hour for o in options):
             notes.append(f"{candidate.label}: not simulated, costs at least ${floor:.2f}/h")
             continue
@@ -251,4 +275,6 @@ def _with_price(candidate: Candidate, prices: Mapping[str, float]) -> Candidate:
         raise PlanError(f"the price of {candidate.gpu.name} must be positive")
     from dataclasses import replace
 
-    return replace(candidate, gpu=replace(candidate.gpu, price_per_hour=price, price_source="config"))
+    return replace(
+        candidate, gpu=replace(candidate.gpu, price_per_hour=price, price_source="config")
+    )

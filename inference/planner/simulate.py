@@ -142,7 +142,9 @@ def _run(
                     itl_steps[index].append((duration_ms, tokens))
         for request in step.first_tokens:
             if request.arrival >= warmup and request.id not in cancelled_ids:
-                ttfts[request.cls].append((request.first_token or 0) - request.arrival + row.request_ms / 1000)
+                ttfts[request.cls].append(
+                    (request.first_token or 0) - request.arrival + row.request_ms / 1000
+                )
                 counted[request.cls] += 1
     saturated = bool(arrivals) or len(scheduler.waiting) > 0
     stats = []

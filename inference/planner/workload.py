@@ -5,6 +5,7 @@ ouzel recorded on this machine."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Iterable, Mapping
@@ -165,7 +166,9 @@ def routed_hit(request_class: RequestClass, replicas: int, prefix_aware: bool) -
     return request_class.prefix_hit / replicas
 
 
-def from_telemetry(team: Team, events: Iterable[Mapping[str, Any]], idle_gap_s: float = 120.0) -> tuple[Team, list[str]]:
+def from_telemetry(
+    team: Team, events: Iterable[Mapping[str, Any]], idle_gap_s: float = 120.0
+) -> tuple[Team, list[str]]:
     """Ghost-text figures from ouzel's own completion telemetry (`model`, `served`,
     `shown` events): started prefills per active minute, prompt and output token ranges,
     prefix reuse, and the share never shown. Returns the team and notes on what changed."""
@@ -184,16 +187,20 @@ def from_telemetry(team: Team, events: Iterable[Mapping[str, Any]], idle_gap_s: 
         )
     calls.sort(key=lambda e: float(e["ts"]))
     active_s = 0.0
-    for before, after in zip(calls, calls[1:], strict=False):
+    sessions = 1  # runs of calls without an idle gap; each has one call fewer than gaps
+    for before, after in itertools.pairwise(calls):
         gap = float(after["ts"]) - float(before["ts"])
-        active_s += gap if gap <= idle_gap_s else 0.0
+        if gap <= idle_gap_s:
+            active_s += gap
+        else:
+            sessions += 1
     active_s = max(active_s, 60.0)
     prompts = sorted(int(e.get("promptTokens") or 0) for e in calls if e.get("promptTokens"))
     outputs = sorted(int(e.get("generatedTokens") or 0) for e in calls if e.get("generatedTokens"))
     reused = sum(int(e.get("reusedTokens") or 0) for e in calls)
     total_prompt = sum(prompts) or 1
     ghost = next((c for c in team.classes if c.name == "ghost"), GHOST)
-    rate = len(calls) / (active_s / 60)
+    rate = (len(calls) - sessions) / (active_s / 60)
     prompt = _dist_of(prompts, ghost.prompt)
     output = _dist_of(outputs, ghost.output)
     cancel = min(0.95, max(0.0, 1 - shown / len(calls))) if shown else ghost.cancel_share
@@ -204,7 +211,9 @@ def from_telemetry(team: Team, events: Iterable[Mapping[str, Any]], idle_gap_s: 
         output=output,
         prefix_hit=min(0.99, reused / total_prompt),
         cancel_share=cancel,
-        sources=(f"ouzel telemetry: {len(calls)} model calls over {active_s / 60:.0f} active minutes",),
+        sources=(
+            f"ouzel telemetry: {len(calls)} model calls over {active_s / 60:.0f} active minutes",
+        ),
     )
     notes = [
         f"ghost text from telemetry: {rate:.1f} started prefills per active minute, prompt "
@@ -212,7 +221,9 @@ def from_telemetry(team: Team, events: Iterable[Mapping[str, Any]], idle_gap_s: 
         f"prefix reuse {updated.prefix_hit:.0%}, not shown {cancel:.0%}"
     ]
     if not shown:
-        notes.append("no `shown` events (the client does not report them): cancel share kept at the default")
+        notes.append(
+            "no `shown` events (the client does not report them): cancel share kept at the default"
+        )
     return team.with_class(updated), notes
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import re
 import time
 from collections import OrderedDict
@@ -18,9 +19,74 @@ BLOCK_TOKENS = 16  # vLLM's default KV block size
 _PIECE = re.compile(r"\s*\w+|\s*[^\w\s]|\s+")
 
 # Bucket lists as in vLLM's vllm/v1/metrics/loggers.py.
-TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0]
-TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0]
-REQUEST_LATENCY_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0]
+TTFT_BUCKETS = [
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+]
+TPOT_BUCKETS = [
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+]
+REQUEST_LATENCY_BUCKETS = [
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+    960.0,
+    1920.0,
+    7680.0,
+]
 ITERATION_TOKEN_BUCKETS = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
 
 
@@ -55,7 +121,9 @@ class PrefixCache:
         hit_blocks = 0
         missed = False
         for start in range(0, len(pieces) - BLOCK_TOKENS + 1, BLOCK_TOKENS):
-            digest = hashlib.blake2b(digest + "".join(pieces[start : start + BLOCK_TOKENS]).encode(), digest_size=16).digest()
+            digest = hashlib.blake2b(
+                digest + "".join(pieces[start : start + BLOCK_TOKENS]).encode(), digest_size=16
+            ).digest()
             if not missed and digest in self.blocks:
                 hit_blocks += 1
                 self.blocks.move_to_end(digest)
@@ -85,30 +153,102 @@ class Metrics:
         def histogram(name: str, doc: str, buckets: list[float]) -> Histogram:
             return Histogram(name, doc, labels, buckets=buckets, registry=r)
 
-        self.running = gauge("vllm:num_requests_running", "Number of requests in model execution batches.").labels(*values)
-        self.waiting = gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.").labels(*values)
-        self.kv_usage = gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.").labels(*values)
-        self.prefix_queries = counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.").labels(*values)
-        self.prefix_hits = counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.").labels(*values)
-        self.preemptions = counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.").labels(*values)
-        self.prompt_tokens = counter("vllm:prompt_tokens", "Number of prefill tokens processed.").labels(*values)
-        self.generation_tokens = counter("vllm:generation_tokens", "Number of generation tokens processed.").labels(*values)
-        self._success = Counter("vllm:request_success", "Count of successfully processed requests.", [*labels, "finished_reason"], registry=r)
+        self.running = gauge(
+            "vllm:num_requests_running", "Number of requests in model execution batches."
+        ).labels(*values)
+        self.waiting = gauge(
+            "vllm:num_requests_waiting", "Number of requests waiting to be processed."
+        ).labels(*values)
+        self.kv_usage = gauge(
+            "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."
+        ).labels(*values)
+        self.prefix_queries = counter(
+            "vllm:prefix_cache_queries",
+            "Prefix cache queries, in terms of number of queried tokens.",
+        ).labels(*values)
+        self.prefix_hits = counter(
+            "vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."
+        ).labels(*values)
+        self.preemptions = counter(
+            "vllm:num_preemptions", "Cumulative number of preemption from the engine."
+        ).labels(*values)
+        self.prompt_tokens = counter(
+            "vllm:prompt_tokens", "Number of prefill tokens processed."
+        ).labels(*values)
+        self.generation_tokens = counter(
+            "vllm:generation_tokens", "Number of generation tokens processed."
+        ).labels(*values)
+        self._success = Counter(
+            "vllm:request_success",
+            "Count of successfully processed requests.",
+            [*labels, "finished_reason"],
+            registry=r,
+        )
         self.values = values
         token_buckets = build_1_2_5_buckets(max_model_len)
-        self.request_prompt = histogram("vllm:request_prompt_tokens", "Number of prefill tokens processed.", token_buckets).labels(*values)
-        self.request_generation = histogram("vllm:request_generation_tokens", "Number of generation tokens processed.", token_buckets).labels(*values)
-        self.max_tokens = histogram("vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.", token_buckets).labels(*values)
-        self.iteration_tokens = histogram("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", [float(b) for b in ITERATION_TOKEN_BUCKETS]).labels(*values)
-        self.ttft = histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", TTFT_BUCKETS).labels(*values)
-        self.tpot = histogram("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds.", TPOT_BUCKETS).labels(*values)
-        self.itl = histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", TPOT_BUCKETS).labels(*values)
-        self.request_tpot = histogram("vllm:request_time_per_output_token_seconds", "Histogram of time_per_output_token_seconds per request.", TPOT_BUCKETS).labels(*values)
-        self.e2e = histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", REQUEST_LATENCY_BUCKETS).labels(*values)
-        self.queue = histogram("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", REQUEST_LATENCY_BUCKETS).labels(*values)
-        self.inference = histogram("vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.", REQUEST_LATENCY_BUCKETS).labels(*values)
-        self.prefill = histogram("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", REQUEST_LATENCY_BUCKETS).labels(*values)
-        self.decode = histogram("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", REQUEST_LATENCY_BUCKETS).labels(*values)
+        self.request_prompt = histogram(
+            "vllm:request_prompt_tokens", "Number of prefill tokens processed.", token_buckets
+        ).labels(*values)
+        self.request_generation = histogram(
+            "vllm:request_generation_tokens",
+            "Number of generation tokens processed.",
+            token_buckets,
+        ).labels(*values)
+        self.max_tokens = histogram(
+            "vllm:request_params_max_tokens",
+            "Histogram of the max_tokens request parameter.",
+            token_buckets,
+        ).labels(*values)
+        self.iteration_tokens = histogram(
+            "vllm:iteration_tokens_total",
+            "Histogram of number of tokens per engine_step.",
+            [float(b) for b in ITERATION_TOKEN_BUCKETS],
+        ).labels(*values)
+        self.ttft = histogram(
+            "vllm:time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            TTFT_BUCKETS,
+        ).labels(*values)
+        self.tpot = histogram(
+            "vllm:time_per_output_token_seconds",
+            "Histogram of time per output token in seconds.",
+            TPOT_BUCKETS,
+        ).labels(*values)
+        self.itl = histogram(
+            "vllm:inter_token_latency_seconds",
+            "Histogram of inter-token latency in seconds.",
+            TPOT_BUCKETS,
+        ).labels(*values)
+        self.request_tpot = histogram(
+            "vllm:request_time_per_output_token_seconds",
+            "Histogram of time_per_output_token_seconds per request.",
+            TPOT_BUCKETS,
+        ).labels(*values)
+        self.e2e = histogram(
+            "vllm:e2e_request_latency_seconds",
+            "Histogram of e2e request latency in seconds.",
+            REQUEST_LATENCY_BUCKETS,
+        ).labels(*values)
+        self.queue = histogram(
+            "vllm:request_queue_time_seconds",
+            "Histogram of time spent in WAITING phase for request.",
+            REQUEST_LATENCY_BUCKETS,
+        ).labels(*values)
+        self.inference = histogram(
+            "vllm:request_inference_time_seconds",
+            "Histogram of time spent in RUNNING phase for request.",
+            REQUEST_LATENCY_BUCKETS,
+        ).labels(*values)
+        self.prefill = histogram(
+            "vllm:request_prefill_time_seconds",
+            "Histogram of time spent in PREFILL phase for request.",
+            REQUEST_LATENCY_BUCKETS,
+        ).labels(*values)
+        self.decode = histogram(
+            "vllm:request_decode_time_seconds",
+            "Histogram of time spent in DECODE phase for request.",
+            REQUEST_LATENCY_BUCKETS,
+        ).labels(*values)
 
     def success(self, reason: str) -> None:
         self._success.labels(*self.values, reason).inc()
@@ -149,13 +289,17 @@ class LiveEngine:
             except asyncio.CancelledError:
                 pass
 
-    def submit(self, prompt_pieces: list[str], max_tokens: int, finish_reason: str = "length") -> LiveRequest:
+    def submit(
+        self, prompt_pieces: list[str], max_tokens: int, finish_reason: str = "length"
+    ) -> LiveRequest:
         cached = self.cache.lookup_and_insert(prompt_pieces)
         self.metrics.prefix_queries.inc(len(prompt_pieces))
         self.metrics.prefix_hits.inc(cached)
         self.metrics.max_tokens.observe(max_tokens)
         arrival = asyncio.get_running_loop().time()
-        request = EngineRequest(len(prompt_pieces), max_tokens, cached_tokens=cached, arrival=arrival)
+        request = EngineRequest(
+            len(prompt_pieces), max_tokens, cached_tokens=cached, arrival=arrival
+        )
         self.scheduler.add(request)
         live = LiveRequest(request, time.monotonic(), finish_reason=finish_reason)
         self.live[request.id] = live
@@ -188,7 +332,13 @@ class LiveEngine:
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             self._deliver(step.first_tokens, step.finished, step.prefill_tokens, step.decode_tokens)
 
-    def _deliver(self, first: list[EngineRequest], finished: list[EngineRequest], prefill_tokens: int, decode_tokens: int) -> None:
+    def _deliver(
+        self,
+        first: list[EngineRequest],
+        finished: list[EngineRequest],
+        prefill_tokens: int,
+        decode_tokens: int,
+    ) -> None:
         now = time.monotonic()
         metrics = self.metrics
         metrics.iteration_tokens.observe(prefill_tokens + decode_tokens)
@@ -218,7 +368,7 @@ class LiveEngine:
         times = live.token_times
         first = times[0] if times else time.monotonic()
         metrics.ttft.observe(first - live.received)
-        for a, b in zip(times, times[1:], strict=False):
+        for a, b in itertools.pairwise(times):
             metrics.itl.observe(b - a)
             metrics.tpot.observe(b - a)
         if len(times) > 1:

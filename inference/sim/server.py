@@ -65,14 +65,18 @@ class SimSettings:
 
 
 class InvalidRequest(ValueError):
-    def __init__(self, message: str, status: int = 400, kind: str = "invalid_request_error") -> None:
+    def __init__(
+        self, message: str, status: int = 400, kind: str = "invalid_request_error"
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.kind = kind
 
 
 def error(message: str, status: int, kind: str = "invalid_request_error") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "code": status}}, status_code=status
+    )
 
 
 class SimServer:
@@ -111,12 +115,20 @@ class SimServer:
         return Response(status_code=200)
 
     async def metrics(self, request: Request) -> Response:
-        return Response(generate_latest(self.engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(
+            generate_latest(self.engine.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
 
     async def models(self, request: Request) -> Response:
         if not self._authorised(request):
             return error("invalid API key", 401, "authentication_error")
-        card = {"id": self.settings.model, "object": "model", "created": 0, "owned_by": "ouzel-sim", "max_model_len": self.settings.max_model_len}
+        card = {
+            "id": self.settings.model,
+            "object": "model",
+            "created": 0,
+            "owned_by": "ouzel-sim",
+            "max_model_len": self.settings.max_model_len,
+        }
         return JSONResponse({"object": "list", "data": [card]})
 
     async def faults(self, request: Request) -> Response:
@@ -138,7 +150,9 @@ class SimServer:
             body = await _json_object(request)
             replies = body.get("replies")
             if not isinstance(replies, list):
-                raise InvalidRequest("expected {\"replies\": [{\"text\": …, \"tool_calls\": [{\"name\": …, \"arguments\": {…}}]}]}")
+                raise InvalidRequest(
+                    'expected {"replies": [{"text": …, "tool_calls": [{"name": …, "arguments": {…}}]}]}'
+                )
             parsed = [_reply(r) for r in replies]
         except InvalidRequest as exc:
             return error(str(exc), exc.status)
@@ -176,17 +190,29 @@ class SimServer:
         if reply is not None:
             output_tokens = max(1, len(reply_pieces) + (1 if reply.tool_calls else 0))
             finish = "tool_calls" if reply.tool_calls else "stop"
-        if len(pieces) + output_tokens > min(self.settings.max_model_len, self.engine.row.kv_tokens):
-            return error(f"This model's maximum context length is {self.settings.max_model_len} tokens; the request has {len(pieces)} + {output_tokens}.", 400, "BadRequestError")
+        if len(pieces) + output_tokens > min(
+            self.settings.max_model_len, self.engine.row.kv_tokens
+        ):
+            return error(
+                f"This model's maximum context length is {self.settings.max_model_len} tokens; the request has {len(pieces)} + {output_tokens}.",
+                400,
+                "BadRequestError",
+            )
         await asyncio.sleep(self.engine.row.request_ms / 1000)
         live = self.engine.submit(pieces, output_tokens, finish)
         stream = bool(body.get("stream"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         shape = _Shape(chat, self.settings.model, reply, reply_pieces, len(pieces), finish)
         if stream:
-            stall = faults.stall_s if faults.stall_rate and self.rng.random() < faults.stall_rate else 0.0
+            stall = (
+                faults.stall_s
+                if faults.stall_rate and self.rng.random() < faults.stall_rate
+                else 0.0
+            )
             cut = faults.disconnect_rate > 0 and self.rng.random() < faults.disconnect_rate
-            return StreamingResponse(self._events(live, shape, include_usage, stall, cut), media_type="text/event-stream")
+            return StreamingResponse(
+                self._events(live, shape, include_usage, stall, cut), media_type="text/event-stream"
+            )
         return await self._whole(request, live, shape)
 
     async def _whole(self, request: Request, live: LiveRequest, shape: _Shape) -> Response:
@@ -211,7 +237,9 @@ class SimServer:
             return Response(status_code=499)
         return JSONResponse(shape.whole(live.sent))
 
-    async def _events(self, live: LiveRequest, shape: _Shape, include_usage: bool, stall: float, cut: bool) -> AsyncIterator[str]:
+    async def _events(
+        self, live: LiveRequest, shape: _Shape, include_usage: bool, stall: float, cut: bool
+    ) -> AsyncIterator[str]:
         emitted = 0
         try:
             while True:
@@ -254,18 +282,46 @@ class _Shape:
 
     def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         kind = "chat.completion.chunk" if self.chat else "text_completion"
-        return {"id": self.id, "object": kind, "created": self.created, "model": self.model, "choices": choices}
+        return {
+            "id": self.id,
+            "object": kind,
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
 
     def piece(self, index: int) -> list[dict[str, Any]]:
         text = self.text_at(index)
         if not self.chat:
-            return [self._envelope([{"index": 0, "text": text, "logprobs": None, "finish_reason": None}])]
+            return [
+                self._envelope(
+                    [{"index": 0, "text": text, "logprobs": None, "finish_reason": None}]
+                )
+            ]
         if self.reply is not None and self.reply.tool_calls and index >= len(self.reply_pieces):
             calls = [
-                {"index": i, "id": f"call_{self.id}_{i}", "type": "function", "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments", {}))}}
+                {
+                    "index": i,
+                    "id": f"call_{self.id}_{i}",
+                    "type": "function",
+                    "function": {
+                        "name": c["name"],
+                        "arguments": json.dumps(c.get("arguments", {})),
+                    },
+                }
                 for i, c in enumerate(self.reply.tool_calls)
             ]
-            return [self._envelope([{"index": 0, "delta": {"role": "assistant", "tool_calls": calls}, "finish_reason": None}])]
+            return [
+                self._envelope(
+                    [
+                        {
+                            "index": 0,
+                            "delta": {"role": "assistant", "tool_calls": calls},
+                            "finish_reason": None,
+                        }
+                    ]
+                )
+            ]
         delta: dict[str, Any] = {"content": text}
         if index == 0:
             delta["role"] = "assistant"
@@ -278,25 +334,52 @@ class _Shape:
         return self._envelope([{"index": 0, "text": "", "logprobs": None, "finish_reason": finish}])
 
     def usage(self, generated: int) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": generated, "total_tokens": self.prompt_tokens + generated}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": generated,
+            "total_tokens": self.prompt_tokens + generated,
+        }
 
     def usage_chunk(self, generated: int) -> dict[str, Any]:
         return {**self._envelope([]), "usage": self.usage(generated)}
 
     def whole(self, generated: int) -> dict[str, Any]:
         text = "".join(self.text_at(i) for i in range(generated))
-        body: dict[str, Any] = {"id": self.id, "created": self.created, "model": self.model, "usage": self.usage(generated)}
+        body: dict[str, Any] = {
+            "id": self.id,
+            "created": self.created,
+            "model": self.model,
+            "usage": self.usage(generated),
+        }
         if not self.chat:
-            body |= {"object": "text_completion", "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": self.finish}]}
+            body |= {
+                "object": "text_completion",
+                "choices": [
+                    {"index": 0, "text": text, "logprobs": None, "finish_reason": self.finish}
+                ],
+            }
             return body
-        message: dict[str, Any] = {"role": "assistant", "content": text if self.reply is None or self.reply.text else None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text if self.reply is None or self.reply.text else None,
+        }
         if self.reply is not None and self.reply.tool_calls:
             message["content"] = self.reply.text or None
             message["tool_calls"] = [
-                {"id": f"call_{self.id}_{i}", "type": "function", "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments", {}))}}
+                {
+                    "id": f"call_{self.id}_{i}",
+                    "type": "function",
+                    "function": {
+                        "name": c["name"],
+                        "arguments": json.dumps(c.get("arguments", {})),
+                    },
+                }
                 for i, c in enumerate(self.reply.tool_calls)
             ]
-        body |= {"object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": self.finish}]}
+        body |= {
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish}],
+        }
         return body
 
 
@@ -335,7 +418,9 @@ def _chat_prompt(body: dict[str, Any]) -> str:
         content = message.get("content")
         if isinstance(content, list):
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        parts.append(f"<|{message['role']}|>{content or ''}{json.dumps(message.get('tool_calls')) if message.get('tool_calls') else ''}")
+        parts.append(
+            f"<|{message['role']}|>{content or ''}{json.dumps(message.get('tool_calls')) if message.get('tool_calls') else ''}"
+        )
     tools = body.get("tools")
     if tools is not None and not isinstance(tools, list):
         raise InvalidRequest("`tools` must be a list")
@@ -359,7 +444,11 @@ def _reply(raw: Any) -> ScriptedReply:
     if not isinstance(text, str) or not isinstance(calls, list):
         raise InvalidRequest("`text` is a string and `tool_calls` a list")
     for call in calls:
-        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not isinstance(call.get("arguments", {}), dict):
+        if (
+            not isinstance(call, dict)
+            or not isinstance(call.get("name"), str)
+            or not isinstance(call.get("arguments", {}), dict)
+        ):
             raise InvalidRequest("each tool call needs a `name` and an `arguments` object")
     if not text and not calls:
         raise InvalidRequest("a reply needs `text` or `tool_calls`")
@@ -374,5 +463,9 @@ def serve(settings: SimSettings, host: str, port: int, announce: bool = True) ->
     server = SimServer(settings)
     config = uvicorn.Config(server.app, host=host, port=port, log_level="warning", lifespan="on")
     if announce:
-        print(f"ouzel sim: serving {settings.model} ({settings.row.provenance} row {settings.row.model} on {settings.row.gpu} TP{settings.row.tp}) at http://{host}:{port}/v1", file=sys.stderr, flush=True)
+        print(
+            f"ouzel sim: serving {settings.model} ({settings.row.provenance} row {settings.row.model} on {settings.row.gpu} TP{settings.row.tp}) at http://{host}:{port}/v1",
+            file=sys.stderr,
+            flush=True,
+        )
     uvicorn.Server(config).run()

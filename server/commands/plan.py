@@ -20,29 +20,80 @@ def benchmarks_path() -> Path:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=["measure"], help="`measure`: sweep an endpoint and record a benchmark row")
-    parser.add_argument("--config", type=Path, help="TOML file with [team], [classes.*], [candidates], [prices]")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=["measure"],
+        help="`measure`: sweep an endpoint and record a benchmark row",
+    )
+    parser.add_argument(
+        "--config", type=Path, help="TOML file with [team], [classes.*], [candidates], [prices]"
+    )
     parser.add_argument("--developers", type=int, help="developers in the team (default 40)")
-    parser.add_argument("--active-share", type=float, help="share of developers active in the busiest hour (default 0.5)")
+    parser.add_argument(
+        "--active-share",
+        type=float,
+        help="share of developers active in the busiest hour (default 0.5)",
+    )
     parser.add_argument("--working-hours", type=float, help="working hours per day (default 9)")
-    parser.add_argument("--model", dest="models", action="append", help="candidate model (repeat); or the served model for `measure`")
-    parser.add_argument("--gpu", dest="gpus", action="append", help="candidate GPU type (repeat); for `measure`: the label of the measured box")
-    parser.add_argument("--tp", dest="tps", type=int, action="append", help="tensor-parallel size (repeat)")
-    parser.add_argument("--max-replicas", type=int, help="largest replica count to consider (default 32)")
+    parser.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        help="candidate model (repeat); or the served model for `measure`",
+    )
+    parser.add_argument(
+        "--gpu",
+        dest="gpus",
+        action="append",
+        help="candidate GPU type (repeat); for `measure`: the label of the measured box",
+    )
+    parser.add_argument(
+        "--tp", dest="tps", type=int, action="append", help="tensor-parallel size (repeat)"
+    )
+    parser.add_argument(
+        "--max-replicas", type=int, help="largest replica count to consider (default 32)"
+    )
     parser.add_argument("--ghost-ttft-ms", type=float, help="ghost-text TTFT p95 SLO (default 200)")
     parser.add_argument("--chat-ttft-ms", type=float, help="chat TTFT p95 SLO (default 1000)")
-    parser.add_argument("--from-telemetry", action="store_true", help="ghost-text traffic from ouzel's local completion telemetry")
+    parser.add_argument(
+        "--from-telemetry",
+        action="store_true",
+        help="ghost-text traffic from ouzel's local completion telemetry",
+    )
     parser.add_argument("--telemetry-file", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--benchmarks", type=Path, help="benchmark rows (JSON lines; default: the state folder's plan-benchmarks.jsonl)")
-    parser.add_argument("--out", type=Path, default=Path("ouzel-plan"), help="folder for plan.png and values.yaml (default ./ouzel-plan)")
+    parser.add_argument(
+        "--benchmarks",
+        type=Path,
+        help="benchmark rows (JSON lines; default: the state folder's plan-benchmarks.jsonl)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("ouzel-plan"),
+        help="folder for plan.png and values.yaml (default ./ouzel-plan)",
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     # measure
     parser.add_argument("--endpoint", help="measure: OpenAI-compatible base URL (…/v1)")
-    parser.add_argument("--api-key-env", metavar="VAR", help="measure: environment variable holding the API key")
-    parser.add_argument("--prompt-tokens", type=int, default=256, help="measure: prompt length (default 256)")
-    parser.add_argument("--output-tokens", type=int, default=24, help="measure: tokens per answer (default 24)")
-    parser.add_argument("--rates", type=int, default=5, help="measure: points in the rate ladder (default 5)")
-    parser.add_argument("--seconds-per-rate", type=float, default=20.0, help="measure: seconds at each rate (default 20)")
+    parser.add_argument(
+        "--api-key-env", metavar="VAR", help="measure: environment variable holding the API key"
+    )
+    parser.add_argument(
+        "--prompt-tokens", type=int, default=256, help="measure: prompt length (default 256)"
+    )
+    parser.add_argument(
+        "--output-tokens", type=int, default=24, help="measure: tokens per answer (default 24)"
+    )
+    parser.add_argument(
+        "--rates", type=int, default=5, help="measure: points in the rate ladder (default 5)"
+    )
+    parser.add_argument(
+        "--seconds-per-rate",
+        type=float,
+        default=20.0,
+        help="measure: seconds at each rate (default 20)",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -73,7 +124,15 @@ def _plan(args: argparse.Namespace) -> int:
     console = Console()
     inputs = load_config(args.config) if args.config else PlanInputs()
     team = inputs.team
-    changes = {k: v for k, v in (("developers", args.developers), ("active_share", args.active_share), ("working_hours", args.working_hours)) if v is not None}
+    changes = {
+        k: v
+        for k, v in (
+            ("developers", args.developers),
+            ("active_share", args.active_share),
+            ("working_hours", args.working_hours),
+        )
+        if v is not None
+    }
     team = replace(team, **changes)
     for name, ttft in (("ghost", args.ghost_ttft_ms), ("chat", args.chat_ttft_ms)):
         if ttft is not None:
@@ -84,7 +143,9 @@ def _plan(args: argparse.Namespace) -> int:
 
         path = args.telemetry_file or telemetry_path()
         if not path.exists():
-            raise WorkloadError(f"no telemetry at {path}: use ouzel with `telemetry` on, or plan without --from-telemetry")
+            raise WorkloadError(
+                f"no telemetry at {path}: use ouzel with `telemetry` on, or plan without --from-telemetry"
+            )
         team, notes = from_telemetry(team, read_events(path))
         for note in notes:
             console.print(note)
@@ -135,17 +196,36 @@ def _measure(args: argparse.Namespace) -> int:
     model = (args.models or [None])[0]
     try:
         result = asyncio.run(
-            measure(args.endpoint, key, model, gpu, tp, args.prompt_tokens, args.output_tokens, args.rates, args.seconds_per_rate, progress=lambda line: print(line, file=sys.stderr))
+            measure(
+                args.endpoint,
+                key,
+                model,
+                gpu,
+                tp,
+                args.prompt_tokens,
+                args.output_tokens,
+                args.rates,
+                args.seconds_per_rate,
+                progress=lambda line: print(line, file=sys.stderr),
+            )
         )
     except MeasureError:
         raise
     except Exception as exc:  # the endpoint is down or answers garbage
-        raise MeasureError(f"the sweep against {args.endpoint} failed: {type(exc).__name__}: {exc}") from exc
+        raise MeasureError(
+            f"the sweep against {args.endpoint} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     path = args.benchmarks or benchmarks_path()
     ladder = [point.__dict__ for point in result.ladder]
     append_row(path, result.row, {"ladder": ladder, "notes": result.notes})
-    print(f"wrote a measured row for {result.row.model} on {result.row.gpu} TP{result.row.tp} to {path}")
+    print(
+        f"wrote a measured row for {result.row.model} on {result.row.gpu} TP{result.row.tp} to {path}"
+    )
     return 0
 
 
-register(Command("plan", "size the GPU box for a team (`ouzel plan`, `ouzel plan measure`)", _arguments, _run))
+register(
+    Command(
+        "plan", "size the GPU box for a team (`ouzel plan`, `ouzel plan measure`)", _arguments, _run
+    )
+)

@@ -107,5 +107,7 @@ def test_weights_that_do_not_fit_leave_no_candidate() -> None:
 
 def test_cancelled_ghost_text_loads_the_engine_but_is_not_in_ttft() -> None:
     light = simulate(ROW, [GHOST], [4.0], seed=3)
-    never_cancelled = simulate(ROW, [GHOST.__class__(**{**GHOST.__dict__, "cancel_share": 0.0})], [4.0], seed=3)
+    never_cancelled = simulate(
+        ROW, [GHOST.__class__(**{**GHOST.__dict__, "cancel_share": 0.0})], [4.0], seed=3
+    )
     assert light.classes[0].requests < never_cancelled.classes[0].requests
