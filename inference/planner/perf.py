@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -159,11 +160,9 @@ class Scheduler:
         self.kv_used -= request.kv_need
 
     def _admit(self) -> None:
-        row = self.row
-        while self.waiting and self.running < row.max_num_seqs:
+        while self.waiting and self._admissible(self.waiting[0]):
+            # FCFS: a head that does not fit waits for KV or a seat; the others wait behind it.
             head = self.waiting[0]
-            if self.kv_used + head.kv_need > row.kv_tokens:
-                break  # FCFS: the head waits for KV, the others wait behind it
             self.waiting.popleft()
             self.kv_used += head.kv_need
             head.admitted = self.now
@@ -221,6 +220,45 @@ class Scheduler:
             duration_s, prefill_tokens, decodes, completing, finished, decodes_by_class
         )
 
+    def fast_forward(self, until: float) -> tuple[int, float]:
+        """Run, in one go, the decode-only steps during which nothing can change the
+        batch: no prefill, nobody admissible, none finishing, each starting before
+        `until` (the next arrival). Returns (steps, seconds). The planner's DES uses it;
+        a step's KV reads grow by one token per sequence, summed in closed form."""
+        if self.prefilling or not self.decoding:
+            return 0, 0.0
+        if self.waiting and self._admissible(self.waiting[0]):
+            return 0, 0.0
+        row = self.row
+        decodes = len(self.decoding)
+        max_steps = self._finish_heap[0][0] - self.step_index - 1  # the finishing step is step()'s
+        budget = (until - self.now) * 1000
+        if max_steps <= 0 or budget <= 0:
+            return 0, 0.0
+        base = row.overhead_ms + max(row.weights_ms, decodes * row.flop_ms_per_token)
+        first = base + self._decode_kctx * row.kv_ms_per_kctx  # ms, the next step
+        growth = decodes / 1000 * row.kv_ms_per_kctx  # ms added per step
+        # Steps i = 0, 1, … start at Σ_{j<i} (first + j·growth); count those before `until`.
+        if math.isinf(budget):
+            steps = max_steps
+        elif growth > 0:
+            a, b = growth / 2, first - growth / 2
+            steps = math.ceil((-b + math.sqrt(b * b + 4 * a * budget)) / (2 * a))
+        else:
+            steps = math.ceil(budget / first)
+        steps = max(0, min(max_steps, steps))
+        total_ms = steps * first + growth * steps * (steps - 1) / 2
+        self.now += total_ms / 1000
+        self.step_index += steps
+        self._decode_kctx += steps * decodes / 1000
+        return steps, total_ms / 1000
+
+    def _admissible(self, request: EngineRequest) -> bool:
+        return (
+            self.running < self.row.max_num_seqs
+            and self.kv_used + request.kv_need <= self.row.kv_tokens
+        )
+
     def _finish(
         self, request: EngineRequest, finished: list[EngineRequest], decoding: bool = True
     ) -> None:
@@ -231,6 +269,9 @@ class Scheduler:
             self._decodes_by_class[request.cls] -= 1
         self.kv_used -= request.kv_need
         finished.append(request)
+
+    def decodes_by_class(self) -> list[int]:
+        return list(self._decodes_by_class)
 
     def tokens_generated(self, request: EngineRequest) -> int:
         """Tokens a decoding request has produced so far (for streaming in `ouzel sim`)."""

@@ -29,14 +29,17 @@ def _ms(value: float) -> str:
 
 def table(report: PlanReport, limit: int = 8) -> Table:
     classes = report.team.classes
+    slos = ", ".join(
+        f"{c.name} ≤ {c.slo.ttft_p95_ms:.0f} / {c.slo.itl_p95_ms:.0f}" for c in classes
+    )
     out = Table(
-        title=f"Plans for {report.team.developers} developers ({report.team.active:.0f} active at peak), cheapest first"
+        title=f"Plans for {report.team.developers} developers ({report.team.active:.0f} active at peak), cheapest first",
+        caption=f"p95 TTFT / ITL in ms per class; SLOs: {slos}",
     )
     for name in ("model", "GPU", "TP", "replicas", "GPUs", "$/h", "$/month"):
         out.add_column(name, justify="right" if name not in ("model", "GPU") else "left")
     for c in classes:
-        out.add_column(f"{c.name} TTFT p95 ms (≤{c.slo.ttft_p95_ms:.0f})", justify="right")
-        out.add_column(f"{c.name} ITL p95 ms (≤{c.slo.itl_p95_ms:.0f})", justify="right")
+        out.add_column(c.name, justify="right")
     out.add_column("row", justify="left")
     for option in report.options[:limit]:
         candidate = option.candidate
@@ -49,8 +52,7 @@ def table(report: PlanReport, limit: int = 8) -> Table:
             f"{option.cost_per_hour:.2f}",
             f"{option.cost_per_hour * HOURS_PER_MONTH:,.0f}",
         ]
-        for stats in option.result.classes:
-            cells += [_ms(stats.ttft_p95_ms), f"{stats.itl_p95_ms:.1f}"]
+        cells += [f"{_ms(s.ttft_p95_ms)} / {s.itl_p95_ms:.0f}" for s in option.result.classes]
         cells.append(candidate.row.provenance)
         out.add_row(*cells)
     return out
@@ -73,7 +75,7 @@ def summary_lines(report: PlanReport) -> list[str]:
             f"without a prefix-aware router (round-robin): {best.replicas_round_robin} replicas "
             f"({best.replicas_round_robin * best.candidate.tp} GPUs): prefixes land on a replica that lacks them"
         )
-    elif best.replicas_round_robin is None:
+    elif best.replicas_round_robin is None and not any("prefix-aware" in n for n in report.notes):
         lines.append(
             "without a prefix-aware router no replica count up to the limit meets the SLOs"
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from ouzel.inference.planner.hardware import GPUS, MODELS, GpuSpec, ModelSpec, derived_row, fits
@@ -262,8 +262,15 @@ def plan(
     report = PlanReport(team, options, rejected, notes)
     if options:
         best = options[0]
-        round_robin = min_replicas(best.candidate, team, max_replicas * 2, prefix_aware=False)
-        best.replicas_round_robin = round_robin[0] if round_robin else None
+        # Round-robin splits each session over r replicas, so hits fade to zero as r grows:
+        # when an idle replica without hits misses an SLO, no replica count can help.
+        no_hits = replace(team, classes=tuple(replace(c, prefix_hit=0.0) for c in team.classes))
+        reason = screen(best.candidate, no_hits)
+        if reason:
+            report.notes.append(f"without a prefix-aware router: {reason}")
+        else:
+            round_robin = min_replicas(best.candidate, team, max_replicas * 2, prefix_aware=False)
+            best.replicas_round_robin = round_robin[0] if round_robin else None
     return report
 
 
@@ -273,8 +280,6 @@ def _with_price(candidate: Candidate, prices: Mapping[str, float]) -> Candidate:
         return candidate
     if price <= 0:
         raise PlanError(f"the price of {candidate.gpu.name} must be positive")
-    from dataclasses import replace
-
     return replace(
         candidate, gpu=replace(candidate.gpu, price_per_hour=price, price_source="config")
     )

@@ -51,18 +51,28 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return float(sorted_values[rank])
 
 
-def weighted_percentile(pairs: list[tuple[float, int]], fraction: float) -> float:
+def weighted_percentile(weights: dict[float, int], fraction: float) -> float:
     """Percentile of values each repeated `weight` times (step durations × tokens)."""
-    total = sum(w for _, w in pairs)
+    total = sum(weights.values())
     if not total:
         return math.nan
     target = fraction * total
     seen = 0
-    for value, weight in sorted(pairs):
+    ordered = sorted(weights.items())
+    for value, weight in ordered:
         seen += weight
         if seen >= target:
             return value
-    return pairs[-1][0]
+    return ordered[-1][0]
+
+
+def _count_itl(
+    bins: list[dict[float, int]], duration_ms: float, tokens_by_class: Sequence[int], steps: int
+) -> None:
+    key = round(duration_ms, 2)
+    for index, tokens in enumerate(tokens_by_class):
+        if tokens:
+            bins[index][key] = bins[index].get(key, 0) + tokens * steps
 
 
 def simulate(
@@ -72,13 +82,14 @@ def simulate(
     hits: Sequence[float] | None = None,
     seed: int = 1,
     max_requests: int = 3000,
-    max_seconds: float = 600.0,
+    max_seconds: float = 1200.0,
     min_seconds: float = 60.0,
+    min_per_class: int = 120,
 ) -> SimResult:
     """Poisson arrivals per class at `rates` (requests/s) into one replica.
 
-    Duration: long enough for `max_requests` arrivals, within [min_seconds, max_seconds]
-    of simulated time, so rare classes still get samples. Cancelled ghost-text requests
+    Duration: long enough for `max_requests` arrivals and `min_per_class` arrivals of
+    the rarest class, within [min_seconds, max_seconds] of simulated time. Cancelled ghost-text requests
     do their prefill and one token, then leave; they load the engine but are not in TTFT.
     """
     rng = random.Random(seed)
@@ -86,7 +97,10 @@ def simulate(
     total_rate = sum(rates)
     if total_rate <= 0:
         raise ValueError("the total request rate must be positive")
-    horizon = min(max(max_requests / total_rate, min_seconds), max_seconds)
+    # Enough simulated time for `max_requests` arrivals and for `min_per_class` of the
+    # rarest class (p95 of a handful of chat requests is noise), within the bounds.
+    rarest = min(rate for rate in rates if rate > 0)
+    horizon = min(max(max_requests / total_rate, min_per_class / rarest, min_seconds), max_seconds)
     arrivals: list[tuple[float, int, EngineRequest, bool]] = []
     for index, (request_class, rate) in enumerate(zip(classes, rates, strict=True)):
         if rate <= 0:
@@ -118,7 +132,8 @@ def _run(
     scheduler = Scheduler(row, classes=len(classes))
     warmup = horizon * WARMUP_SHARE
     ttfts: list[list[float]] = [[] for _ in classes]
-    itl_steps: list[list[tuple[float, int]]] = [[] for _ in classes]
+    # Token-weighted step durations per class, binned to 0.01 ms.
+    itl_steps: list[dict[float, int]] = [{} for _ in classes]
     counted: list[int] = [0] * len(classes)
     cancelled_ids: set[int] = set()
     kv_peak = 0.0
@@ -133,13 +148,15 @@ def _run(
                 cancelled_ids.add(request.id)
             scheduler.add(request)
         start = scheduler.now
+        steps, seconds = scheduler.fast_forward(arrivals[0][0] if arrivals else math.inf)
+        if steps:
+            if start >= warmup:
+                _count_itl(itl_steps, seconds * 1000 / steps, scheduler.decodes_by_class(), steps)
+            continue
         step = scheduler.step()
         kv_peak = max(kv_peak, scheduler.kv_usage)
         if start >= warmup:
-            duration_ms = step.duration_s * 1000
-            for index, tokens in enumerate(step.decodes_by_class):
-                if tokens:
-                    itl_steps[index].append((duration_ms, tokens))
+            _count_itl(itl_steps, step.duration_s * 1000, step.decodes_by_class, 1)
         for request in step.first_tokens:
             if request.arrival >= warmup and request.id not in cancelled_ids:
                 ttfts[request.cls].append(

@@ -122,6 +122,8 @@ def _plan(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
+        console = Console(width=160)
     inputs = load_config(args.config) if args.config else PlanInputs()
     team = inputs.team
     changes = {

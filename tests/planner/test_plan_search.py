@@ -141,7 +141,7 @@ prompt = { low = 1000, high = 8000, median = 2500 }
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "Plans for 25 developers (15 active at peak)" in out
-    assert "chat TTFT p95 ms (≤1500)" in out
+    assert "chat ≤ 1500 / 60" in out
     assert "vllm serve Qwen/Qwen2.5-Coder-7B-Instruct" in out and "--tensor-parallel-size 1" in out
     assert "L40S" in out.split("plan:")[1].splitlines()[0]  # H100 at $9/h is dearer than L40S
     png = (tmp_path / "out" / "plan.png").read_bytes()
