@@ -111,3 +111,24 @@ def test_cancelled_ghost_text_loads_the_engine_but_is_not_in_ttft() -> None:
         ROW, [GHOST.__class__(**{**GHOST.__dict__, "cancel_share": 0.0})], [4.0], seed=3
     )
     assert light.classes[0].requests < never_cancelled.classes[0].requests
+
+
+def test_fast_forwarding_decode_only_steps_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    chat = RequestClass(
+        "chat", 1.0, TokenDist(500, 4000, 1500), TokenDist(50, 600, 200), 0.3, Slo(1000, 60)
+    )
+    fast = simulate(ROW, [GHOST, chat], [2.0, 0.5], seed=4)
+    monkeypatch.setattr(Scheduler, "fast_forward", lambda self, until: (0, 0.0))
+    slow = simulate(ROW, [GHOST, chat], [2.0, 0.5], seed=4)
+    assert slow.steps == fast.steps
+    for a, b in zip(fast.classes, slow.classes, strict=True):
+        assert a.requests == b.requests
+        assert a.ttft_p95_ms == pytest.approx(b.ttft_p95_ms, rel=1e-6)
+        assert a.itl_p95_ms == pytest.approx(b.itl_p95_ms, rel=0.02)
+
+
+def test_ghost_text_is_a_fim_shape_not_the_seed_chat_shape() -> None:
+    # The seed planner models completion as 512 → 256 tokens; FIM is 1-2k in, ≤ 64 out.
+    assert GHOST.prompt.low >= 1024 and GHOST.prompt.high <= 2048
+    assert GHOST.output.high <= 64
+    assert GHOST.cancel_share > 0.5

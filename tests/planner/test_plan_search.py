@@ -200,3 +200,70 @@ def test_ouzel_plan_reads_telemetry_and_refuses_bad_input(tmp_path: Path) -> Non
     assert no_endpoint.returncode == 1 and "needs --endpoint" in no_endpoint.stderr
     dead = run_plan("measure", "--endpoint", "http://127.0.0.1:9/v1", cwd=tmp_path)
     assert dead.returncode == 1 and "cannot list models" in dead.stderr
+
+
+def test_measure_against_the_sim_writes_a_row_that_plans_then_use(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
+    from test_sim_http import KEY, Sim
+
+    server = Sim(tmp_path, "--gpu", "H100", "--served-model-name", "qwen2.5-coder-7b")
+    rows = tmp_path / "rows.jsonl"
+    try:
+        env_key = {"SIM_KEY": KEY}
+        done = subprocess.run(
+            [
+                OUZEL,
+                "plan",
+                "measure",
+                "--endpoint",
+                server.base_url,
+                "--api-key-env",
+                "SIM_KEY",
+                "--gpu",
+                "L40S",
+                "--tp",
+                "1",
+                "--rates",
+                "2",
+                "--seconds-per-rate",
+                "1",
+                "--prompt-tokens",
+                "128",
+                "--output-tokens",
+                "8",
+                "--benchmarks",
+                str(rows),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env_key},
+        )
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    assert "→ batches" in done.stderr  # the sim batches like vLLM; llama.cpp's server does not
+    record = json.loads(rows.read_text(encoding="utf-8").splitlines()[-1])
+    assert (
+        record["provenance"] == "measured"
+        and record["model"] == "qwen2.5-coder-7b"
+        and record["gpu"] == "L40S"
+    )
+    assert record["date"] and record["machine"] and record["max_num_seqs"] == 256
+    assert len(record["ladder"]) == 2 and all(p["requests"] >= 6 for p in record["ladder"])
+    planned = run_plan(
+        "--benchmarks",
+        str(rows),
+        "--model",
+        "qwen2.5-coder-7b",
+        "--gpu",
+        "L40S",
+        "--tp",
+        "1",
+        "--no-plot",
+        "--out",
+        str(tmp_path / "o"),
+        cwd=tmp_path,
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert "benchmark row: measured; ouzel plan measure on" in planned.stdout
