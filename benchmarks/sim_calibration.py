@@ -100,6 +100,19 @@ async def ladder_against(
         await client.aclose()
 
 
+async def sync_ttft(base_url: str, prompt_tokens: int, output_tokens: int) -> float:
+    """Median TTFT (ms) of 5 requests sent one at a time, as in the fit."""
+    client = Client(base_url, KEY, None)
+    try:
+        prompts = await prompt_set(client, prompt_tokens, seed=2)
+        samples = [
+            await client.stream(prompts.next(), output_tokens, prompts.tokens) for _ in range(5)
+        ]
+    finally:
+        await client.aclose()
+    return sorted(s.ttft_s * 1000 for s in samples)[2]
+
+
 def error(model: float, truth: float) -> str:
     return f"{(model - truth) / truth * 100:+.0f}%" if truth else "-"
 
@@ -132,6 +145,10 @@ def main() -> int:
                     progress=lambda line: console.print(f"[dim]{line}[/dim]"),
                 )
             )
+            # The synchronous requests again: how far did this shared box's speed drift?
+            drift_ms = asyncio.run(
+                sync_ttft(server.base_url, measured.prompt_tokens, args.output_tokens)
+            )
         rows = folder / "rows.jsonl"
         append_row(rows, measured.row)
         rates = [p.rate for p in measured.ladder]
@@ -143,7 +160,7 @@ def main() -> int:
                     f"http://127.0.0.1:{port}/v1",
                     rates,
                     args.seconds_per_rate,
-                    args.prompt_tokens,
+                    measured.prompt_tokens,
                     args.output_tokens,
                 )
             )
@@ -151,7 +168,7 @@ def main() -> int:
             sim.terminate()
             sim.wait(10)
     load_after = os.getloadavg()
-    prompt = measured.ladder and args.prompt_tokens
+    prompt = measured.prompt_tokens
     one = RequestClass(
         "bench",
         1.0,
@@ -206,6 +223,10 @@ def main() -> int:
             worst = max(worst, abs(model - truth) / truth)
         table.add_row(*cells)
     console.print(table)
+    fitted_ms = row.request_ms + max(row.weights_ms, prompt * row.flop_ms_per_token)
+    console.print(
+        f"real server drift: synchronous TTFT {fitted_ms:.0f} ms in the fit, {drift_ms:.0f} ms after the ladder"
+    )
     console.print(
         f"worst sim error: {worst * 100:.0f}% (target ≤ 15%); load average before {load_before[0]:.1f}, after {load_after[0]:.1f} on {os.cpu_count()} cores"
     )

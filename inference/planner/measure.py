@@ -74,6 +74,7 @@ class Measurement:
     row: PerfRow
     ladder: list[LadderPoint]
     notes: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0  # of the ladder's prompts, as the server counted them
 
 
 def make_prompt(words: int, rng: random.Random) -> str:
@@ -244,6 +245,7 @@ async def measure(
             [
                 f"{'batching' if batching else 'serial'} server, speed-up ×{speedup:.2f} at {concurrency} streams"
             ],
+            prompt_tokens=long.tokens,
         )
     finally:
         await client.aclose()
