@@ -75,6 +75,7 @@ class Measurement:
     ladder: list[LadderPoint]
     notes: list[str] = field(default_factory=list)
     prompt_tokens: int = 0  # of the ladder's prompts, as the server counted them
+    rows_per_rate: list[PerfRow] = field(default_factory=list)  # refits before each rate
 
 
 def make_prompt(words: int, rng: random.Random) -> str:
@@ -199,6 +200,7 @@ async def measure(
     rates: int = 5,
     seconds_per_rate: float = 20.0,
     progress: Callable[[str], None] = lambda _: None,
+    refit_each_rate: bool = False,
 ) -> Measurement:
     if rates < 1 or seconds_per_rate <= 0 or prompt_tokens < 8 or output_tokens < 2:
         raise MeasureError("need rates ≥ 1, seconds per rate > 0, prompt ≥ 8 and output ≥ 2 tokens")
@@ -230,9 +232,14 @@ async def measure(
         )
         del together
         ladder = []
+        refits: list[PerfRow] = []
         for index in range(rates):
             share = 0.15 + (0.9 - 0.15) * (index / max(1, rates - 1))
             rate = capacity * share
+            if refit_each_rate:  # a shared box drifts: the service speed right before this rate
+                again = [await client.stream(p.next(), output_tokens, p.tokens) for p in (short, long, short, long)]
+                refit, _ = fit_row(name, gpu, tp, again, long.tokens + output_tokens)
+                refits.append(refit.with_updates(max_num_seqs=row.max_num_seqs))
             seconds = max(seconds_per_rate, MIN_REQUESTS_PER_RATE / rate)
             point = await run_rate(client, long, rate, seconds, output_tokens, seed=10 + index)
             progress(
@@ -246,6 +253,7 @@ async def measure(
                 f"{'batching' if batching else 'serial'} server, speed-up ×{speedup:.2f} at {concurrency} streams"
             ],
             prompt_tokens=long.tokens,
+            rows_per_rate=refits,
         )
     finally:
         await client.aclose()

@@ -168,6 +168,10 @@ def _plan(args: argparse.Namespace) -> int:
     best = result.best
     console.print("\n[bold]vllm serve[/bold] (one replica):")
     console.print(report.vllm_command(best), soft_wrap=True, highlight=False)
+    console.print(
+        "[dim]--host 0.0.0.0 is for inside the container: publish the port on 127.0.0.1 "
+        "(SSH tunnel) or behind a TLS proxy, never on a public address[/dim]"
+    )
     import yaml
 
     args.out.mkdir(parents=True, exist_ok=True)
