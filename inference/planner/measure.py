@@ -237,7 +237,10 @@ async def measure(
             share = 0.15 + (0.9 - 0.15) * (index / max(1, rates - 1))
             rate = capacity * share
             if refit_each_rate:  # a shared box drifts: the service speed right before this rate
-                again = [await client.stream(p.next(), output_tokens, p.tokens) for p in (short, long, short, long)]
+                again = [
+                    await client.stream(p.next(), output_tokens, p.tokens)
+                    for p in (short, long, short, long)
+                ]
                 refit, _ = fit_row(name, gpu, tp, again, long.tokens + output_tokens)
                 refits.append(refit.with_updates(max_num_seqs=row.max_num_seqs))
             seconds = max(seconds_per_rate, MIN_REQUESTS_PER_RATE / rate)
