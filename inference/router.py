@@ -51,7 +51,13 @@ from ouzel.inference.types import (
     CompletionResult,
     ToolSpec,
 )
-from ouzel.server.settings import ModelProfile, Settings, TaskKind
+from ouzel.server.settings import (
+    LOCAL_CHAT_PROFILE,
+    ModelProfile,
+    Settings,
+    TaskKind,
+    local_chat_profile,
+)
 
 log = logging.getLogger("ouzel.inference.router")
 
@@ -112,6 +118,7 @@ def configured_profiles(settings: Settings) -> dict[str, ModelProfile]:
     """
     profiles = dict(settings.models)
     profiles.setdefault("local", ModelProfile(backend="llama_cpp"))
+    profiles.setdefault(LOCAL_CHAT_PROFILE, local_chat_profile())
     return profiles
 
 

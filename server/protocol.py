@@ -10,6 +10,7 @@ after `shutdown`.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from collections.abc import Callable, Generator
@@ -46,6 +47,12 @@ def choose_position_encoding(capabilities: types.ClientCapabilities) -> str:
     return types.PositionEncodingKind.Utf16
 
 
+# The id of the request being handled (contextvars reach the handler's asyncio task).
+REQUEST_ID: contextvars.ContextVar[MsgId | None] = contextvars.ContextVar(
+    "ouzel_request_id", default=None
+)
+
+
 class OuzelProtocol(LanguageServerProtocol):
     """One LSP connection's JSON-RPC state."""
 
@@ -58,6 +65,9 @@ class OuzelProtocol(LanguageServerProtocol):
         self.required_token: str | None = None
         self.on_auth_failure: Callable[[], None] = lambda: None
         self.position_encoding: str = types.PositionEncodingKind.Utf16
+        # `$/cancelRequest` listeners by request id: pygls cannot cancel the task behind a
+        # `workspace/executeCommand` (it runs under another id), so long commands register.
+        self.cancel_listeners: dict[MsgId, Callable[[], None]] = {}
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -146,7 +156,14 @@ class OuzelProtocol(LanguageServerProtocol):
 
     def _handle_request(self, msg_id: MsgId, method_name: str, params: Any) -> None:
         LSP_CONTEXT.set(f"{method_name}#{msg_id}")
+        REQUEST_ID.set(msg_id)  # inherited by the handler's task
         super()._handle_request(msg_id, method_name, params)
+
+    def _handle_cancel_notification(self, msg_id: MsgId) -> None:
+        listener = self.cancel_listeners.pop(msg_id, None)
+        if listener is not None:
+            listener()
+        super()._handle_cancel_notification(msg_id)
 
     def _handle_notification(self, method_name: str, params: Any) -> None:
         LSP_CONTEXT.set(method_name)

@@ -30,6 +30,8 @@ from ouzel.server.documents import UnknownDocumentError
 from ouzel.server.features import indexing, models
 from ouzel.server.features.context import service as context_service
 from ouzel.server.handlers import (
+    chat,
+    code_actions,
     completion,
     context,
     lifecycle,
@@ -107,6 +109,23 @@ def feature_routes() -> list[Route]:
         Route(types.WORKSPACE_DID_CHANGE_WATCHED_FILES, symbols.did_change_watched_files),
         Route(symbols.REINDEX_COMMAND, symbols.reindex, command=True),
         Route(context.METHOD, context.context),
+        *chat_routes(),
+    ]
+
+
+def chat_routes() -> list[Route]:
+    """AI code actions and chat (docs/CHAT.md)."""
+    return [
+        Route(types.TEXT_DOCUMENT_CODE_ACTION, code_actions.code_action, code_actions.OPTIONS),
+        Route(types.CODE_ACTION_RESOLVE, code_actions.resolve),
+        Route(code_actions.RUN_COMMAND, code_actions.run, command=True),
+        Route(code_actions.APPLY_BLOCK_COMMAND, code_actions.apply_code_block, command=True),
+        Route(chat.CHAT, chat.chat),
+        Route(chat.CHAT_COMMAND, chat.chat_command, command=True),
+        Route(chat.LIST, chat.chat_list),
+        Route(chat.LOAD, chat.chat_load),
+        Route(chat.SEARCH, chat.chat_search),
+        Route(chat.DELETE, chat.chat_delete),
     ]
 
 
@@ -173,6 +192,16 @@ def _bind(session: Session, handler: Callable[..., Any]) -> Callable[..., Any]:
 
 def _bind_command(session: Session, handler: Callable[..., Any]) -> Callable[..., Any]:
     """Give `handler(session, arguments)` the shape pygls calls commands with."""
+    if inspect.iscoroutinefunction(handler):
+
+        async def call_async(*arguments: Any) -> Any:
+            try:
+                return await handler(session, list(arguments))
+            except UnknownDocumentError as exc:
+                raise JsonRpcInvalidParams(str(exc)) from exc
+
+        call_async.__name__ = handler.__name__
+        return call_async
 
     def call(*arguments: Any) -> Any:
         return handler(session, list(arguments))

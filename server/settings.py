@@ -237,8 +237,17 @@ class ModelProfile(Section):
         return None
 
 
+LOCAL_CHAT_PROFILE = "local-chat"
+
+
+def local_chat_profile() -> ModelProfile:
+    """The local model for chat and code actions: Qwen2.5-Coder-1.5B-Instruct (the embedded
+    gemma3 270M cannot hold a conversation). `ouzel models install qwen2.5-coder-1.5b`."""
+    return ModelProfile(backend="llama_cpp", model="qwen2.5-coder-1.5b", context_length=8192)
+
+
 def _default_models() -> dict[str, ModelProfile]:
-    return {"local": ModelProfile(backend="llama_cpp")}
+    return {"local": ModelProfile(backend="llama_cpp"), LOCAL_CHAT_PROFILE: local_chat_profile()}
 
 
 TaskKind = Literal["inline_completion", "code_action", "chat", "agent", "embeddings"]
@@ -253,12 +262,12 @@ class RoutingSettings(Section):
         json_schema_extra={"trust": "user"},
     )
     code_action: list[str] = Field(
-        default_factory=lambda: ["remote", "local"],
-        description="Profiles for code actions.",
+        default_factory=lambda: ["remote", LOCAL_CHAT_PROFILE],
+        description="Profiles for AI code actions.",
         json_schema_extra={"trust": "user"},
     )
     chat: list[str] = Field(
-        default_factory=lambda: ["remote", "local"],
+        default_factory=lambda: ["remote", LOCAL_CHAT_PROFILE],
         description="Profiles for chat.",
         json_schema_extra={"trust": "user"},
     )
@@ -424,6 +433,55 @@ class ContextSettings(Section):
     )
 
 
+class ChatSettings(Section):
+    """Chat and AI code actions."""
+
+    max_tokens: int = Field(
+        768,
+        ge=16,
+        le=32768,
+        description="Most tokens of one chat answer or code-action reply.",
+        json_schema_extra={"trust": "any"},
+    )
+    temperature: float = Field(
+        0.2,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature of chat answers (code actions use 0).",
+        json_schema_extra={"trust": "any"},
+    )
+    context_chars: int = Field(
+        6000,
+        ge=0,
+        le=200000,
+        description="Characters of workspace context (selection, open files, index hits, "
+        "definitions) in one chat prompt.",
+        json_schema_extra={"trust": "any"},
+    )
+    rules_max_chars: int = Field(
+        4000,
+        ge=0,
+        le=100000,
+        description="Characters read from each project rules file (AGENTS.md, .cursorrules, "
+        "…); four times this in all.",
+        json_schema_extra={"trust": "any"},
+    )
+    history_turns: int = Field(
+        6,
+        ge=0,
+        le=100,
+        description="Earlier turns of the conversation sent with a new message.",
+        json_schema_extra={"trust": "any"},
+    )
+    recall_turns: int = Field(
+        2,
+        ge=0,
+        le=20,
+        description="Relevant past turns of other conversations recalled into the prompt.",
+        json_schema_extra={"trust": "any"},
+    )
+
+
 class Settings(Section):
     """All of ouzel's settings."""
 
@@ -441,6 +499,7 @@ class Settings(Section):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
     telemetry: bool = Field(
         True,
         description="Record shown/accepted suggestions locally (never sent anywhere).",

@@ -108,7 +108,11 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
             continue
         default = json.dumps(_default(field), ensure_ascii=False)
         if name == "models":
-            default = '{"local": {"backend": "llama_cpp"}}'  # the full profile is below
+            # the full profile is below
+            default = (
+                '{"local": {"backend": "llama_cpp"}, "local-chat": {"backend": "llama_cpp", '
+                '"model": "qwen2.5-coder-1.5b"}}'
+            )
         description = (field.description or "").replace("|", "\\|")
         rows.append(
             f"| `{prefix}{name}` | `{_type_name(field)}` | `{default}` | "

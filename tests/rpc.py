@@ -36,6 +36,8 @@ class RawClient:
         self.server_requests: list[dict[str, Any]] = []
         self.answer_server_requests = True
         self.configuration: dict[str, Any] = {}
+        # Answers to server requests by method (e.g. workspace/applyEdit): message -> result.
+        self.request_handlers: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self.closed = threading.Event()  # set when the server closes the connection
 
     def _read_loop(self) -> None:
@@ -70,6 +72,8 @@ class RawClient:
         result: Any = None
         if message["method"] == "workspace/configuration":
             result = [self.configuration for _ in message["params"]["items"]]
+        elif message["method"] in self.request_handlers:
+            result = self.request_handlers[message["method"]](message)
         try:
             self.send({"jsonrpc": "2.0", "id": message["id"], "result": result})
         except (OSError, ValueError):  # the test already closed the connection

@@ -32,10 +32,22 @@ class LlamaServer:
     `--chat_format gemma`: the GGUF's own template makes this small model answer nothing.
     """
 
-    def __init__(self, api_key: str, log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        log_path: Path,
+        port: int | None = None,
+        model: Path = EMBEDDED_MODEL,
+        chat_format: str | None = "gemma",
+        n_ctx: int = 2048,
+    ) -> None:
+        """`chat_format` None: the GGUF's own chat template (right for Qwen2.5-Coder)."""
         self.api_key = api_key
         self.log_path = log_path
         self.port = port or free_port()
+        self.model = model
+        self.chat_format = chat_format
+        self.n_ctx = n_ctx
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -55,7 +67,7 @@ class LlamaServer:
             "-m",
             "llama_cpp.server",
             "--model",
-            str(EMBEDDED_MODEL),
+            str(self.model),
             "--host",
             "127.0.0.1",
             "--port",
@@ -63,12 +75,12 @@ class LlamaServer:
             "--api_key",
             self.api_key,
             "--n_ctx",
-            "2048",
-            "--chat_format",
-            "gemma",
+            str(self.n_ctx),
             "--interrupt_requests",
             "False",
         ]
+        if self.chat_format is not None:
+            command += ["--chat_format", self.chat_format]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -35,7 +35,11 @@ class Clock:
 
 
 def make_settings(**layers: Any) -> Settings:
-    base: dict[str, Any] = {"models": {"local": {"backend": "llama_cpp"}}}
+    # The policy under test, not the defaults (chat's local profile is `local-chat`).
+    base: dict[str, Any] = {
+        "models": {"local": {"backend": "llama_cpp"}},
+        "routing": {"chat": ["remote", "local"], "code_action": ["remote", "local"]},
+    }
     loaded = load_settings(base, layers)
     assert loaded.problems == []
     return loaded.settings

@@ -1,0 +1,1 @@
+"""Chat (LSP-free): the conversation store, project rules, workspace context and prompts."""
