@@ -117,7 +117,11 @@ async def enclosing_definition(doc: Document, line: int) -> Definition | None:
 
 
 async def run_action(
-    session: Session, job: ActionJob, stream: service.Stream, apply: Apply
+    session: Session,
+    job: ActionJob,
+    stream: service.Stream,
+    apply: Apply,
+    backend_source: service.Backends = models.backend_for,
 ) -> ActionResult:
     doc = job.document
     started = time.perf_counter()
@@ -139,11 +143,11 @@ async def run_action(
     )
     messages = code_actions.messages_for(action_input)
     if job.action not in code_actions.EDITING_ACTIONS:
-        return await _answer(session, job, stream, messages, region, shown)
+        return await _answer(session, job, stream, messages, region, shown, backend_source)
     stream.begin(job.title, {"action": job.action, "conversationId": None, "turnId": None})
     result = ActionResult("failed", "")
     try:
-        reply = await _generate(session, job, stream, messages, result, started)
+        reply = await _generate(session, stream, messages, result, started, backend_source)
     except BackendError as exc:
         stream.end("failed")
         return ActionResult("failed", f"{job.title}: {exc}")
@@ -162,13 +166,13 @@ async def run_action(
 
 async def _generate(
     session: Session,
-    job: ActionJob,
     stream: service.Stream,
     messages: list[Any],
     result: ActionResult,
     started: float,
+    backend_source: service.Backends,
 ) -> str:
-    backend = await models.backend_for(session, "code_action")
+    backend = await backend_source(session, "code_action")
     if backend is None:
         raise BackendError("no model can serve code actions (see `routing.code_action`)")
     pieces: list[str] = []
@@ -236,6 +240,7 @@ async def _answer(
     messages: list[Any],
     region: Region,
     shown: str,
+    backend_source: service.Backends,
 ) -> ActionResult:
     """`explain` / `tests`: a chat turn about the region."""
     lines = f"{shown}:{region.first_line + 1}-{region.end_line}"
@@ -247,7 +252,13 @@ async def _answer(
         open_files=False,
     )
     turn = await service.run_turn(
-        session, request, stream, task="code_action", messages_override=messages, title=job.title
+        session,
+        request,
+        stream,
+        task="code_action",
+        messages_override=messages,
+        backend_source=backend_source,
+        title=job.title,
     )
     status = (
         "answered"
