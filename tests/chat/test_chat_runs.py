@@ -265,3 +265,37 @@ async def test_explain_is_a_chat_turn_not_an_edit(session: Session) -> None:
     assert result.conversation_id is not None
     turns = service.store_for(session, doc).load(result.conversation_id).turns
     assert turns[0].references[0]["path"] == "shapes.py"
+
+
+class StallingChat(ScriptedChat):
+    """One piece, then waits forever for the next token (a slow model mid-generation)."""
+
+    async def stream_chat(  # type: ignore[override]
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        cancel: CancelToken,
+        max_tokens: int = 1024,
+        temperature: float = 0.2,
+    ) -> AsyncIterator[ChatChunk]:
+        yield ChatChunk(text="Once upon", backend="scripted")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.stopped_early = True  # the stream was closed where it waited
+        yield ChatChunk(done=True, stop_reason="stop")  # pragma: no cover
+
+
+async def test_cancel_does_not_wait_for_the_next_token(session: Session) -> None:
+    backend = StallingChat("")
+    stream = Recorder()
+    task = asyncio.ensure_future(
+        service.run_turn(
+            session, service.ChatRequest("story"), stream, backend_source=source_of(backend)
+        )
+    )
+    while not stream.deltas():
+        await asyncio.sleep(0.01)
+    stream.cancel.cancel()
+    result = await asyncio.wait_for(task, 30)  # the stalled token never comes
+    assert result.cancelled and result.reply == "Once upon" and backend.stopped_early

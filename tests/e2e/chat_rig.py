@@ -32,7 +32,9 @@ GEOMETRY = (
 
 
 def start_llama(log: Path) -> LlamaServer:
-    server = LlamaServer(KEY, log, model=model_file(STAND_IN), chat_format=None, n_ctx=4096)
+    server = LlamaServer(
+        KEY, log, model=model_file(STAND_IN), chat_format=None, n_ctx=4096, interrupt_requests=True
+    )
     server.start(timeout=180)
     return server
 

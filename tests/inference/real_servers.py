@@ -40,14 +40,18 @@ class LlamaServer:
         model: Path = EMBEDDED_MODEL,
         chat_format: str | None = "gemma",
         n_ctx: int = 2048,
+        interrupt_requests: bool = False,
     ) -> None:
-        """`chat_format` None: the GGUF's own chat template (right for Qwen2.5-Coder)."""
+        """`chat_format` None: the GGUF's own chat template (right for Qwen2.5-Coder).
+        `interrupt_requests`: a new request stops the one running (a client that went away
+        mid-stream then costs nothing)."""
         self.api_key = api_key
         self.log_path = log_path
         self.port = port or free_port()
         self.model = model
         self.chat_format = chat_format
         self.n_ctx = n_ctx
+        self.interrupt_requests = interrupt_requests
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -77,7 +81,7 @@ class LlamaServer:
             "--n_ctx",
             str(self.n_ctx),
             "--interrupt_requests",
-            "False",
+            str(self.interrupt_requests),
         ]
         if self.chat_format is not None:
             command += ["--chat_format", self.chat_format]

@@ -176,9 +176,8 @@ async def _generate(
     if backend is None:
         raise BackendError("no model can serve code actions (see `routing.code_action`)")
     pieces: list[str] = []
-    async for chunk in backend.stream_chat(
-        messages, (), stream.cancel, session.settings.chat.max_tokens, 0.0
-    ):
+    chunks = backend.stream_chat(messages, (), stream.cancel, session.settings.chat.max_tokens, 0.0)
+    async for chunk in service.until_cancelled(chunks, stream.cancel):
         if chunk.backend:
             result.backend = chunk.backend
         if chunk.text:

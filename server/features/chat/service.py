@@ -8,15 +8,16 @@ task `chat`), so routing, fallback notices, the privacy guard and redaction appl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ouzel.indexer.walk import is_secret_path
-from ouzel.inference.types import BackendError, CancelToken, ChatMessage
+from ouzel.inference.types import BackendError, CancelToken, ChatChunk, ChatMessage
 from ouzel.server.documents import Document
 from ouzel.server.features import models
 from ouzel.server.features.chat.prompt import ContextItem, build_messages, fit_items
@@ -288,6 +289,43 @@ async def gather_context(session: Session, request: ChatRequest) -> list[Context
 
 # --- a turn --------------------------------------------------------------------------------
 
+
+async def until_cancelled(
+    chunks: AsyncIterator[ChatChunk], cancel: CancelToken
+) -> AsyncIterator[ChatChunk]:
+    """`chunks` until `cancel` is set: a cancel ends the wait for the next chunk at once
+    (the backend stops at its next token or when its HTTP stream is closed)."""
+    loop = asyncio.get_running_loop()
+    stopped: asyncio.Future[None] = loop.create_future()
+
+    def stop() -> None:
+        if not stopped.done():
+            stopped.set_result(None)
+
+    unsubscribe = cancel.on_cancel(lambda: loop.call_soon_threadsafe(stop))
+    iterator = chunks.__aiter__()
+    try:
+        while not stopped.done():
+            step = asyncio.ensure_future(iterator.__anext__())
+            await asyncio.wait({step, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()  # closes the backend's stream where it waits
+                with contextlib.suppress(BaseException):
+                    await step
+                return
+            try:
+                chunk = step.result()
+            except StopAsyncIteration:
+                return
+            yield chunk
+    finally:
+        unsubscribe()
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+
+
 Backends = Callable[[Session, TaskKind], Awaitable[Any]]
 
 
@@ -355,9 +393,8 @@ async def run_turn(
         if backend is None:
             raise BackendError("no model can serve chat (see `routing.chat` and `models.*`)")
         max_tokens = min(request.max_tokens or settings.max_tokens, settings.max_tokens)
-        async for chunk in backend.stream_chat(
-            messages, (), stream.cancel, max_tokens, settings.temperature
-        ):
+        chunks = backend.stream_chat(messages, (), stream.cancel, max_tokens, settings.temperature)
+        async for chunk in until_cancelled(chunks, stream.cancel):
             if chunk.backend:
                 result.backend = chunk.backend
             if chunk.text:
