@@ -258,6 +258,7 @@ async def _answer(
         messages_override=messages,
         backend_source=backend_source,
         title=job.title,
+        begin_extra={"action": job.action},
     )
     status = (
         "answered"

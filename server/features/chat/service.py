@@ -337,6 +337,7 @@ async def run_turn(
     messages_override: list[ChatMessage] | None = None,
     backend_source: Backends = models.backend_for,
     title: str = "Ouzel chat",
+    begin_extra: dict[str, Any] | None = None,
 ) -> TurnResult:
     """One streamed answer, stored in the workspace's history.
 
@@ -385,7 +386,10 @@ async def run_turn(
     turn = store.start_turn(request.conversation_id, request.message)
     result = TurnResult(turn, "", references, rules, recalled)
     result.timings["context_s"] = time.perf_counter() - started
-    stream.begin(title, {"conversationId": turn.conversation_id, "turnId": turn.turn_id})
+    stream.begin(
+        title,
+        {**(begin_extra or {}), "conversationId": turn.conversation_id, "turnId": turn.turn_id},
+    )
     pieces: list[str] = []
     sent_references = False
     try:
