@@ -32,9 +32,8 @@ GEOMETRY = (
 
 
 def start_llama(log: Path) -> LlamaServer:
-    server = LlamaServer(
-        KEY, log, model=model_file(STAND_IN), chat_format=None, n_ctx=4096, interrupt_requests=True
-    )
+    # Not `interrupt_requests`: the router's `/v1/models` probes would cut streams short.
+    server = LlamaServer(KEY, log, model=model_file(STAND_IN), chat_format=None, n_ctx=4096)
     server.start(timeout=180)
     return server
 

@@ -43,8 +43,7 @@ class LlamaServer:
         interrupt_requests: bool = False,
     ) -> None:
         """`chat_format` None: the GGUF's own chat template (right for Qwen2.5-Coder).
-        `interrupt_requests`: a new request stops the one running (a client that went away
-        mid-stream then costs nothing)."""
+        `interrupt_requests`: a new request (any, `/v1/models` too) stops the one running."""
         self.api_key = api_key
         self.log_path = log_path
         self.port = port or free_port()
