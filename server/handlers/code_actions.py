@@ -51,7 +51,9 @@ def code_action(session: Session, params: types.CodeActionParams) -> list[types.
         last,
         empty,
         [d.message for d in diagnostics],
-        [str(kind) for kind in params.context.only] if params.context.only else None,
+        [str(getattr(kind, "value", kind)) for kind in params.context.only]
+        if params.context.only
+        else None,
     )
     result = []
     for offer in offered:
