@@ -13,7 +13,7 @@ Measured from the client's side of a stdio LSP connection (what an editor sees):
 Routes: `remote` is Qwen2.5-Coder on a real `llama_cpp.server` (127.0.0.1); `local:NAME`
 runs the same GGUF in process through the `local-chat` profile.
 
-    python benchmarks/code_actions.py [--list-requests 300] [--runs 3]
+    python benchmarks/code_actions.py [--list-requests 300] [--runs 2] [--max-tokens 24]
         [--local qwen2.5-coder-0.5b,qwen2.5-coder-1.5b] [--remote qwen2.5-coder-0.5b]
 """
 
@@ -274,7 +274,10 @@ def run_route(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list-requests", type=int, default=300)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument(
+        "--max-tokens", type=int, default=24, help="chat.max_tokens: answers only need to start"
+    )
     parser.add_argument("--remote", default="qwen2.5-coder-0.5b")
     parser.add_argument("--local", default="qwen2.5-coder-0.5b,qwen2.5-coder-1.5b")
     args = parser.parse_args()
@@ -300,9 +303,10 @@ def main() -> None:
                     }
                 },
                 "routing": {"chat": ["remote"], "code_action": ["remote"]},
-                "chat": {"max_tokens": 64},
+                "chat": {"max_tokens": args.max_tokens},
             }
             rows.append(run_route("remote", remote, tmp, workspace, args))
+            print_table(rows, args)
         finally:
             llama.stop()
         for name in [m for m in args.local.split(",") if m]:
@@ -315,10 +319,10 @@ def main() -> None:
                     }
                 },
                 "routing": {"chat": ["local-chat"], "code_action": ["local-chat"]},
-                "chat": {"max_tokens": 64},
+                "chat": {"max_tokens": args.max_tokens},
             }
             rows.append(run_route(f"local-{name}", local, tmp, workspace, args))
-    print_table(rows, args)
+            print_table(rows, args)  # after each route: a slow machine still leaves figures
 
 
 def print_table(rows: list[dict[str, Any]], args: Any) -> None:

@@ -14,7 +14,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from ouzel.server import convert
 from ouzel.server.documents import Document
 from ouzel.server.features import code_actions
-from ouzel.server.features.chat import actions
+from ouzel.server.features.chat import actions, service
 from ouzel.server.features.edits import (
     EditRefused,
     Hunk,
@@ -41,6 +41,8 @@ _converter = converters.get_converter()
 
 def code_action(session: Session, params: types.CodeActionParams) -> list[types.CodeAction]:
     doc = session.documents.get(params.text_document.uri)
+    if service.is_secret(session, session.uri_to_path(doc.uri)):
+        return []  # never offer to send a secret file to a model
     start = _clamped(session, doc, params.range.start)
     end = _clamped(session, doc, params.range.end)
     first, last, empty = code_actions.selection_lines(start, end)

@@ -299,3 +299,22 @@ async def test_cancel_does_not_wait_for_the_next_token(session: Session) -> None
     stream.cancel.cancel()
     result = await asyncio.wait_for(task, 30)  # the stalled token never comes
     assert result.cancelled and result.reply == "Once upon" and backend.stopped_early
+
+
+async def test_a_secret_file_never_reaches_the_model(session: Session) -> None:
+    root = session.roots[0]
+    secret = session.documents.open((root / ".env").as_uri(), "dotenv", 1, "TOKEN=abc\n")
+    backend = ScriptedChat("x")
+    result = await run_action(
+        session, job(secret, "explain"), Recorder(), Applier(), backend_source=source_of(backend)
+    )
+    assert result.status == "failed" and "secret" in result.message
+    assert backend.conversations == []
+    answer = await service.run_turn(
+        session,
+        service.ChatRequest("what is in it?", document=secret, selection=(0, 0)),
+        Recorder(),
+        backend_source=source_of(backend),
+    )
+    assert all("TOKEN" not in m.content for m in backend.conversations[0])
+    assert all(ref["path"] != ".env" for ref in answer.references)

@@ -98,3 +98,16 @@ def test_hunks_become_one_annotated_edit_each_in_utf16(session: Session) -> None
         "description": "Ouzel: Edit selection",
     }
     assert annotations["ouzel-2"]["label"] == "Change 2 of 2: before line 4 (insert)"
+
+
+def test_no_actions_in_a_secret_file(session: Session) -> None:
+    uri = "file:///ws/.env"
+    session.documents.open(uri, "dotenv", 1, "TOKEN=abc\n")
+    raw = {
+        "textDocument": {"uri": uri},
+        "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 3}},
+        "context": {"diagnostics": []},
+    }
+    assert (
+        code_actions.code_action(session, _converter.structure(raw, types.CodeActionParams)) == []
+    )

@@ -33,6 +33,8 @@ from ouzel.server.session import Session
 
 log = logging.getLogger("ouzel.code_actions")
 
+SECRET_FILE = "this file matches `index.secret_globs`; ouzel never sends it to a model"
+
 # apply(document, hunks, label) -> (applied, failure reason)
 Apply = Callable[[Document, list[Hunk], str], Awaitable[tuple[bool, str | None]]]
 
@@ -125,6 +127,9 @@ async def run_action(
 ) -> ActionResult:
     doc = job.document
     started = time.perf_counter()
+    path, _ = service.display_path(session, doc.uri)
+    if service.is_secret(session, path):
+        return ActionResult("failed", f"{job.title}: {SECRET_FILE}")
     enclosing = await enclosing_definition(doc, job.first_line)
     region = code_actions.region_for(
         job.action, doc.text, job.first_line, job.last_line, job.selection_empty, enclosing
