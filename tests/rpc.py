@@ -15,6 +15,8 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import Any, BinaryIO
 
+from models import MODELS_DIR
+
 
 def frame(body: bytes) -> bytes:
     return b"Content-Length: %d\r\n\r\n" % len(body) + body
@@ -171,6 +173,8 @@ def server_env(tmp: Path) -> dict[str, str]:
     env["XDG_CONFIG_HOME"] = str(tmp / "config")
     env["XDG_STATE_HOME"] = str(tmp / "state")
     env["XDG_CACHE_HOME"] = str(tmp / "cache")
+    # Installed catalog models (Qwen for local chat) stay where `ouzel models install` put them.
+    env.setdefault("OUZEL_MODELS_DIR", str(MODELS_DIR))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -342,7 +342,7 @@ def test_ouzel_ask_in_the_workspace_sends_nothing_and_holds_no_secret(attack: At
     with log_file.open(encoding="utf-8") as handle:
         handle.seek(before)
         log = handle.read()
-    assert "messages for 'local'" in log  # the chat went to the embedded model, logged
+    assert "messages for 'local-chat'" in log  # the chat went to the local model, logged
     assert "deploy_note" in log  # with the workspace excerpt from app.py
     assert_no_secret("the chat messages in the debug log", log)
     assert attack.attacker.accepted == []
