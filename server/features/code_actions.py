@@ -232,7 +232,11 @@ def messages_for(job: ActionInput) -> list[ChatMessage]:
 
 
 def stop_reason_note(stop_reason: str | None) -> str | None:
-    """Why an answer cannot be applied, from the backend's stop reason."""
-    if stop_reason == "length":
-        return "the model's answer hit the token limit before the region was complete"
-    return None
+    """Why an answer cannot be applied, from how the stream ended (None: it can)."""
+    notes = {
+        "length": "the model's answer hit the token limit before the region was complete",
+        "time": "the model's answer hit the time cap before the region was complete",
+        "repetition": "the model's answer started repeating itself",
+        "error": "the model failed while answering",
+    }
+    return notes.get(stop_reason or "stop")

@@ -318,3 +318,33 @@ async def test_a_secret_file_never_reaches_the_model(session: Session) -> None:
     )
     assert all("TOKEN" not in m.content for m in backend.conversations[0])
     assert all(ref["path"] != ".env" for ref in answer.references)
+
+
+class CutChat(ScriptedChat):
+    """An answer without a fence that ends by a cap (length, time, repetition)."""
+
+    def __init__(self, reply: str, reason: str) -> None:
+        super().__init__(reply)
+        self.reason = reason
+
+    async def stream_chat(  # type: ignore[override]
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        cancel: CancelToken,
+        max_tokens: int = 1024,
+        temperature: float = 0.2,
+    ) -> AsyncIterator[ChatChunk]:
+        yield ChatChunk(text=self.reply, backend="scripted")
+        yield ChatChunk(done=True, stop_reason=self.reason, backend="scripted")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("reason", ["length", "time", "repetition", "error"])
+async def test_an_answer_cut_short_is_never_applied(session: Session, reason: str) -> None:
+    doc = open_doc(session)
+    apply = Applier()
+    truncated = 'def area(w, h):\n    """Doc."""\n'  # the body is missing
+    result = await run_action(
+        session, job(doc), Recorder(), apply, backend_source=source_of(CutChat(truncated, reason))
+    )
+    assert result.status == "refused" and apply.calls == []

@@ -63,6 +63,7 @@ class ActionResult:
     conversation_id: str | None = None
     turn_id: str | None = None
     first_delta_s: float | None = None
+    stop_reason: str | None = None  # the model's, for edit actions
     timings: dict[str, float] = field(default_factory=dict)
 
     def json(self) -> dict[str, Any]:
@@ -190,8 +191,8 @@ async def _generate(
                 result.first_delta_s = time.perf_counter() - started
             pieces.append(chunk.text)
             stream.report(chunk.text)
-        if chunk.done and chunk.stop_reason == "length":
-            result.timings["cut"] = 1.0
+        if chunk.done:
+            result.stop_reason = chunk.stop_reason
         if stream.cancel.cancelled:
             break
     return "".join(pieces)
@@ -208,8 +209,9 @@ async def _propose(
 ) -> ActionResult:
     doc = job.document
     try:
-        if result.timings.get("cut"):
-            raise EditRefused(code_actions.stop_reason_note("length") or "cut off")
+        note = code_actions.stop_reason_note(result.stop_reason)
+        if note is not None:
+            raise EditRefused(note)
         new_text = extract_code(reply)
         check_reply(original, new_text)
     except EditRefused as exc:
