@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from ouzel.inference.types import CancelToken, ChatChunk, ChatMessage, ToolSpec
 from ouzel.server.documents import Document, TextChange
@@ -165,8 +166,7 @@ async def test_cancel_stops_the_stream_and_keeps_what_came(session: Session) -> 
             session, service.ChatRequest("long"), stream, backend_source=source_of(backend)
         )
     )
-    while not stream.deltas():
-        await asyncio.sleep(0.01)
+    await wait_until(stream.deltas, 30, "a streamed delta")
     stream.cancel.cancel()
     result = await task
     assert result.cancelled and result.stop_reason == "cancelled"
@@ -217,8 +217,7 @@ async def test_an_edit_for_an_old_version_is_dropped(session: Session) -> None:
     task = asyncio.ensure_future(
         run_action(session, job(doc), Recorder(), apply, backend_source=source_of(backend))
     )
-    while not backend.conversations:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: backend.conversations, 30, "the model call")
     session.documents.change(doc.uri, 2, [TextChange((5, 0, 5, 0), "# typed\n")], "utf-16")
     result = await task
     assert result.status == "stale" and apply.calls == []
@@ -243,8 +242,7 @@ async def test_a_cancelled_action_applies_nothing(session: Session) -> None:
     task = asyncio.ensure_future(
         run_action(session, job(doc), stream, apply, backend_source=source_of(backend))
     )
-    while not stream.deltas():
-        await asyncio.sleep(0.01)
+    await wait_until(stream.deltas, 30, "a streamed delta")
     stream.cancel.cancel()
     result = await task
     assert result.status == "cancelled" and apply.calls == []
@@ -294,8 +292,7 @@ async def test_cancel_does_not_wait_for_the_next_token(session: Session) -> None
             session, service.ChatRequest("story"), stream, backend_source=source_of(backend)
         )
     )
-    while not stream.deltas():
-        await asyncio.sleep(0.01)
+    await wait_until(stream.deltas, 30, "a streamed delta")
     stream.cancel.cancel()
     result = await asyncio.wait_for(task, 30)  # the stalled token never comes
     assert result.cancelled and result.reply == "Once upon" and backend.stopped_early

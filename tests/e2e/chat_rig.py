@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import waiting
 from rpc import RawClient, StdioServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
@@ -72,13 +72,7 @@ def open_file(client: RawClient, path: Path, version: int = 1) -> str:
 
 
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return waiting.wait_for(predicate, timeout, what)
 
 
 def progress_values(client: RawClient, token: Any) -> list[dict[str, Any]]:
