@@ -137,6 +137,8 @@ FEATURE_COMMAND_MODULES: list[str] = [
     "ouzel.server.commands.stats",
     "ouzel.server.commands.index",
     "ouzel.server.commands.context",
+    "ouzel.server.commands.plan",
+    "ouzel.server.commands.sim",
 ]
 
 

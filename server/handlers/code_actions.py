@@ -23,6 +23,7 @@ from ouzel.server.features.edits import (
     region_for_lines,
     region_text,
 )
+from ouzel.server.handlers import ranges
 from ouzel.server.handlers.streaming import ProgressStream
 from ouzel.server.session import Session
 
@@ -248,7 +249,7 @@ def workspace_edit(
         span = convert.Span(start, end)
         edits.append(
             types.AnnotatedTextEdit(
-                range=convert.to_lsp_range(doc.text, doc.starts, span, session.encoding),
+                range=ranges.to_lsp_range(doc.text, doc.starts, span, session.encoding),
                 new_text=hunk.new_text,
                 annotation_id=annotation_id,
             )

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ouzel.inference.types import BackendError
 from ouzel.server.documents import Document
@@ -29,7 +29,9 @@ from ouzel.server.features.edits import (
     hunks_for,
     region_text,
 )
-from ouzel.server.session import Session
+
+if TYPE_CHECKING:  # sessions are passed in; features do not import LSP
+    from ouzel.server.session import Session
 
 log = logging.getLogger("ouzel.code_actions")
 

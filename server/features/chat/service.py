@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ouzel.indexer.walk import is_secret_path
 from ouzel.inference.types import BackendError, CancelToken, ChatChunk, ChatMessage
@@ -24,8 +24,10 @@ from ouzel.server.features.chat.prompt import ContextItem, build_messages, fit_i
 from ouzel.server.features.chat.rules import RuleFile, read_rules
 from ouzel.server.features.chat.store import ChatStore, SearchHit, Turn, store_path
 from ouzel.server.logs import state_dir
-from ouzel.server.session import Engine, Session
 from ouzel.server.settings import TaskKind
+
+if TYPE_CHECKING:  # sessions are passed in; features do not import LSP
+    from ouzel.server.session import Engine, Session
 
 log = logging.getLogger("ouzel.chat")
 
@@ -326,7 +328,7 @@ async def until_cancelled(
                 await close()
 
 
-Backends = Callable[[Session, TaskKind], Awaitable[Any]]
+Backends = Callable[["Session", TaskKind], Awaitable[Any]]
 
 
 async def run_turn(

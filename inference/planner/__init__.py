@@ -1,0 +1,1 @@
+"""Capacity planning for the GPU box (`ouzel plan`): engine model, simulation, search."""
