@@ -580,7 +580,9 @@ def _message_json(message: ChatMessage) -> dict[str, Any]:
     if message.role == "tool":
         body["tool_call_id"] = message.tool_call_id or ""
     if message.tool_calls:
-        body["content"] = message.content or None
+        # A string, never null: llama-cpp-python's server answers HTTP 500 to `null`, and
+        # OpenAI and vLLM take "" as well.
+        body["content"] = message.content or ""
         body["tool_calls"] = [
             {
                 "id": call.id,
