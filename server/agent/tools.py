@@ -376,7 +376,7 @@ def _jedi_definitions(real: str, root: str, text: str, line: int, column: int) -
     from jedi.api.environment import InterpreterEnvironment
 
     # Parsed, never imported or run; the workspace's own interpreter is not started.
-    project = jedi.Project(root, smart_sys_path=False, load_unsafe_extensions=False)
+    project = jedi.Project(root, smart_sys_path=True, load_unsafe_extensions=False)
     script = jedi.Script(text, path=real, project=project, environment=InterpreterEnvironment())
     return list(script.goto(line, column, follow_imports=True))
 
