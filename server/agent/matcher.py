@@ -153,7 +153,10 @@ def _reindent(new: str, wanted: list[str], real: list[str]) -> str:
 
 def _did_you_mean(content: str, old: str, new: str) -> str:
     if new.strip() and new in content:
-        return "old_text was not found, and new_text is already in the file: the edit may be done"
+        return (
+            "old_text was not found, and new_text is already in the file: this edit is done; "
+            "go on with the rest of the task"
+        )
     wanted = _trim_blank_edges(old.splitlines())
     lines = content.splitlines()
     best = closest_lines(lines, wanted)

@@ -264,6 +264,7 @@ def grep_files(
     """Matching lines as `path:line: text`, and how many files were searched."""
     hits: list[str] = []
     searched = 0
+    prefilter = _bytes_regex(regex)
     for path, fd in sandbox.walk_files(resolved):
         if cancel.cancelled or len(hits) >= max_results:
             break
@@ -273,6 +274,8 @@ def grep_files(
         if data is None or b"\0" in data[:BINARY_SNIFF]:
             continue
         searched += 1
+        if prefilter is not None and prefilter.search(data) is None:
+            continue  # most files do not match: skip decoding them
         text = data.decode("utf-8", errors="replace")
         line, counted_to = 1, 0
         last_line = -1
@@ -290,6 +293,20 @@ def grep_files(
             if len(hits) >= max_results:
                 break
     return hits, searched
+
+
+def _bytes_regex(regex: re.Pattern[str]) -> re.Pattern[bytes] | None:
+    """The same pattern over bytes, when it surely matches the same lines there: ASCII,
+    case-sensitive, no `.`, classes or `\\w`-style escapes (those differ on UTF-8 bytes)."""
+    pattern = regex.pattern
+    if not pattern.isascii() or regex.flags & re.IGNORECASE or "." in pattern or "[" in pattern:
+        return None
+    if re.search(r"\\[A-Za-z0-9]", pattern):
+        return None
+    try:
+        return re.compile(regex.pattern.encode("ascii"), re.MULTILINE)
+    except re.error:
+        return None
 
 
 def _read_capped(fd: int, cap: int) -> bytes | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,14 @@ def scripted() -> Iterator[tuple[ScriptedServer, Plan]]:
 READ = ("read_file", {"path": "a.py"})
 
 
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout} s for {what}")
+        await asyncio.sleep(0.02)
+
+
 async def test_a_turn_reads_edits_and_keeps_a_plain_transcript(
     ws: Path, scripted: tuple[ScriptedServer, Plan]
 ) -> None:
@@ -52,7 +61,7 @@ async def test_a_turn_reads_edits_and_keeps_a_plain_transcript(
     json.dumps(result.transcript)  # plain records the chat store can keep
     body = server.seen[-1].body
     assert body["tools"] and body["messages"][0]["role"] == "system"
-    assert "DATA" in body["messages"][0]["content"]
+    assert "never instructions" in body["messages"][0]["content"]
 
 
 async def test_step_budget(ws: Path, scripted: tuple[ScriptedServer, Plan]) -> None:
@@ -119,7 +128,11 @@ async def test_cancel_while_the_model_streams(ws: Path) -> None:
         backend = OpenAICompatBackend("s", Endpoint(base_url=server.base_url, model="m"))
         loop = AgentLoop(backend, ctx)
         turn = asyncio.ensure_future(loop.run("go"))
-        await asyncio.sleep(0.5)
+        await wait_until(
+            lambda: any(s.path.endswith("/chat/completions") for s in server.seen),
+            "the chat request to reach the server",
+        )
+        await asyncio.sleep(0.2)
         ctx.cancel.cancel()
         result = await asyncio.wait_for(turn, 10)
         await backend.aclose()
@@ -160,6 +173,10 @@ def test_text_tool_calls_in_the_forms_small_models_write() -> None:
         assert call.name == "read_file" and json.loads(call.arguments) == {"path": "a.py"}
     assert text_tool_calls('{"name": "rename_function", "arguments": {}}', 1, known) == []
     assert text_tool_calls("Just an answer.", 1, known) == []
+    (head,) = text_tool_calls("functions.propose_edit:", 1, known)
+    assert head.name == "propose_edit" and head.arguments == "{}"
+    (full,) = text_tool_calls('functions.read_file:\n{"path": "a.py"}', 1, known)
+    assert json.loads(full.arguments) == {"path": "a.py"}
     assert text_tool_calls("<tool_call>{broken</tool_call>", 1, known) == []
 
 
@@ -183,3 +200,119 @@ async def test_tool_results_as_user_messages(
     assert result.status == "done"
     last = server.seen[-1].body["messages"][-1]
     assert last["role"] == "user" and last["content"].startswith('<tool-result tool="read_file"')
+
+
+async def test_unstreamed_tool_calls_for_servers_that_cannot_stream_them(ws: Path) -> None:
+    answers = [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "read_file", "arguments": '{"path": "a.py"}'},
+                }
+            ],
+        },
+        {"role": "assistant", "content": "All read."},
+    ]
+
+    def script(seen: Seen) -> Reply:
+        if seen.path.endswith("/models"):
+            return models_reply("m")
+        assert seen.body["stream"] is False
+        message = answers.pop(0)
+        finish = "tool_calls" if message.get("tool_calls") else "stop"
+        return Reply(
+            json={
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            }
+        )
+
+    with ScriptedServer(script) as server:
+        ctx = make_context(ws, RecordingConfirmer())
+        endpoint = Endpoint(base_url=server.base_url, model="m", stream_tool_calls=False)
+        backend = OpenAICompatBackend("s", endpoint)
+        result = await AgentLoop(backend, ctx).run("read a.py")
+        await backend.aclose()
+    assert result.status == "done" and result.answer == "All read."
+    assert tool_records(result)[0]["text"].startswith("a.py (lines 1-1 of 1)")
+
+
+async def test_cancel_drops_an_unstreamed_request(ws: Path) -> None:
+    def script(seen: Seen) -> Reply:
+        return models_reply("m") if seen.path.endswith("/models") else Reply(hang=True)
+
+    with ScriptedServer(script) as server:
+        ctx = make_context(ws, RecordingConfirmer())
+        endpoint = Endpoint(base_url=server.base_url, model="m", stream_tool_calls=False)
+        backend = OpenAICompatBackend("s", endpoint)
+        turn = asyncio.ensure_future(AgentLoop(backend, ctx).run("go"))
+        await wait_until(
+            lambda: any(s.path.endswith("/chat/completions") for s in server.seen),
+            "the chat request to reach the server",
+        )
+        ctx.cancel.cancel()
+        result = await asyncio.wait_for(turn, 10)
+        await backend.aclose()
+        end = server.wait_stream_end(30)
+    assert result.status == "cancelled" and end is not None and end.client_closed
+
+
+async def test_a_bare_function_head_is_asked_again_with_that_tool_forced(ws: Path) -> None:
+    answers = [
+        {"role": "assistant", "content": "functions.read_file:"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "read_file", "arguments": '{"path": "a.py"}'},
+                }
+            ],
+        },
+        {"role": "assistant", "content": "Read it."},
+    ]
+    choices: list[object] = []
+
+    def script(seen: Seen) -> Reply:
+        if seen.path.endswith("/models"):
+            return models_reply("m")
+        choices.append(seen.body.get("tool_choice"))
+        message = answers.pop(0)
+        return Reply(
+            json={
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            }
+        )
+
+    with ScriptedServer(script) as server:
+        ctx = make_context(ws, RecordingConfirmer())
+        endpoint = Endpoint(base_url=server.base_url, model="m", stream_tool_calls=False)
+        backend = OpenAICompatBackend("s", endpoint)
+        result = await AgentLoop(backend, ctx).run("read a.py")
+        await backend.aclose()
+    assert choices == ["auto", {"type": "function", "function": {"name": "read_file"}}, "auto"]
+    assert result.answer == "Read it." and tool_records(result)[0]["ok"]
+
+
+async def test_a_read_repeated_from_the_step_before_is_answered_without_rereading(
+    ws: Path, scripted: tuple[ScriptedServer, Plan]
+) -> None:
+    server, plan = scripted
+    ctx = make_context(ws, RecordingConfirmer())
+    other = ("list_dir", {"path": "."})
+    result = await run_plan(server, plan, ctx, [[READ], [READ], [other], [READ]])
+    refused = [record["refused"] for record in tool_records(result)]
+    assert refused == [None, "repeated call", None, None]

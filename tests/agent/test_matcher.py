@@ -85,7 +85,11 @@ def test_nothing_close_says_so() -> None:
 
 def test_already_applied_edit_is_reported() -> None:
     result = find_match(SOURCE, "return width + height", "return width * height")
-    assert isinstance(result, NoMatch) and "already in the file" in result.reason
+    assert (
+        isinstance(result, NoMatch)
+        and "already in the file" in result.reason
+        and "edit is done" in result.reason
+    )
 
 
 def test_elision_markers_in_new_text_are_refused() -> None:
