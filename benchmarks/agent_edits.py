@@ -29,11 +29,11 @@ import sys
 import tempfile
 import textwrap
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ouzel.inference.openai_compat import Endpoint, OpenAICompatBackend
-from ouzel.inference.types import CancelToken
+from ouzel.inference.types import BackendError, CancelToken
 from ouzel.server.agent import commands
 from ouzel.server.agent.checkpoint import Checkpoint
 from ouzel.server.agent.confirm import CommandProposal, EditDecision, EditProposal
@@ -274,6 +274,7 @@ class Outcome:
     seconds: float
     stats: EditStats
     detail: str = ""
+    error: str = ""
 
 
 def run_test(folder: Path, test: str) -> tuple[bool, str]:
@@ -323,6 +324,7 @@ async def run_task(task: Task, args: argparse.Namespace, backend: OpenAICompatBa
             seconds,
             result.stats,
             detail if not success else "",
+            result.error,
         )
 
 
@@ -352,6 +354,22 @@ def print_table(outcomes: list[Outcome], model: str) -> None:
     print(f"wall time:                    {sum(o.seconds for o in outcomes):.0f} s")
 
 
+async def served_model(endpoint: Endpoint, wait_s: float = 300.0) -> str:
+    """The first model the server lists; a busy server (still answering an earlier request)
+    gets a few minutes."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        backend = OpenAICompatBackend("probe", endpoint)
+        try:
+            return await backend.model_id()
+        except BackendError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(5)
+        finally:
+            await backend.aclose()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", required=True, help="OpenAI-compatible base URL (…/v1)")
@@ -377,6 +395,8 @@ async def main() -> None:
         read_timeout_s=args.read_timeout,
         stream_tool_calls=not args.unstreamed_tools,
     )
+    if endpoint.model is None:
+        endpoint = replace(endpoint, model=await served_model(endpoint))
     backend = OpenAICompatBackend("bench", endpoint)
     chosen = [t for t in TASKS if t.name in args.only.split(",")] if args.only else TASKS
     outcomes = []
@@ -384,11 +404,12 @@ async def main() -> None:
         for task in chosen[: args.tasks]:
             outcome = await run_task(task, args, backend)
             print(
-                f"{task.name}: {'ok' if outcome.success else 'FAIL'} ({outcome.seconds:.0f} s)",
+                f"{task.name}: {'ok' if outcome.success else 'FAIL'} ({outcome.status}, "
+                f"{outcome.seconds:.0f} s) {outcome.error or outcome.detail}",
                 flush=True,
             )
             outcomes.append(outcome)
-        print_table(outcomes, await backend.model_id())
+        print_table(outcomes, endpoint.model or "?")
     finally:
         await backend.aclose()
 

@@ -28,7 +28,7 @@ from ouzel.server.agent.checkpoint import TurnHistory
 from ouzel.server.agent.loop import AgentLoop
 from ouzel.server.settings import AgentSettings
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 API_KEY = "agent-e2e-key"
 
@@ -58,7 +58,7 @@ async def test_two_file_rename_with_the_real_model(
     before = tree_hashes(ws)
     confirmer = RecordingConfirmer()
     history = TurnHistory()
-    ctx = make_context(ws, confirmer, AgentSettings(max_steps=10, max_wall_s=1500))
+    ctx = make_context(ws, confirmer, AgentSettings(max_steps=8, max_wall_s=900))
     ctx.checkpoint = history.start("rename")
     endpoint = Endpoint(
         base_url=qwen_server.base_url,
