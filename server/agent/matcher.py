@@ -76,6 +76,8 @@ def find_match(content: str, old: str, new: str) -> Match | NoMatch:
 
 def _exact(content: str, old: str, new: str) -> Match | NoMatch | None:
     count = content.count(old)
+    if old.endswith("\n") and new and not new.endswith("\n"):
+        new += "\n"  # models drop the last newline of new_text; the line keeps its end
     if count == 1:
         start = content.index(old)
         return Match(start, start + len(old), "exact", new)

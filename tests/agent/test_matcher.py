@@ -39,6 +39,11 @@ def test_exact_match_replaces_only_that_text() -> None:
     assert find_match(SOURCE, "def area(", "def surface(").strategy == "exact"  # type: ignore[union-attr]
 
 
+def test_a_dropped_final_newline_is_kept() -> None:
+    result = replaced("def area(width, height):\n", "def surface(width, height):")
+    assert result.startswith("def surface(width, height):\n    return width * height\n")
+
+
 def test_ambiguous_exact_match_is_refused_with_line_numbers() -> None:
     result = find_match(SOURCE, "(width, height):", "(w, h):")
     assert isinstance(result, NoMatch)

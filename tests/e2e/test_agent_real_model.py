@@ -75,7 +75,11 @@ async def test_two_file_rename_with_the_real_model(
         tool_results_role="user",
     )
     try:
-        result = await loop.run("Rename the function `add` to `plus` in util.py and in main.py.")
+        result = await loop.run(
+            "Rename the function `add` to `plus`. Two files: in util.py change "
+            "`def add(a, b):` to `def plus(a, b):`; in main.py change `add` to `plus` in the "
+            "import and in the call. Then stop."
+        )
     finally:
         await backend.aclose()
     transcript = "\n".join(str(record) for record in result.transcript)
