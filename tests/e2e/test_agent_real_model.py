@@ -58,7 +58,7 @@ async def test_two_file_rename_with_the_real_model(
     before = tree_hashes(ws)
     confirmer = RecordingConfirmer()
     history = TurnHistory()
-    ctx = make_context(ws, confirmer, AgentSettings(max_steps=8, max_wall_s=900))
+    ctx = make_context(ws, confirmer, AgentSettings(max_steps=14, max_wall_s=1200))
     ctx.checkpoint = history.start("rename")
     endpoint = Endpoint(
         base_url=qwen_server.base_url,
