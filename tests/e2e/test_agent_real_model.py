@@ -30,6 +30,15 @@ from ouzel.server.settings import AgentSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
+# Seen on 2 shared cores (load 12-19): the 1.5B renames util.py, fixes main.py's call after
+# the "did you mean" round, and runs out of 14 steps before the import line (it rereads
+# files). The loop, tools and confirmations work; the model does not finish the task yet.
+NOT_YET = pytest.mark.xfail(
+    reason="Qwen2.5-Coder-1.5B via chatml-function-calling does not finish the two-file "
+    "rename within 14 steps (see the comment above)",
+    strict=False,
+)
+
 API_KEY = "agent-e2e-key"
 
 
@@ -47,6 +56,7 @@ def qwen_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServe
         server.stop()
 
 
+@NOT_YET
 async def test_two_file_rename_with_the_real_model(
     qwen_server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
