@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import re
 import ssl
 import stat
 import time
@@ -55,6 +56,7 @@ PROBE_READ_TIMEOUT_S = 5.0
 # Headers the openai package fills from the user's environment (OPENAI_ORG_ID, …). They
 # belong to the user's OpenAI account, not to a self-hosted server.
 _AMBIENT_HEADERS = ("OpenAI-Organization", "OpenAI-Project")
+_FUNCTION_HEAD = re.compile(r"functions\.(\w+):")
 _FINISH: dict[str, StopReason] = {
     "stop": "stop",
     "length": "length",
@@ -78,6 +80,12 @@ class Endpoint:
     connect_timeout_s: float = 3.0
     read_timeout_s: float = 60.0
     context_length: int = 4096
+    # False for servers that cannot stream tool calls (llama-cpp-python's
+    # `chatml-function-calling` streams only the first word): requests that offer tools
+    # are then sent unstreamed; a cancel still closes the connection. That format also
+    # answers a bare `functions.NAME:` when its model picked "message" and then a tool:
+    # such an answer is asked again once with that tool forced.
+    stream_tool_calls: bool = True
 
 
 def normalize_base_url(url: str) -> str:
@@ -206,6 +214,10 @@ class OpenAICompatBackend:
         if tools:
             params["tools"] = [_tool_json(tool) for tool in tools]
             params["tool_choice"] = "auto"
+            if not self.endpoint.stream_tool_calls:
+                async for chunk in self._chat_unstreamed(params, cancel):
+                    yield chunk
+                return
         stream = await self._call(
             lambda client: client.chat.completions.create(
                 **params, extra_headers=self._extra_headers()
@@ -236,6 +248,73 @@ class OpenAICompatBackend:
             done=True,
             stop_reason=_FINISH.get(finish, "stop"),
             backend=self.name,
+        )
+
+    async def _chat_unstreamed(
+        self, params: dict[str, Any], cancel: CancelToken
+    ) -> AsyncIterator[ChatChunk]:
+        """One whole answer (text and tool calls) as chunks; cancel drops the request."""
+        chunks = [chunk async for chunk in self._chat_once(params, cancel)]
+        head = _FUNCTION_HEAD.fullmatch("".join(chunk.text for chunk in chunks).strip())
+        offered = {tool["function"]["name"] for tool in params.get("tools", [])}
+        if head and head.group(1) in offered and not cancel.cancelled:
+            forced = {"type": "function", "function": {"name": head.group(1)}}
+            chunks = [c async for c in self._chat_once({**params, "tool_choice": forced}, cancel)]
+        for chunk in chunks:
+            yield chunk
+
+    async def _chat_once(
+        self, params: dict[str, Any], cancel: CancelToken
+    ) -> AsyncIterator[ChatChunk]:
+        request = asyncio.ensure_future(
+            self._call(
+                lambda client: client.chat.completions.create(
+                    **{**params, "stream": False}, extra_headers=self._extra_headers()
+                )
+            )
+        )
+        loop = asyncio.get_running_loop()
+        stopped: asyncio.Future[None] = loop.create_future()
+
+        def stop() -> None:
+            if not stopped.done():
+                stopped.set_result(None)
+
+        unsubscribe = cancel.on_cancel(lambda: loop.call_soon_threadsafe(stop))
+        try:
+            waiting: set[asyncio.Future[Any]] = {request, stopped}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if not request.done():
+                request.cancel()  # closes the HTTP connection: the server stops generating
+                with contextlib.suppress(asyncio.CancelledError, BackendError):
+                    await request
+                yield ChatChunk(done=True, stop_reason="cancelled", backend=self.name)
+                return
+            response = request.result()
+        finally:
+            unsubscribe()
+            if not request.done():
+                request.cancel()
+        choices = _choices(response)
+        if not choices:
+            raise self._not_openai(ValueError("the answer has no choices"))
+        message = getattr(choices[0], "message", None)
+        text = getattr(message, "content", None)
+        if isinstance(text, str) and text:
+            yield ChatChunk(text=text, backend=self.name)
+        calls = [
+            ToolCall(
+                id=getattr(call, "id", None) or f"call_{index}",
+                name=str(getattr(getattr(call, "function", None), "name", "") or ""),
+                arguments=str(getattr(getattr(call, "function", None), "arguments", "") or "{}"),
+            )
+            for index, call in enumerate(getattr(message, "tool_calls", None) or ())
+        ]
+        if any(not call.name for call in calls):
+            raise BackendError(f"{self.name}: the server sent a tool call without a name")
+        finish = getattr(choices[0], "finish_reason", None) or "stop"
+        yield ChatChunk(
+            tool_calls=calls, done=True, stop_reason=_FINISH.get(finish, "stop"), backend=self.name
         )
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -580,7 +659,9 @@ def _message_json(message: ChatMessage) -> dict[str, Any]:
     if message.role == "tool":
         body["tool_call_id"] = message.tool_call_id or ""
     if message.tool_calls:
-        body["content"] = message.content or None
+        # A string, never null: llama-cpp-python's server answers HTTP 500 to `null`, and
+        # OpenAI and vLLM take "" as well.
+        body["content"] = message.content or ""
         body["tool_calls"] = [
             {
                 "id": call.id,

@@ -482,6 +482,64 @@ class ChatSettings(Section):
     )
 
 
+class AgentSettings(Section):
+    """The agent (multi-file edits with tools). Writes and commands are always confirmed."""
+
+    run_command: bool = Field(
+        False,
+        description="Let the agent propose shell commands (each one is confirmed with its exact "
+        "argv and cwd; under bubblewrap when installed). Only your own config can turn it on.",
+        json_schema_extra={"trust": "user"},
+    )
+    require_sandbox: bool = Field(
+        False,
+        description="Refuse commands when bubblewrap (`bwrap`) is not available instead of "
+        "running them unsandboxed after saying so.",
+        json_schema_extra={"trust": "tighten", "stricter": "true"},
+    )
+    command_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="Kill a command after this long.",
+        json_schema_extra={"trust": "tighten", "stricter": "lower"},
+    )
+    command_output_bytes: int = Field(
+        32000,
+        ge=1000,
+        le=10_000_000,
+        description="Output of a command kept for the model (the rest is dropped).",
+        json_schema_extra={"trust": "tighten", "stricter": "lower"},
+    )
+    max_steps: int = Field(
+        30,
+        ge=1,
+        le=500,
+        description="Model calls in one agent turn.",
+        json_schema_extra={"trust": "any"},
+    )
+    max_tokens: int = Field(
+        200_000,
+        ge=1000,
+        le=10_000_000,
+        description="Tokens (prompt and answer, all steps) one agent turn may use.",
+        json_schema_extra={"trust": "any"},
+    )
+    max_wall_s: float = Field(
+        900.0,
+        gt=0,
+        le=86400,
+        description="Wall time of one agent turn.",
+        json_schema_extra={"trust": "any"},
+    )
+    protected: list[str] = Field(
+        default_factory=list,
+        description="More files (gitignore-style) whose writes always need a confirmation "
+        "naming the risk, on top of the built-in list (`.vscode/`, `.git/`, manifests, …).",
+        json_schema_extra={"trust": "extend"},
+    )
+
+
 class Settings(Section):
     """All of ouzel's settings."""
 
@@ -500,6 +558,7 @@ class Settings(Section):
     index: IndexSettings = Field(default_factory=IndexSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
     telemetry: bool = Field(
         True,
         description="Record shown/accepted suggestions locally (never sent anywhere).",

@@ -153,6 +153,11 @@ def test_features_never_reach_lsp() -> None:
     assert _violations("ouzel.server.features", _is_lsp, frozenset(KNOWN_BREACHES)) == []
 
 
+def test_the_agent_never_reaches_lsp() -> None:
+    # The agent's core is LSP-free: the editor layer implements its Confirmer.
+    assert _violations("ouzel.server.agent", _is_lsp, frozenset()) == []
+
+
 def test_every_known_breach_is_still_needed() -> None:
     for module, name in sorted(KNOWN_BREACHES):
         assert name in imports_of(module), f"{module} no longer imports {name}: drop the entry"

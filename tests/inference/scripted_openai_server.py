@@ -110,6 +110,23 @@ def tool_call_events(name: str, arguments: str, call_id: str = "call_42") -> lis
     return events
 
 
+def tool_calls_events(calls: list[tuple[str, str, str]]) -> list[str]:
+    """Several tool calls (id, name, arguments JSON) in one assistant message."""
+    events = [chat_chunk({"role": "assistant", "content": None})]
+    for index, (call_id, name, arguments) in enumerate(calls):
+        head = {"index": index, "id": call_id, "type": "function"}
+        events.append(
+            chat_chunk({"tool_calls": [{**head, "function": {"name": name, "arguments": ""}}]})
+        )
+        for start in range(0, len(arguments), 50):
+            piece = arguments[start : start + 50]
+            events.append(
+                chat_chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+            )
+    events.append(chat_chunk({}, "tool_calls"))
+    return events
+
+
 def models_reply(*ids: str) -> Reply:
     return Reply(json={"object": "list", "data": [{"id": i, "object": "model"} for i in ids]})
 

@@ -126,7 +126,7 @@ async def test_tool_call_round_trip() -> None:
     assert first_body["tool_choice"] == "auto"
     assert second_body["messages"][1] == {
         "role": "assistant",
-        "content": None,
+        "content": "",
         "tool_calls": [
             {
                 "id": "call_7",
