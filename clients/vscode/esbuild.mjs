@@ -1,4 +1,5 @@
-// Bundles the extension and its dependencies into dist/extension.js.
+// Bundles the extension and its dependencies into dist/extension.js, and the chat view's
+// webview script into dist/chat.js (a browser script: no Node, no VS Code API but the webview's).
 import * as esbuild from 'esbuild';
 
 const production = process.argv.includes('--production');
@@ -17,9 +18,23 @@ const options = {
     logLevel: 'warning',
 };
 
+const webview = {
+    entryPoints: ['src/webview/chat.ts'],
+    bundle: true,
+    outfile: 'dist/chat.js',
+    platform: 'browser',
+    target: 'es2022',
+    format: 'iife',
+    sourcemap: false,
+    minify: production,
+    logLevel: 'warning',
+};
+
 if (watch) {
-    const context = await esbuild.context(options);
-    await context.watch();
+    for (const each of [options, webview]) {
+        const context = await esbuild.context(each);
+        await context.watch();
+    }
 } else {
-    await esbuild.build(options);
+    await Promise.all([esbuild.build(options), esbuild.build(webview)]);
 }

@@ -10,7 +10,19 @@ import {
     ProposedFeatures,
     ResponseError,
     State,
+    WorkDoneProgress,
 } from 'vscode-languageclient/node';
+import { ChatServer, ChatViewProvider, CHAT_VIEW_ID } from './chatView';
+import {
+    instructionProblem,
+    needsInstruction,
+    ProgressFollower,
+    RUN_COMMAND,
+    RunArgument,
+    runArgument,
+    runOutcome,
+    withRunOptions,
+} from './codeActions';
 import { endpoint, Endpoint, readConnectionSettings } from './connection';
 import { errorText, explainStartFailure } from './errors';
 import { toMarkdown } from './markdown';
@@ -52,6 +64,8 @@ export class OuzelController implements vscode.Disposable {
     private readonly userOnlySettingKeys: Set<string>;
     private status: StatusState;
     private lastShownKey: string | undefined;
+    private readonly chatView: ChatViewProvider;
+    private progressCounter = 0;
 
     constructor(context: vscode.ExtensionContext) {
         this.output = vscode.window.createOutputChannel('ouzel');
@@ -61,7 +75,11 @@ export class OuzelController implements vscode.Disposable {
         this.settingKeys = contributedKeys(context.extension.packageJSON?.contributes?.configuration);
         this.userOnlySettingKeys = userOnlyKeys(context.extension.packageJSON?.contributes?.configuration);
         this.status = initialStatus('', this.completionsEnabled());
+        this.chatView = new ChatViewProvider(context.extensionUri, () => this.chatServer());
         this.disposables.push(
+            this.chatView,
+            vscode.window.registerWebviewViewProvider(CHAT_VIEW_ID, this.chatView),
+            vscode.commands.registerCommand('ouzel.openChat', () => vscode.commands.executeCommand(`${CHAT_VIEW_ID}.focus`)),
             this.output,
             this.statusItem,
             this.views,
@@ -208,6 +226,20 @@ export class OuzelController implements vscode.Disposable {
                 }
                 next(token, params);
             },
+            // The server's AI actions (tagged LLMGenerated, which client 9 does not map) are AI.
+            provideCodeActions: async (document, range, context, token, next) => {
+                const actions = await next(document, range, context, token);
+                for (const action of actions ?? []) {
+                    if (action instanceof vscode.CodeAction && action.command?.command === RUN_COMMAND) {
+                        (action as vscode.CodeAction & { isAI?: boolean }).isAI = true;
+                    }
+                }
+                return actions;
+            },
+            executeCommand: async (command, args, next) => {
+                const argument = command === RUN_COMMAND ? runArgument(args) : undefined;
+                return argument === undefined ? next(command, args) : this.runCodeAction(argument);
+            },
             // Ghost text is this extension's UI; the server's popup items (its suggestion again,
             // plus Jedi's names) would duplicate it and the Python extension's completions.
             provideCompletionItem: () => undefined,
@@ -338,6 +370,99 @@ export class OuzelController implements vscode.Disposable {
 
     private async reportPartialAccept(item: unknown, acceptedLength: number): Promise<void> {
         await this.notify(DID_PARTIALLY_ACCEPT, { item, acceptedLength });
+    }
+
+    // --- AI code actions and chat --------------------------------------------------------
+
+    private chatServer(): ChatServer | undefined {
+        const client = this.client;
+        if (!client?.isRunning()) {
+            return undefined;
+        }
+        return {
+            request: <T>(method: string, params: unknown, token?: vscode.CancellationToken) =>
+                client.sendRequest<T>(method, params, token),
+            notify: (method, params) => this.notify(method, params),
+            onProgress: (token, handler) => client.onProgress(WorkDoneProgress.type, token, handler),
+            runEditCommand: async (command, argument, title) => {
+                await this.runWithProgress(command, argument as RunArgument, title);
+            },
+            log: (line) => this.output.appendLine(line),
+        };
+    }
+
+    /** A light-bulb action: ask for the instruction when it needs one, then run it. */
+    private async runCodeAction(argument: RunArgument): Promise<unknown> {
+        let instruction: string | undefined;
+        if (needsInstruction(argument)) {
+            instruction = await vscode.window.showInputBox({
+                title: 'ouzel: edit the selection',
+                prompt: 'What should change in the selected lines? You review each change before it is written.',
+                placeHolder: 'e.g. add type hints',
+                ignoreFocusOut: true,
+                validateInput: (text) => instructionProblem(text),
+            });
+            if (instruction === undefined) {
+                return undefined;
+            }
+        }
+        return this.runWithProgress(RUN_COMMAND, argument, undefined, instruction);
+    }
+
+    /** Runs a server command on a work-done token of ours, shown as a cancellable
+     *  notification; Cancel sends `window/workDoneProgress/cancel` (docs/CHAT.md 3). */
+    private async runWithProgress(
+        command: string,
+        argument: RunArgument,
+        title: string | undefined,
+        instruction?: string,
+    ): Promise<unknown> {
+        const client = this.client;
+        if (!client?.isRunning()) {
+            void vscode.window.showWarningMessage('ouzel: the language server is not running.');
+            return undefined;
+        }
+        const token = `ouzel-vscode-${process.pid}-${++this.progressCounter}`;
+        const follower = new ProgressFollower();
+        const result = await vscode.window.withProgress(
+            { location: vscode.ProgressLocation.Notification, title: title ?? 'ouzel', cancellable: true },
+            async (progress, cancellation) => {
+                const listening = client.onProgress(WorkDoneProgress.type, token, (value) => {
+                    const view = follower.update(value);
+                    const heading = follower.heading && follower.heading !== title ? `${follower.heading}: ` : '';
+                    if (view.message !== undefined) {
+                        progress.report({ message: heading + view.message });
+                    }
+                });
+                const cancelling = cancellation.onCancellationRequested(
+                    () => void this.notify('window/workDoneProgress/cancel', { token }),
+                );
+                try {
+                    return await client.sendRequest(ExecuteCommandRequest.type, {
+                        command,
+                        arguments: [withRunOptions(argument, token, instruction)],
+                    });
+                } catch (error) {
+                    return { status: 'failed', message: `${command} failed: ${errorText(error)}` };
+                } finally {
+                    cancelling.dispose();
+                    listening.dispose();
+                }
+            },
+        );
+        const outcome = runOutcome(result);
+        this.output.appendLine(`[ouzel] ${command}: ${JSON.stringify(result)?.slice(0, 500)}`);
+        const show =
+            outcome.severity === 'error'
+                ? vscode.window.showErrorMessage
+                : outcome.severity === 'warning'
+                  ? vscode.window.showWarningMessage
+                  : vscode.window.showInformationMessage;
+        void show(outcome.text);
+        if (outcome.conversationId !== undefined) {
+            void this.chatView.showConversation(outcome.conversationId);
+        }
+        return result;
     }
 
     // --- commands ------------------------------------------------------------------------
