@@ -147,35 +147,41 @@ def stop(process: subprocess.Popen[str]) -> None:
             process.wait(timeout=5)
 
 
-@pytest.fixture(scope="module")
-def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer]:
-    require_setup()
-    root = tmp_path_factory.mktemp("vscode")
-    workspace = root / "workspace"
-    make_workspace(workspace)
-    user_data = root / "user-data"
-    (user_data / "User").mkdir(parents=True)
-    (user_data / "User" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=2))
-    extensions = root / "extensions"
-    state = root / "state"
+def code_server_env(root: Path) -> dict[str, str]:
+    """code-server (and the extension host, and `ouzel serve`) keep everything under `root`."""
     env = {
         **os.environ,
         "XDG_CONFIG_HOME": str(root / "config"),
         "XDG_DATA_HOME": str(root / "data"),
-        "XDG_STATE_HOME": str(state),
+        "XDG_STATE_HOME": str(root / "state"),
         "XDG_CACHE_HOME": str(root / "cache"),
     }
     env.pop("VIRTUAL_ENV", None)
-    dirs = ["--user-data-dir", str(user_data), "--extensions-dir", str(extensions)]
+    return env
+
+
+def install_extension(root: Path) -> None:
+    user_data = root / "user-data"
+    if not (user_data / "User" / "settings.json").exists():
+        (user_data / "User").mkdir(parents=True, exist_ok=True)
+        (user_data / "User" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=2))
+    dirs = ["--user-data-dir", str(user_data), "--extensions-dir", str(root / "extensions")]
     installed = subprocess.run(
         [str(CODE_SERVER), *dirs, "--install-extension", str(VSIX)],
-        env=env,
+        env=code_server_env(root),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
+
+
+def launch_code_server(root: Path, workspace: Path) -> CodeServer:
+    """Start code-server on a free port with the folders under `root` (the extension must
+    be installed there); stop it with `stop(server.process)`. A second launch on the same
+    `root` is a restart: same settings, same ouzel state (chat history)."""
+    user_data = root / "user-data"
     config = root / "code-server.yaml"
     config.write_text("bind-addr: 127.0.0.1:0\nauth: none\ncert: false\n")
     process = subprocess.Popen(
@@ -190,9 +196,9 @@ def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer
             "--disable-telemetry",
             "--disable-update-check",
             "--disable-workspace-trust",
-            *dirs,
+            *("--user-data-dir", str(user_data), "--extensions-dir", str(root / "extensions")),
         ],
-        env=env,
+        env=code_server_env(root),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -201,12 +207,27 @@ def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer
     output: list[str] = []
     try:
         url = wait_for_url(process, output, timeout=60)
-        yield CodeServer(url, root, workspace, state, user_data, process, output)
-    finally:
+    except BaseException:
         stop(process)
+        raise
+    return CodeServer(url, root, workspace, root / "state", user_data, process, output)
 
 
-def drive(code_server: CodeServer, **options: Any) -> list[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def code_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer]:
+    require_setup()
+    root = tmp_path_factory.mktemp("vscode")
+    workspace = root / "workspace"
+    make_workspace(workspace)
+    install_extension(root)
+    server = launch_code_server(root, workspace)
+    try:
+        yield server
+    finally:
+        stop(server.process)
+
+
+def drive(code_server: CodeServer, timeout_s: float = 400, **options: Any) -> list[dict[str, Any]]:
     runs = len(list(code_server.root.glob("chromium-*")))
     config = {
         "url": f"{code_server.url}/?folder={code_server.workspace}",
@@ -220,13 +241,14 @@ def drive(code_server: CodeServer, **options: Any) -> list[dict[str, Any]]:
         cwd=EXTENSION,
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=timeout_s,
         check=False,
     )
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     failed = result.returncode != 0 or not any(event["event"] == "done" for event in events)
     if failed:
         keep_logs(code_server)
+        (ARTIFACTS / "vscode-driver-events.jsonl").write_text(result.stdout + result.stderr)
         raise AssertionError(
             "the VS Code scenario failed:\n"
             + "\n".join(json.dumps(event) for event in events)

@@ -6,7 +6,10 @@
 // file; then for each edit `{line, type, accept: "tab" | "word", screenshot?}`: cursor to
 // the end of `line` (1-based), type `type`, wait for ghost text, screenshot it, and accept
 // it whole (Tab) or its next word (Ctrl+Right, then Escape for the rest). Finally save.
-// Then run `commands` from the palette. With `expectServerFailure`, wait instead for the
+// Then run `commands` from the palette, the AI `codeActions` (select lines, pick the action in
+// the Ctrl+. menu, type the instruction, tick hunks in the Refactor Preview, apply, save) and
+// the `chat` view steps (ask, wait for the streamed answer, open a cited file; or resume a
+// past conversation from the history). With `expectServerFailure`, wait instead for the
 // status bar and a notification to report a server that cannot start. Every wait is on a condition with a time limit; progress and results are JSON lines on
 // stdout. tests/e2e/test_vscode.py starts code-server and checks the file on disk and the
 // server's telemetry.
@@ -22,6 +25,198 @@ function emit(event, data = {}) {
 async function statusText(page) {
     const item = page.locator('.statusbar-item', { hasText: 'ouzel' }).first();
     return (await item.count()) > 0 ? ((await item.innerText()) ?? '') : '';
+}
+
+async function goToLine(page, quickInput, line) {
+    await page.keyboard.press('Control+G');
+    await quickInput.waitFor();
+    await page.keyboard.type(String(line));
+    await page.keyboard.press('Enter');
+    await quickInput.waitFor({ state: 'hidden' });
+}
+
+async function paletteCommand(page, quickInput, title) {
+    await page.keyboard.press('Control+Shift+P');
+    await quickInput.waitFor();
+    await page.keyboard.type(title);
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+    await page.keyboard.press('Enter');
+}
+
+// One AI code action: `{fromLine, toLine, title, instruction?, accept: [row indices] | "all",
+// screenshotMenu?, screenshotProgress?, screenshotPreview?, screenshotApplied?}` (1-based
+// lines, inclusive). The Refactor Preview lists one row per hunk, all unticked (they need
+// confirmation); the listed rows are ticked, then Apply, then Ctrl+S.
+async function runCodeAction(page, quickInput, index, step) {
+    const editor = page.locator('.editor-instance .monaco-editor').first();
+    await editor.locator('.view-lines').click();
+    await goToLine(page, quickInput, step.fromLine);
+    await page.keyboard.press('Home');
+    await page.keyboard.press('Home'); // past the indentation to column 1
+    for (let line = step.fromLine; line <= step.toLine; line += 1) {
+        await page.keyboard.press('Shift+ArrowDown');
+    }
+    // VS Code drops a code-action answer that comes after it cancelled the request (the first
+    // one of a freshly started server can be that slow here): ask again, a bounded few times.
+    const item = page.locator('.action-widget .monaco-list-row', { hasText: step.title }).first();
+    for (let attempt = 1; ; attempt += 1) {
+        await page.keyboard.press('Control+.');
+        try {
+            await item.waitFor({ timeout: 15000 });
+            emit('codeActionMenuShown', { index, attempt });
+            break;
+        } catch (error) {
+            if (attempt >= 5) {
+                throw new Error(`the Ctrl+. menu never listed "${step.title}" (5 attempts): ${error}`);
+            }
+            await page.keyboard.press('Escape');
+        }
+    }
+    const menu = await page.locator('.action-widget .monaco-list-row').allInnerTexts();
+    emit('codeActionMenu', { index, items: menu });
+    if (step.screenshotMenu) {
+        await page.screenshot({ path: step.screenshotMenu });
+    }
+    // The action widget runs the focused row on Enter (a mouse click there is not reliable).
+    const rows = page.locator('.action-widget .monaco-list-row.action');
+    for (let tries = 0; tries < 20; tries += 1) {
+        const focused = page.locator('.action-widget .monaco-list-row.focused');
+        if ((await focused.count()) > 0 && (await focused.first().innerText()).includes(step.title)) {
+            break;
+        }
+        await page.keyboard.press('ArrowDown');
+    }
+    emit('codeActionChosen', { index, rows: await rows.count() });
+    await page.keyboard.press('Enter');
+    if (step.instruction !== undefined) {
+        await quickInput.waitFor();
+        await page.keyboard.type(step.instruction);
+        await page.keyboard.press('Enter');
+    }
+    // Our cancellable progress notification, then VS Code's Refactor Preview.
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'ouzel' }).first();
+    await toast.waitFor();
+    emit('codeActionProgress', {
+        index,
+        text: await toast.innerText(),
+        cancellable: (await toast.locator('.monaco-button', { hasText: 'Cancel' }).count()) > 0,
+    });
+    if (step.screenshotProgress) {
+        await page.screenshot({ path: step.screenshotProgress });
+    }
+    const panel = page.locator('.bulk-edit-panel[data-state=data]');
+    await panel.waitFor();
+    const hunks = panel.locator('.monaco-list-row:has(.monaco-tl-contents.textedit)');
+    await hunks.first().waitFor();
+    const checkbox = (row) => row.locator('.edit-checkbox').first();
+    const ticked = async () => Promise.all((await hunks.all()).map((row) => checkbox(row).isChecked()));
+    const before = await ticked();
+    const texts = await hunks.allInnerTexts();
+    const titles = await Promise.all((await hunks.all()).map(async (row) => (await row.getAttribute('aria-label')) ?? ''));
+    emit('preview', { index, rows: texts, labels: titles, tickedBefore: before });
+    const wanted = step.accept === 'all' ? texts.map((_, i) => i) : step.accept;
+    for (const [position, row] of (await hunks.all()).entries()) {
+        if (wanted.includes(position) !== (await checkbox(row).isChecked())) {
+            await checkbox(row).click();
+        }
+    }
+    const after = await ticked();
+    emit('ticked', { index, ticked: after });
+    if (step.screenshotPreview) {
+        await page.screenshot({ path: step.screenshotPreview });
+    }
+    await panel.locator('.buttons .monaco-button', { hasText: 'Apply' }).first().click();
+    await page.locator('.bulk-edit-panel[data-state=data]').waitFor({ state: 'hidden' });
+    // The outcome notification of ouzel.codeAction.run.
+    const outcome = page.locator('.notifications-toasts .notification-list-item-message', { hasText: /applied|proposed|discarded|refused/ }).first();
+    await outcome.waitFor();
+    emit('codeActionOutcome', { index, text: await outcome.innerText() });
+    await editor.locator('.view-lines').click();
+    await page.keyboard.press('Control+S');
+    await page.locator('.tab.active.dirty').waitFor({ state: 'detached' });
+    if (step.screenshotApplied) {
+        await page.screenshot({ path: step.screenshotApplied });
+    }
+    emit('codeActionSaved', { index });
+    // Close the notifications so the next step's toast is its own.
+    await page.keyboard.press('Escape');
+    await page.locator('.notifications-toasts .notification-toast').first().waitFor({ state: 'detached' }).catch(() => {});
+}
+
+// The chat view: `{ask?, openReference?, resume?, screenshotAnswer?, screenshotHistory?,
+// screenshotReference?}`. The webview's page is two iframes deep.
+async function runChat(page, quickInput, step) {
+    await paletteCommand(page, quickInput, 'ouzel: Open Chat');
+    const view = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+    await view.locator('#input').waitFor();
+    emit('chatOpened');
+    if (step.ask) {
+        await view.locator('#input').fill(step.ask);
+        await view.locator('#ask').click();
+        // Streaming: the answer grows while the Stop button shows; sample it until done.
+        const samples = [];
+        const answer = view.locator('.turn').last().locator('.answer');
+        const deadline = Date.now() + (step.timeoutMs ?? 240000);
+        while (Date.now() < deadline) {
+            const streaming = await view.locator('#stop').isVisible();
+            const text = await answer.innerText().catch(() => '');
+            if (samples.length === 0 || samples[samples.length - 1].chars !== text.length) {
+                samples.push({ chars: text.length, streaming });
+            }
+            if (!streaming && (await view.locator('.turn.status-streaming').count()) === 0) {
+                break;
+            }
+            await page.waitForTimeout(100);
+        }
+        const last = view.locator('.turn').last();
+        if ((await last.getAttribute('class'))?.includes('status-streaming')) {
+            throw new Error(`the chat answer was still streaming after ${step.timeoutMs ?? 240000} ms`);
+        }
+        emit('chatAnswer', {
+            samples,
+            status: await last.getAttribute('class'),
+            text: await last.locator('.answer').innerText(),
+            html: await last.locator('.answer').innerHTML(),
+            references: await last.locator('.references a.ref').allInnerTexts(),
+            rules: await view.locator('#rules').innerText(),
+        });
+        if (step.screenshotAnswer) {
+            await page.screenshot({ path: step.screenshotAnswer });
+        }
+    }
+    if (step.openReference) {
+        const link = view.locator('.references a.ref', { hasText: step.openReference }).first();
+        const target = await link.innerText();
+        await link.click();
+        await page.locator('.tab.active', { hasText: target.split(':')[0] }).waitFor();
+        // The cursor moves to the cited line (the status bar shows "Ln N, Col 1").
+        const wantedLine = target.split(':')[1].split('-')[0];
+        const cursor = page.locator('.statusbar-item', { hasText: `Ln ${wantedLine}, Col 1` }).first();
+        await cursor.waitFor();
+        emit('referenceOpened', { link: target, tab: await page.locator('.tab.active').innerText(), cursor: await cursor.innerText() });
+        if (step.screenshotReference) {
+            await page.screenshot({ path: step.screenshotReference });
+        }
+    }
+    if (step.resume) {
+        await view.locator('#show-history').click();
+        const row = view.locator('.history-item', { hasText: step.resume }).first();
+        await row.waitFor();
+        const items = await view.locator('.history-item').allInnerTexts();
+        if (step.screenshotHistory) {
+            await page.screenshot({ path: step.screenshotHistory });
+        }
+        await row.click();
+        await view.locator('.turn .question', { hasText: step.resume }).first().waitFor();
+        emit('resumed', {
+            history: items,
+            questions: await view.locator('.turn .question').allInnerTexts(),
+            answers: await view.locator('.turn .answer').allInnerTexts(),
+        });
+        if (step.screenshotResumed) {
+            await page.screenshot({ path: step.screenshotResumed });
+        }
+    }
 }
 
 async function main() {
@@ -177,6 +372,12 @@ async function main() {
                 await page.screenshot({ path: step.screenshot });
             }
             emit('command', { title: step.title, status: await statusText(page) });
+        }
+        for (const [index, step] of (config.codeActions ?? []).entries()) {
+            await runCodeAction(page, quickInput, index, step);
+        }
+        if (config.chat) {
+            await runChat(page, quickInput, config.chat);
         }
         emit('done', { consoleErrors });
     } catch (error) {

@@ -380,8 +380,9 @@ export class OuzelController implements vscode.Disposable {
             return undefined;
         }
         return {
+            // A third argument, even undefined, would be sent as a second param: pass it only when set.
             request: <T>(method: string, params: unknown, token?: vscode.CancellationToken) =>
-                client.sendRequest<T>(method, params, token),
+                token === undefined ? client.sendRequest<T>(method, params) : client.sendRequest<T>(method, params, token),
             notify: (method, params) => this.notify(method, params),
             onProgress: (token, handler) => client.onProgress(WorkDoneProgress.type, token, handler),
             runEditCommand: async (command, argument, title) => {
