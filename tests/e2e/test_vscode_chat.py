@@ -39,6 +39,8 @@ FILE = "geometry.py"
 EDIT_FILE = "rect.py"
 RULES = "Keep answers short. Cite code as path:line.\n"
 QUESTION = "What does the perimeter function in geometry.py return?"
+LONG_QUESTION = "Write a long essay about sorting algorithms."
+BLOCK_QUESTION = "Write a Python function square(x) that returns x * x. Reply with one code block."
 # Two functions selected, one instruction: the model's rewrite becomes one hunk per function.
 INSTRUCTION = "Add a one-line docstring to each function. Change nothing else."
 
@@ -178,6 +180,8 @@ def test_add_docstring_then_accept_one_hunk_and_reject_another(code_server: Code
 
 def test_chat_view_streams_cites_a_file_and_keeps_history_after_a_restart(root: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
+    path = root / "workspace" / FILE
+    before = path.read_text()
     server = launch_code_server(root, root / "workspace")
     try:
         events = drive(
@@ -190,6 +194,12 @@ def test_chat_view_streams_cites_a_file_and_keeps_history_after_a_restart(root: 
                 "openReference": FILE,
                 "screenshotAnswer": str(ARTIFACTS / "vscode-chat-answer.png"),
                 "screenshotReference": str(ARTIFACTS / "vscode-chat-reference.png"),
+                "stop": LONG_QUESTION,
+                "insertBlock": {
+                    "ask": BLOCK_QUESTION,
+                    "accept": "all",
+                    "screenshotPreview": str(ARTIFACTS / "vscode-chat-insert-preview.png"),
+                },
             },
             screenshotFailure=str(ARTIFACTS / "vscode-chat-failure.png"),
         )
@@ -211,6 +221,17 @@ def test_chat_view_streams_cites_a_file_and_keeps_history_after_a_restart(root: 
     )
     opened = events_named(events, "referenceOpened")[0]
     assert FILE in opened["tab"], opened
+    # Stop ended the stream early; the turn says "stopped".
+    stopped = events_named(events, "chatStopped")[0]
+    assert stopped["note"] == "stopped", stopped
+    # Insert put the code block before the cursor line (line 1, where the link put it),
+    # through the Refactor Preview, and nothing else changed.
+    inserted = events_named(events, "blockInserted")[0]
+    preview = events_named(events, "preview")[0]
+    assert preview["tickedBefore"] and not any(preview["tickedBefore"]), preview
+    code = inserted["code"].replace("\xa0", " ").rstrip("\n") + "\n"
+    assert code.strip(), inserted
+    assert path.read_text() == code + before, (path.read_text(), code)
 
     again = launch_code_server(root, root / "workspace")
     try:
@@ -229,5 +250,6 @@ def test_chat_view_streams_cites_a_file_and_keeps_history_after_a_restart(root: 
     finally:
         stop(again.process)
     resumed = events_named(events, "resumed")[0]
-    assert resumed["questions"] == [QUESTION], resumed
+    # One conversation: the question, the stopped one (stored as cancelled), the code block.
+    assert resumed["questions"] == [QUESTION, LONG_QUESTION, BLOCK_QUESTION], resumed
     assert resumed["answers"][0].strip() == answer["text"].strip(), (resumed, answer)

@@ -43,6 +43,34 @@ async function paletteCommand(page, quickInput, title) {
     await page.keyboard.press('Enter');
 }
 
+// VS Code's Refactor Preview: record its rows (one per hunk) and whether they start ticked,
+// tick exactly `step.accept` (row indices or "all"), screenshot, Apply.
+async function reviewPreview(page, index, step) {
+    const panel = page.locator('.bulk-edit-panel[data-state=data]');
+    await panel.waitFor();
+    const hunks = panel.locator('.monaco-list-row:has(.monaco-tl-contents.textedit)');
+    await hunks.first().waitFor();
+    const checkbox = (row) => row.locator('.edit-checkbox').first();
+    const ticked = async () => Promise.all((await hunks.all()).map((row) => checkbox(row).isChecked()));
+    const before = await ticked();
+    const texts = await hunks.allInnerTexts();
+    const titles = await Promise.all((await hunks.all()).map(async (row) => (await row.getAttribute('aria-label')) ?? ''));
+    emit('preview', { index, rows: texts, labels: titles, tickedBefore: before });
+    const wanted = step.accept === 'all' ? texts.map((_, i) => i) : step.accept;
+    for (const [position, row] of (await hunks.all()).entries()) {
+        if (wanted.includes(position) !== (await checkbox(row).isChecked())) {
+            await checkbox(row).click();
+        }
+    }
+    const after = await ticked();
+    emit('ticked', { index, ticked: after });
+    if (step.screenshotPreview) {
+        await page.screenshot({ path: step.screenshotPreview });
+    }
+    await panel.locator('.buttons .monaco-button', { hasText: 'Apply' }).first().click();
+    await page.locator('.bulk-edit-panel[data-state=data]').waitFor({ state: 'hidden' });
+}
+
 // One AI code action: `{fromLine, toLine, title, instruction?, accept: [row indices] | "all",
 // screenshotMenu?, screenshotProgress?, screenshotPreview?, screenshotApplied?}` (1-based
 // lines, inclusive). The Refactor Preview lists one row per hunk, all unticked (they need
@@ -104,29 +132,7 @@ async function runCodeAction(page, quickInput, index, step) {
     if (step.screenshotProgress) {
         await page.screenshot({ path: step.screenshotProgress });
     }
-    const panel = page.locator('.bulk-edit-panel[data-state=data]');
-    await panel.waitFor();
-    const hunks = panel.locator('.monaco-list-row:has(.monaco-tl-contents.textedit)');
-    await hunks.first().waitFor();
-    const checkbox = (row) => row.locator('.edit-checkbox').first();
-    const ticked = async () => Promise.all((await hunks.all()).map((row) => checkbox(row).isChecked()));
-    const before = await ticked();
-    const texts = await hunks.allInnerTexts();
-    const titles = await Promise.all((await hunks.all()).map(async (row) => (await row.getAttribute('aria-label')) ?? ''));
-    emit('preview', { index, rows: texts, labels: titles, tickedBefore: before });
-    const wanted = step.accept === 'all' ? texts.map((_, i) => i) : step.accept;
-    for (const [position, row] of (await hunks.all()).entries()) {
-        if (wanted.includes(position) !== (await checkbox(row).isChecked())) {
-            await checkbox(row).click();
-        }
-    }
-    const after = await ticked();
-    emit('ticked', { index, ticked: after });
-    if (step.screenshotPreview) {
-        await page.screenshot({ path: step.screenshotPreview });
-    }
-    await panel.locator('.buttons .monaco-button', { hasText: 'Apply' }).first().click();
-    await page.locator('.bulk-edit-panel[data-state=data]').waitFor({ state: 'hidden' });
+    await reviewPreview(page, index, step);
     // The outcome notification of ouzel.codeAction.run.
     const outcome = page.locator('.notifications-toasts .notification-list-item-message', { hasText: /applied|proposed|discarded|refused/ }).first();
     await outcome.waitFor();
@@ -197,6 +203,38 @@ async function runChat(page, quickInput, step) {
         if (step.screenshotReference) {
             await page.screenshot({ path: step.screenshotReference });
         }
+    }
+    if (step.stop) {
+        // Ask, wait for the first streamed text, press Stop: the turn ends as "stopped".
+        await view.locator('#input').fill(step.stop);
+        await view.locator('#ask').click();
+        const answer = view.locator('.turn').last().locator('.answer');
+        await view.locator('.turn.status-streaming .answer:not(:empty)').first().waitFor();
+        const before = (await answer.innerText()).length;
+        await view.locator('#stop').click();
+        await view.locator('.turn.status-cancelled').last().waitFor();
+        emit('chatStopped', { charsAtStop: before, chars: (await answer.innerText()).length, note: await view.locator('.turn').last().locator('.note').innerText() });
+    }
+    if (step.insertBlock) {
+        // Insert the last answer's first code block before the cursor line of the editor.
+        if (step.insertBlock.ask) {
+            await view.locator('#input').fill(step.insertBlock.ask);
+            await view.locator('#ask').click();
+            await view.locator('.turn').last().locator('.note').waitFor({ state: 'detached' });
+            await view.locator('.turn.status-streaming').waitFor({ state: 'detached' });
+        }
+        const block = view.locator('.turn').last().locator('.code-block').first();
+        await block.waitFor();
+        const code = await block.locator('pre code').innerText();
+        await block.locator('button[data-action=insert]').click();
+        await reviewPreview(page, 'block', step.insertBlock);
+        const outcome = page.locator('.notifications-toasts .notification-list-item-message', { hasText: /Apply code block/ }).first();
+        await outcome.waitFor();
+        const editor = page.locator('.editor-instance .monaco-editor').first();
+        await editor.locator('.view-lines').click();
+        await page.keyboard.press('Control+S');
+        await page.locator('.tab.active.dirty').waitFor({ state: 'detached' });
+        emit('blockInserted', { code, outcome: await outcome.innerText() });
     }
     if (step.resume) {
         await view.locator('#show-history').click();
