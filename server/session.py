@@ -1,8 +1,10 @@
-"""One editor connection's state, and the engine that all connections share.
+"""One editor connection's state: open documents, settings, folders, the client.
 
-`Engine` holds what is expensive and process-wide (models, routers, indexes): a TCP server
-with several editors connected loads a model once. `Session` holds what belongs to one
-connection: open documents, settings, workspace folders, the client's capabilities.
+`Session` holds what belongs to one connection. Its features (model choice, completion,
+context) and the process-wide `Engine` they share are built and attached by the
+composition root, `server/app.py`; read that file to see what a session is made of.
+A session without a server (`server=None`) is headless: the CLI uses it to run the same
+pipeline as the editor does, with messages going to the log.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,6 +24,10 @@ from ouzel.server.documents import DocumentStore
 from ouzel.server.settings import Settings
 
 if TYPE_CHECKING:
+    from ouzel.server.app import Engine
+    from ouzel.server.features.completion import CompletionEngine
+    from ouzel.server.features.context.service import SessionContext
+    from ouzel.server.features.models import SessionModels
     from ouzel.server.server import OuzelServer
 
 log = logging.getLogger("ouzel.server.session")
@@ -33,39 +38,22 @@ _MESSAGE_TYPES: dict[str, types.MessageType] = {
     "warning": types.MessageType.Warning,
     "info": types.MessageType.Info,
 }
-
-
-@dataclass
-class Engine:
-    """Process-wide services shared by every session."""
-
-    # Settings layered on top of every session's (from CLI flags such as --model).
-    overrides: dict[str, Any] = field(default_factory=dict)
-    # Hooks run when a session has finished `initialized` / when it ends.
-    session_started: list[Callable[[Session], None]] = field(default_factory=list)
-    session_ended: list[Callable[[Session], None]] = field(default_factory=list)
-    # Named services (router, indexes, completion engine), created on first use.
-    services: dict[str, Any] = field(default_factory=dict)
-
-    def service(self, name: str, factory: Callable[[], Any]) -> Any:
-        if name not in self.services:
-            self.services[name] = factory()
-        return self.services[name]
-
-    def close(self) -> None:
-        for service in list(self.services.values()):
-            close = getattr(service, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception:
-                    log.exception("closing a service failed")
-        self.services.clear()
+_LOG_LEVELS: dict[types.MessageType, int] = {
+    types.MessageType.Error: logging.ERROR,
+    types.MessageType.Warning: logging.WARNING,
+    types.MessageType.Info: logging.INFO,
+    types.MessageType.Log: logging.DEBUG,
+}
 
 
 class Session:
-    def __init__(self, server: OuzelServer, engine: Engine) -> None:
-        self.server = server
+    # Features, attached by `app.build_session` right after construction.
+    models: SessionModels
+    completion: CompletionEngine
+    context: SessionContext
+
+    def __init__(self, server: OuzelServer | None, engine: Engine) -> None:
+        self.server = server  # None: headless (the CLI), no client to talk to
         self.engine = engine
         self.documents = DocumentStore()
         self.settings = Settings()
@@ -83,15 +71,22 @@ class Session:
         self.saved: list[Callable[[str], None]] = []
         # Sections of `ouzel/status`: name -> function returning a JSON-able dict.
         self.status_sections: dict[str, Callable[[], dict[str, Any]]] = {}
+        # Called once the client finished `initialized` (settings pulled) / when it ends.
+        self.started: list[Callable[[], None]] = []
+        self.ended: list[Callable[[], None]] = []
 
     # --- facts about the connection ------------------------------------------------------
 
     @property
     def encoding(self) -> Encoding:
+        if self.server is None:
+            return "utf-32"  # headless: positions are code points
         return normalize_encoding(self.server.protocol.position_encoding)
 
     @property
     def capabilities(self) -> types.ClientCapabilities:
+        if self.server is None:
+            return types.ClientCapabilities()
         return self.server.protocol.client_capabilities
 
     def supports(self, dotted: str) -> bool:
@@ -145,6 +140,9 @@ class Session:
         """`window/showMessage`; LSP-free callers pass "error", "warning" or "info"."""
         if isinstance(kind, str):
             kind = _MESSAGE_TYPES[kind]
+        if self.server is None:
+            log.log(_LOG_LEVELS[kind], "%s", text)
+            return
         params = types.ShowMessageParams(type=kind, message=f"ouzel: {text}")
         self.call_soon(self.server.window_show_message, params)
 
@@ -158,8 +156,9 @@ class Session:
             if level >= logging.INFO
             else types.MessageType.Log
         )
-        params = types.LogMessageParams(type=kind, message=text)
-        self.call_soon(self.server.window_log_message, params)
+        if self.server is not None:
+            params = types.LogMessageParams(type=kind, message=text)
+            self.call_soon(self.server.window_log_message, params)
 
     def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         """Start background work owned by this session; failures are logged, not raised."""
@@ -231,6 +230,7 @@ class ProgressReporter:
     # The methods below run on the event loop.
 
     def _create(self) -> None:
+        assert self.session.server is not None  # enabled only with a client
         progress = self.session.server.work_done_progress
 
         def created(*_: Any) -> None:
@@ -267,6 +267,7 @@ class ProgressReporter:
             return
         if isinstance(value, types.WorkDoneProgressEnd):
             self._ended = True
+        assert self.session.server is not None
         progress = self.session.server.work_done_progress
         if isinstance(value, types.WorkDoneProgressEnd):
             progress.end(self.token, value)

@@ -8,8 +8,9 @@
             → generation (cancelled by a newer keystroke, didClose or $/cancelRequest)
             → dropped if the document moved on → post-processing → cache → telemetry
 
-One `CompletionEngine` per session (`engine_for`). Backends and their KV caches are
-process-wide (`server/features/models.py`).
+One `CompletionEngine` per session, built by `server/app.py` with what it needs: where
+backends come from (`SessionModels.backend_for`, process-wide backends and KV caches),
+their prompt templates, the repository context and the telemetry file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import hashlib
 import logging
 import time
 import uuid
-import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,23 +27,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ouzel.inference.backend import Backend
-from ouzel.inference.templates import ContextSnippet
+from ouzel.inference.templates import ContextSnippet, PromptTemplate
 from ouzel.inference.types import BackendError, CancelToken, CompletionResult
 from ouzel.server.documents import Document
-from ouzel.server.features import models
 from ouzel.server.features.completion_cache import CachedSuggestion, TypeThroughCache
 from ouzel.server.features.completion_post import postprocess
 from ouzel.server.features.completion_prompt import PromptPlan, build_prompt
-from ouzel.server.features.telemetry import SERVICE as TELEMETRY_SERVICE
 from ouzel.server.features.telemetry import Telemetry
 from ouzel.server.session import Session
 from ouzel.server.settings import TaskKind
 
 log = logging.getLogger("ouzel.server.completion")
 
-# Repository context for a cursor: (session, document snapshot, offset) → snippets,
-# most useful first. Installed by the context engine with `set_context_provider`.
-ContextProvider = Callable[[Session, Document, int], Awaitable[Sequence[ContextSnippet]]]
+# Repository context for a cursor: (document snapshot, offset) → snippets, most useful
+# first (the session's `SessionContext.provide`).
+ContextProvider = Callable[[Document, int], Awaitable[Sequence[ContextSnippet]]]
+# The loaded backend for a task kind, None when none can serve (`SessionModels.backend_for`).
+BackendSource = Callable[[TaskKind], Awaitable[Backend | None]]
+# The prompt template a backend's model expects (`SessionModels.template_for`).
+TemplateSource = Callable[[Backend], PromptTemplate]
 
 Kind = Literal["cold", "reused", "cache"]
 REUSED_SHARE = 0.5  # a request that found at least this share of its prompt cached is "reused"
@@ -70,14 +72,13 @@ class _Shown:
     shown: bool = False
 
 
-BackendSource = Callable[[Session, TaskKind], Awaitable[Backend | None]]
-
-
 @dataclass
 class CompletionEngine:
     session: Session
+    backend_source: BackendSource  # unit tests give a fake backend
+    template_for: TemplateSource
+    telemetry: Telemetry | None = None
     context_provider: ContextProvider | None = None
-    backend_source: BackendSource = models.backend_for  # unit tests give a fake backend
     cache: TypeThroughCache = field(default_factory=TypeThroughCache)
     _pending: dict[str, CancelToken] = field(default_factory=dict)  # running, per document
     _recent: OrderedDict[str, _Shown] = field(default_factory=OrderedDict)
@@ -127,7 +128,7 @@ class CompletionEngine:
     async def _generate(
         self, doc: Document, offset: int, token: CancelToken, started: float
     ) -> Suggestion | None:
-        backend = await self.backend_source(self.session, "inline_completion")
+        backend = await self.backend_source("inline_completion")
         if backend is None or token.cancelled:
             return None
         snippets = await self._snippets(doc, offset)
@@ -202,7 +203,7 @@ class CompletionEngine:
             offset,
             path=self.display_path(doc.uri),
             language_id=doc.language_id,
-            template=models.template_for(self.session, backend),
+            template=self.template_for(backend),
             count_tokens=backend.count_tokens,
             settings=completion,
             snippets=snippets,
@@ -216,12 +217,26 @@ class CompletionEngine:
             return ()
         timeout = settings.completion.context_timeout_ms / 1000
         try:
-            return await asyncio.wait_for(provider(self.session, doc, offset), timeout)
+            return await asyncio.wait_for(provider(doc, offset), timeout)
         except asyncio.TimeoutError:
             log.debug("repository context took over %.0f ms; left out", timeout * 1000)
         except Exception:
             log.exception("the context provider failed; completing without repository context")
         return ()
+
+    async def prompt_for(
+        self, doc: Document, offset: int, snippets: Sequence[ContextSnippet] | None = None
+    ) -> PromptPlan | None:
+        """The prompt a completion at `offset` would send now (loads the model if needed).
+
+        With `snippets` None the context provider supplies them, as for a real completion.
+        """
+        backend = await self.backend_source("inline_completion")
+        if backend is None:
+            return None
+        if snippets is None:
+            snippets = await self._snippets(doc, offset)
+        return self.build_plan(backend, doc, offset, snippets)
 
     def display_path(self, uri: str) -> str:
         """The document's path relative to its workspace folder (what the prompt shows)."""
@@ -350,47 +365,11 @@ class CompletionEngine:
         )
 
     def _record(self, event: str, **fields: Any) -> None:
-        if self.session.settings.telemetry:
-            telemetry: Telemetry = self.session.engine.service(TELEMETRY_SERVICE, Telemetry)
-            telemetry.record(event, **fields)
+        if self.telemetry is not None and self.session.settings.telemetry:
+            self.telemetry.record(event, **fields)
 
 
 def _kind(result: CompletionResult) -> Kind:
     if result.prompt_tokens and result.reused_tokens >= REUSED_SHARE * result.prompt_tokens:
         return "reused"
     return "cold"
-
-
-_engines: weakref.WeakKeyDictionary[Session, CompletionEngine] = weakref.WeakKeyDictionary()
-
-
-def engine_for(session: Session) -> CompletionEngine:
-    """The session's completion engine, created (and wired to text sync) on first use."""
-    engine = _engines.get(session)
-    if engine is None:
-        engine = _engines[session] = CompletionEngine(session)
-        session.documents.on_change(engine.document_changed)
-        models.attach(session)
-    return engine
-
-
-def set_context_provider(session: Session, provider: ContextProvider | None) -> None:
-    """Plug repository context into this session's completion prompts (None: unplug)."""
-    engine_for(session).context_provider = provider
-
-
-async def prompt_for(
-    session: Session, doc: Document, offset: int, snippets: Sequence[ContextSnippet] | None = None
-) -> PromptPlan | None:
-    """The prompt a completion at `offset` would send now (loads the model if needed).
-
-    With `snippets` None the session's context provider supplies them, as for a real
-    completion.
-    """
-    engine = engine_for(session)
-    backend = await engine.backend_source(session, "inline_completion")
-    if backend is None:
-        return None
-    if snippets is None:
-        snippets = await engine._snippets(doc, offset)
-    return engine.build_plan(backend, doc, offset, snippets)

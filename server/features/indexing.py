@@ -1,12 +1,14 @@
 """The engine-wide index service: one `WorkspaceIndex` per workspace root, shared by sessions.
 
-`install(engine)` hooks the service into session start and end. For each session it opens
-(or joins) the index of every workspace folder and feeds it: open buffers
+`server/app.py` attaches each session when it starts and detaches it when it ends. For
+each session the service opens (or joins) the index of every workspace folder and feeds
+it: open buffers
 (`DocumentStore.on_change`), saves (`Session.saved`), changes on disk (watchfiles in the
 indexer, plus `workspace/didChangeWatchedFiles`), folder changes and settings changes.
 All index work runs on the scheduler's thread and in parser processes; the hooks only
 queue requests, so the event loop never waits for the index. Progress of full updates goes
-to every attached session as `$/progress`; `ouzel/status` gets an "index" section.
+to every attached session as `$/progress`; `status(session)` is the "index" section of
+`ouzel/status`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ouzel.indexer.config import IndexConfig
 from ouzel.indexer.scheduler import IndexScheduler
 from ouzel.server.documents import Document
-from ouzel.server.session import Engine, ProgressReporter, Session
+from ouzel.server.session import ProgressReporter, Session
 from ouzel.server.settings import IndexSettings, Settings
 
 if TYPE_CHECKING:
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ouzel.server.indexing")
 
-SERVICE = "index"
 BUFFER_DEBOUNCE_S = 0.5
 PROGRESS_EVERY_S = 0.2
 WORKSPACE_SYMBOL_LIMIT = 100
@@ -147,7 +148,6 @@ class IndexService:
             lambda added, removed: self._folders_changed(session, added, removed)
         )
         session.settings_changed.append(lambda settings: self._settings_changed(session, settings))
-        session.status_sections["index"] = lambda: self.status(session)
         self._open_roots(session, session.roots)
 
     def detach(self, session: Session) -> None:
@@ -318,24 +318,6 @@ def _camel(value: Any) -> Any:
 def _camel_key(key: str) -> str:
     head, *rest = key.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def service(engine: Engine) -> IndexService:
-    found: IndexService = engine.service(SERVICE, IndexService)
-    return found
-
-
-def install(engine: Engine) -> None:
-    """Hook the index service into session start and end (once per engine)."""
-    index_service = service(engine)
-    if index_service.attach not in engine.session_started:
-        engine.session_started.append(index_service.attach)
-        engine.session_ended.append(index_service.detach)
-
-
-def indexes_for(session: Session) -> list[WorkspaceIndex]:
-    """The ready indexes of the session's workspace folders."""
-    return service(session.engine).indexes_for(session)
 
 
 # --- symbols for the handlers --------------------------------------------------------------

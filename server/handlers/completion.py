@@ -56,7 +56,7 @@ async def inline_completion(
     if not resolved.in_range:
         return types.InlineCompletionList(items=[])
     invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
-    engine = completion.engine_for(session)
+    engine = session.completion
     suggestion = await engine.suggest(doc, resolved.offset, invoked)
     if suggestion is None:
         return types.InlineCompletionList(items=[])
@@ -82,7 +82,7 @@ async def completion_popup(
         params.context is not None
         and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
     )
-    engine = completion.engine_for(session)
+    engine = session.completion
     suggestion, semantic = await asyncio.gather(
         engine.suggest(doc, offset, invoked), _jedi_items(session, doc, offset)
     )
@@ -144,7 +144,7 @@ async def _jedi_items(session: Session, doc: Document, offset: int) -> list[Jedi
     column = offset - doc.starts[line]  # Jedi counts code points
     path = session.uri_to_path(doc.uri)
     root = session.root_for(path) if path is not None else None
-    completer: JediCompleter = session.engine.service("jedi", JediCompleter)
+    completer: JediCompleter = session.engine.jedi
     timeout = session.settings.completion.jedi_timeout_ms / 1000
     return await completer.complete(doc.text, line, column, path, root, timeout)
 
@@ -160,20 +160,20 @@ def accepted(session: Session, arguments: list[Any]) -> None:
     """`workspace/executeCommand` "ouzel.accepted" [id]: the user took the whole suggestion."""
     suggestion_id = arguments[0] if arguments and isinstance(arguments[0], str) else None
     if suggestion_id:
-        completion.engine_for(session).accepted(suggestion_id)
+        session.completion.accepted(suggestion_id)
 
 
 def did_show(session: Session, params: Any) -> None:
     suggestion_id = _item_id(params)
     if suggestion_id:
-        completion.engine_for(session).shown(suggestion_id)
+        session.completion.shown(suggestion_id)
 
 
 def did_partially_accept(session: Session, params: Any) -> None:
     suggestion_id = _item_id(params)
     length = params.get("acceptedLength") if isinstance(params, dict) else None
     if suggestion_id:
-        completion.engine_for(session).partially_accepted(
+        session.completion.partially_accepted(
             suggestion_id, length if isinstance(length, int) else None
         )
 

@@ -18,7 +18,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from ouzel.server import convert
 from ouzel.server.documents import Document
 from ouzel.server.features.context.model import ContextPart
-from ouzel.server.features.context.service import ContextReport, context_for
+from ouzel.server.features.context.service import ContextReport
 from ouzel.server.session import Session
 
 METHOD = "ouzel/context"
@@ -29,7 +29,7 @@ async def context(session: Session, params: Any) -> dict[str, Any]:
     position = _position_params(params)
     doc = session.documents.get(position.text_document.uri)  # the snapshot, before awaiting
     resolved = doc.offset(position.position.line, position.position.character, session.encoding)
-    report = await context_for(session).inspect(doc, resolved.offset)
+    report = await session.context.inspect(doc, resolved.offset, session.completion)
     result = report_json(report, doc, resolved.offset, session.encoding)
     result["positionInRange"] = resolved.in_range
     return result

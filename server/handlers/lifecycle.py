@@ -8,7 +8,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from ouzel.server import __version__, logs
+from ouzel.server import __version__, app, logs
 from ouzel.server.session import Session
 from ouzel.server.settings import load_for_workspace, merge
 
@@ -45,11 +45,7 @@ def on_initialized(session: Session, params: types.InitializedParams) -> None:
 
 async def _after_initialized(session: Session) -> None:
     await pull_client_configuration(session)
-    for hook in list(session.engine.session_started):
-        try:
-            hook(session)
-        except Exception:
-            log.exception("a session start hook failed")
+    app.start_session(session)
 
 
 def on_shutdown(session: Session, params: Any) -> None:

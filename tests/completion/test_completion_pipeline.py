@@ -11,12 +11,12 @@ from completion_fakes import ScriptedBackend
 
 from ouzel.inference.backend import Backend
 from ouzel.inference.templates import TEMPLATES, ContextSnippet
+from ouzel.server.app import build_engine
 from ouzel.server.documents import Document, TextChange
-from ouzel.server.features import completion
-from ouzel.server.features.completion import CompletionEngine, engine_for, prompt_for
+from ouzel.server.features.completion import CompletionEngine
 from ouzel.server.features.telemetry import read_events, summarize, telemetry_path
 from ouzel.server.server import create_server
-from ouzel.server.session import Engine, Session
+from ouzel.server.session import Session
 
 URI = "file:///work/geometry.py"
 TEXT = "def area(width, height):\n    \n\nprint(area(2, 3))\n"
@@ -26,16 +26,17 @@ BODY = "return width * height\n\nprint(area(2, 3))\n"
 
 @pytest.fixture
 def session() -> Iterator[Session]:
-    server = create_server(Engine())
+    server = create_server(build_engine())
     server.session.settings.completion.debounce_ms = 0
+    server.session.completion.context_provider = None  # tests plug in their own
     yield server.session
     server.session.engine.close()
 
 
 def use(session: Session, backend: ScriptedBackend) -> CompletionEngine:
-    engine = engine_for(session)
+    engine = session.completion
 
-    async def source(session: Session, task: str) -> Backend | None:
+    async def source(task: str) -> Backend | None:
         return backend
 
     engine.backend_source = source
@@ -186,10 +187,10 @@ async def test_context_provider_snippets_enter_the_prompt(session: Session) -> N
     engine = use(session, backend)
     snippet = ContextSnippet("shapes.py", "def square(side):\n    return side * side", "definition")
 
-    async def provider(session: Session, doc: Document, offset: int) -> Sequence[ContextSnippet]:
+    async def provider(doc: Document, offset: int) -> Sequence[ContextSnippet]:
         return [snippet]
 
-    completion.set_context_provider(session, provider)
+    session.completion.context_provider = provider
     doc = open_doc(session)
     await engine.suggest(doc, CURSOR)
     assert backend.requests[0].prompt.startswith(
@@ -197,7 +198,7 @@ async def test_context_provider_snippets_enter_the_prompt(session: Session) -> N
         "# Path: geometry.py\n"
     )
     # The context engine can show exactly that prompt.
-    plan = await prompt_for(session, doc, CURSOR)
+    plan = await session.completion.prompt_for(doc, CURSOR)
     assert plan is not None and plan.request.prompt == backend.requests[0].prompt
 
 
@@ -206,15 +207,15 @@ async def test_a_slow_or_failing_context_provider_is_left_out(session: Session) 
     backend = ScriptedBackend(BODY)
     engine = use(session, backend)
 
-    async def slow(session: Session, doc: Document, offset: int) -> Sequence[ContextSnippet]:
+    async def slow(doc: Document, offset: int) -> Sequence[ContextSnippet]:
         await asyncio.sleep(5)
         return []
 
-    async def broken(session: Session, doc: Document, offset: int) -> Sequence[ContextSnippet]:
+    async def broken(doc: Document, offset: int) -> Sequence[ContextSnippet]:
         raise RuntimeError("index is gone")
 
     for provider in (slow, broken):
-        completion.set_context_provider(session, provider)
+        session.completion.context_provider = provider
         suggestion = await engine.suggest(open_doc(session), CURSOR)
         assert suggestion is not None
         assert "Context from" not in backend.requests[-1].prompt

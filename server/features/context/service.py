@@ -1,9 +1,9 @@
 """The context engine bound to sessions: documents in, packed context and prompts out.
 
-`install(engine)` attaches every session when it starts: its document events feed the
-recent-code buffer and Jedi's background analysis, the completion pipeline gets the engine
-as its `ContextProvider`, and `ouzel/status` gets a "context" section. Process-wide parts
-(the Jedi worker, file and snippet caches, tokenizers) live in one `ContextService`.
+`server/app.py` builds one `SessionContext` per session: its document events feed the
+recent-code buffer and Jedi's background analysis, and `provide` is the completion
+pipeline's `ContextProvider`. Process-wide parts (the Jedi worker, file and snippet caches,
+tokenizers) live in one `ContextService`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ouzel.inference.templates import ContextSnippet, PromptTemplate, detect_template, line_comment
 from ouzel.server.documents import Document
+from ouzel.server.features.completion import CompletionEngine
 from ouzel.server.features.context.engine import ContextEngine, EngineOptions, Retrieval
 from ouzel.server.features.context.files import FileTexts, SecretGuard
+from ouzel.server.features.context.index_access import IndexRetrieval
 from ouzel.server.features.context.model import ContextPart, ContextRequest, ContextResult
 from ouzel.server.features.context.pack import Block, Packer, Renderer
 from ouzel.server.features.context.python_defs import JediService, default_sys_paths
@@ -32,15 +34,15 @@ from ouzel.server.features.context.tokens import (
     counter_for_model,
     embedded_model_path,
 )
-from ouzel.server.session import Engine, Session
+from ouzel.server.session import Session
 from ouzel.server.settings import ModelProfile, Settings
 
 if TYPE_CHECKING:
+    from ouzel.indexer.index import WorkspaceIndex
     from ouzel.inference.templates import Window
 
 log = logging.getLogger("ouzel.context.service")
 
-SERVICE = "context"
 ANALYZE_DEBOUNCE_S = 0.4  # Jedi re-reads a changed file after this pause in typing
 CHARS_PER_TOKEN = 3.5  # to guess which lines the prompt's own window will show
 NOTE_NO_MODEL = "the completion model is loading or unavailable (see ouzel/status)"
@@ -108,7 +110,6 @@ class ContextService:
         self.snippets = SnippetCache()
         self.sys_paths = default_sys_paths()
         self._packers: dict[tuple[str, str, str], Packer] = {}
-        self.sessions: dict[Session, SessionContext] = {}
 
     def packer(self, form: ModelFormat, comment: str) -> Packer:
         key = (form.counter.name, form.template.family, comment)
@@ -120,36 +121,6 @@ class ContextService:
 
     def close(self) -> None:
         self.jedi.close()
-
-
-def service(engine: Engine) -> ContextService:
-    context: ContextService = engine.service(SERVICE, ContextService)
-    return context
-
-
-def install(engine: Engine) -> None:
-    """Attach every session when it starts (idempotent)."""
-    if attach not in engine.session_started:
-        engine.session_started.append(attach)
-        engine.session_ended.append(detach)
-
-
-def attach(session: Session) -> SessionContext:
-    shared = service(session.engine)
-    context = shared.sessions.get(session)
-    if context is None:
-        context = shared.sessions[session] = SessionContext(session, shared)
-    return context
-
-
-def detach(session: Session) -> None:
-    context = service(session.engine).sessions.pop(session, None)
-    if context is not None:
-        context.close()
-
-
-def context_for(session: Session) -> SessionContext:
-    return attach(session)
 
 
 # --- per session ---------------------------------------------------------------------------
@@ -169,9 +140,15 @@ class ContextReport:
 
 
 class SessionContext:
-    def __init__(self, session: Session, shared: ContextService) -> None:
+    def __init__(
+        self,
+        session: Session,
+        shared: ContextService,
+        indexes: Callable[[], list[WorkspaceIndex]],
+    ) -> None:
         self.session = session
         self.shared = shared
+        self._indexes = indexes  # the ready indexes of the session's folders
         self.recent = RecentBuffer(allowed=self._allowed)
         self._guard: SecretGuard | None = None
         self._format: ModelFormat | None = None
@@ -179,17 +156,12 @@ class SessionContext:
         self._analyze_later: dict[str, asyncio.TimerHandle] = {}
         self.requests = 0
         self.last_ms = 0.0
-        self._configure(session.settings)
-        session.documents.on_change(self._document_changed)
-        session.settings_changed.append(self._configure)
-        session.folders_changed.append(lambda added, removed: self._configure(session.settings))
-        session.status_sections["context"] = self.status
-        from ouzel.server.features import completion
-
-        completion.set_context_provider(session, self.provide)
         self._warming: asyncio.Future[Any] | None = None
-        for doc in session.documents.all():  # opened before this session was attached
-            self._document_changed("open", doc, None)
+        self.configure(session.settings)
+
+    def configure(self, settings: Settings) -> None:
+        """Settings or folders changed: new guard, new engine on the next request."""
+        self._configure(settings)
 
     def close(self) -> None:
         for handle in self._analyze_later.values():
@@ -235,20 +207,17 @@ class SessionContext:
         return self._format
 
     def _retrieval(self, root: Path | None) -> Retrieval | None:
-        from ouzel.server.features.context.index_access import IndexRetrieval
-        from ouzel.server.features.indexing import indexes_for
-
         if root is None:  # a file outside the workspace folders: no index is its own
             return None
         resolved = root.resolve()
-        for index in indexes_for(self.session):
+        for index in self._indexes():
             if index.root == resolved:
                 return IndexRetrieval(index)
         return None
 
     # --- document events (on the event loop) -------------------------------------------
 
-    def _document_changed(self, kind: str, doc: Document, previous: Document | None) -> None:
+    def document_changed(self, kind: str, doc: Document, previous: Document | None) -> None:
         self.recent.on_document(kind, doc, previous)
         if kind == "close":
             self.shared.jedi.forget(doc.uri)
@@ -354,24 +323,21 @@ class SessionContext:
         last = doc.text.count("\n", 0, offset) + 2
         return first, last
 
-    async def provide(
-        self, session: Session, doc: Document, offset: int
-    ) -> Sequence[ContextSnippet]:
+    async def provide(self, doc: Document, offset: int) -> Sequence[ContextSnippet]:
         """The completion pipeline's `ContextProvider`: snippets, packed, in prompt order."""
         result = await self.gather(doc, offset)
         return [ContextSnippet(p.display_path, p.text, p.source) for p in result.parts]
 
-    async def inspect(self, doc: Document, offset: int) -> ContextReport:
-        """`ouzel/context`: the context, and the exact prompt a completion would send."""
-        from ouzel.server.features import completion
-
+    async def inspect(
+        self, doc: Document, offset: int, pipeline: CompletionEngine
+    ) -> ContextReport:
+        """`ouzel/context`: the context, and the exact prompt `pipeline` would send."""
         started = time.perf_counter()
         result = await self.gather(doc, offset, exact_parts=True)
         snippets = [ContextSnippet(p.display_path, p.text, p.source) for p in result.parts]
         template = self.model_format().template.family
-        pipeline = completion.engine_for(self.session)
         try:
-            backend = await pipeline.backend_source(self.session, "inline_completion")
+            backend = await pipeline.backend_source("inline_completion")
             plan = pipeline.build_plan(backend, doc, offset, snippets) if backend else None
         except Exception as exc:  # the model failed to load, …: still show the context
             log.warning("no prompt for ouzel/context: %s", exc)
