@@ -117,7 +117,7 @@ def build_session(
     session.status_sections["router"] = models.router_status
     session.status_sections["context"] = context.status
     if headless_indexes is None:
-        session.status_sections["index"] = lambda: engine.index.status(session)
+        session.status_sections["index"] = lambda settings: engine.index.status(session, settings)
 
     # Once the client has sent its settings: index the folders, probe remote servers.
     if headless_indexes is None:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,7 +21,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from ouzel.server.convert import Encoding, normalize_encoding
-from ouzel.server.documents import DocumentStore
+from ouzel.server.documents import Document, DocumentStore
 from ouzel.server.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,6 +47,24 @@ _LOG_LEVELS: dict[types.MessageType, int] = {
 }
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What an async handler works on, taken before its first await (as ruff's server
+    does): one version of the document, the settings of the folder it belongs to, the
+    client's position encoding. Edits and settings changes that arrive meanwhile make a
+    new snapshot for the next request; they never change this one's answer halfway."""
+
+    document: Document
+    settings: Settings
+    encoding: Encoding
+    path: Path | None  # None for a document that is not a file (untitled:, …)
+    root: Path | None  # its workspace folder, None outside every folder
+
+    @property
+    def uri(self) -> str:
+        return self.document.uri
+
+
 class Session:
     # Features, attached by `app.build_session` right after construction.
     models: SessionModels
@@ -56,7 +75,10 @@ class Session:
         self.server = server  # None: headless (the CLI), no client to talk to
         self.engine = engine
         self.documents = DocumentStore()
+        # The session's settings (the first folder's, or no folder's) for what belongs to
+        # no file; `settings_for(path)` gives each folder's own.
         self.settings = Settings()
+        self.folder_settings: dict[Path, Settings] = {}  # workspace folder -> its settings
         self.folders: dict[str, Path] = {}  # workspace folder URI -> path
         self.init_options: dict[str, Any] = {}
         self.client_config: dict[str, Any] = {}
@@ -69,8 +91,9 @@ class Session:
         self.folders_changed: list[Callable[[list[Path], list[Path]], None]] = []
         # Called with the URI of every saved document.
         self.saved: list[Callable[[str], None]] = []
-        # Sections of `ouzel/status`: name -> function returning a JSON-able dict.
-        self.status_sections: dict[str, Callable[[], dict[str, Any]]] = {}
+        # Sections of `ouzel/status`: name -> function of the settings in force (the
+        # session's, or a document folder's) returning a JSON-able dict.
+        self.status_sections: dict[str, Callable[[Settings], dict[str, Any]]] = {}
         # Called once the client finished `initialized` (settings pulled) / when it ends.
         self.started: list[Callable[[], None]] = []
         self.ended: list[Callable[[], None]] = []
@@ -109,6 +132,21 @@ class Session:
             if resolved.is_relative_to(root.resolve()):
                 return root
         return None
+
+    def settings_for(self, path: Path | None) -> Settings:
+        """The settings that apply to `path`: those of its workspace folder (its
+        `.ouzel/config.toml` over the user's), else the session's."""
+        root = self.root_for(path) if path is not None else None
+        if root is None:
+            return self.settings
+        return self.folder_settings.get(root, self.settings)
+
+    def snapshot(self, doc: Document | str) -> Snapshot:
+        """A snapshot of the open document `doc` (a URI: its current version)."""
+        document = self.documents.get(doc) if isinstance(doc, str) else doc
+        path = self.uri_to_path(document.uri)
+        root = self.root_for(path) if path is not None else None
+        return Snapshot(document, self.settings_for(path), self.encoding, path, root)
 
     @staticmethod
     def uri_to_path(uri: str) -> Path | None:

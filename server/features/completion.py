@@ -23,7 +23,6 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from ouzel.inference.backend import Backend
@@ -34,18 +33,19 @@ from ouzel.server.features.completion_cache import CachedSuggestion, TypeThrough
 from ouzel.server.features.completion_post import postprocess
 from ouzel.server.features.completion_prompt import PromptPlan, build_prompt
 from ouzel.server.features.telemetry import Telemetry
-from ouzel.server.session import Session
-from ouzel.server.settings import TaskKind
+from ouzel.server.session import Session, Snapshot
+from ouzel.server.settings import Settings, TaskKind
 
 log = logging.getLogger("ouzel.server.completion")
 
-# Repository context for a cursor: (document snapshot, offset) → snippets, most useful
-# first (the session's `SessionContext.provide`).
-ContextProvider = Callable[[Document, int], Awaitable[Sequence[ContextSnippet]]]
-# The loaded backend for a task kind, None when none can serve (`SessionModels.backend_for`).
-BackendSource = Callable[[TaskKind], Awaitable[Backend | None]]
+# Repository context for a cursor: (snapshot, offset) → snippets, most useful first (the
+# session's `SessionContext.provide`).
+ContextProvider = Callable[[Snapshot, int], Awaitable[Sequence[ContextSnippet]]]
+# The loaded backend for a task kind under these settings, None when none can serve
+# (`SessionModels.backend_for`).
+BackendSource = Callable[[TaskKind, Settings], Awaitable[Backend | None]]
 # The prompt template a backend's model expects (`SessionModels.template_for`).
-TemplateSource = Callable[[Backend], PromptTemplate]
+TemplateSource = Callable[[Backend, Settings], PromptTemplate]
 
 Kind = Literal["cold", "reused", "cache"]
 REUSED_SHARE = 0.5  # a request that found at least this share of its prompt cached is "reused"
@@ -88,13 +88,16 @@ class CompletionEngine:
 
     # --- the pipeline --------------------------------------------------------------------
 
-    async def suggest(self, doc: Document, offset: int, invoked: bool = False) -> Suggestion | None:
-        """A suggestion at `offset` of the snapshot `doc`, or None.
+    async def suggest(
+        self, snap: Snapshot, offset: int, invoked: bool = False
+    ) -> Suggestion | None:
+        """A suggestion at `offset` of the snapshot's document, or None.
 
         Cancelling the calling task (`$/cancelRequest`) stops the generation.
         """
         started = time.perf_counter()
-        settings = self.session.settings.completion
+        doc = snap.document
+        settings = snap.settings.completion
         if not settings.enabled:
             return None
         token = self._newest_wins(doc)
@@ -110,7 +113,7 @@ class CompletionEngine:
                 await asyncio.sleep(settings.debounce_ms / 1000)
             if token.cancelled:
                 return None
-            return await self._generate(doc, offset, token, started)
+            return await self._generate(snap, offset, token, started)
         except asyncio.CancelledError:
             token.cancel()
             raise
@@ -126,13 +129,14 @@ class CompletionEngine:
         return token
 
     async def _generate(
-        self, doc: Document, offset: int, token: CancelToken, started: float
+        self, snap: Snapshot, offset: int, token: CancelToken, started: float
     ) -> Suggestion | None:
-        backend = await self.backend_source("inline_completion")
+        doc = snap.document
+        backend = await self.backend_source("inline_completion", snap.settings)
         if backend is None or token.cancelled:
             return None
-        snippets = await self._snippets(doc, offset)
-        plan = self.build_plan(backend, doc, offset, snippets)
+        snippets = await self._snippets(snap, offset)
+        plan = self.build_plan(backend, snap, offset, snippets)
         if plan is None or token.cancelled:
             return None
         call = asyncio.ensure_future(backend.complete(plan.request, token))
@@ -156,7 +160,7 @@ class CompletionEngine:
             result.text,
             plan.cursor,
             plan.mode,
-            self.session.settings.completion.max_lines,
+            snap.settings.completion.max_lines,
             truncated=result.stop_reason in ("length", "time"),
         )
         log.debug(
@@ -183,12 +187,13 @@ class CompletionEngine:
     def build_plan(
         self,
         backend: Backend,
-        doc: Document,
+        snap: Snapshot,
         offset: int,
         snippets: Sequence[ContextSnippet] = (),
     ) -> PromptPlan | None:
-        """The exact prompt the pipeline sends for `offset` in `doc` (also for ouzel/context)."""
-        settings = self.session.settings
+        """The exact prompt the pipeline sends for `offset` in the snapshot (also for
+        ouzel/context and `ouzel context`)."""
+        doc, settings = snap.document, snap.settings
         completion = settings.completion
         context_length = getattr(backend, "context_length", None)
         if isinstance(context_length, int):
@@ -201,23 +206,23 @@ class CompletionEngine:
             doc.text,
             doc.starts,
             offset,
-            path=self.display_path(doc.uri),
+            path=display_path(snap),
             language_id=doc.language_id,
-            template=self.template_for(backend),
+            template=self.template_for(backend, settings),
             count_tokens=backend.count_tokens,
             settings=completion,
             snippets=snippets,
             snippet_budget=settings.context.budget_tokens if settings.context.enabled else 0,
         )
 
-    async def _snippets(self, doc: Document, offset: int) -> Sequence[ContextSnippet]:
+    async def _snippets(self, snap: Snapshot, offset: int) -> Sequence[ContextSnippet]:
         provider = self.context_provider
-        settings = self.session.settings
+        settings = snap.settings
         if provider is None or not settings.context.enabled:
             return ()
         timeout = settings.completion.context_timeout_ms / 1000
         try:
-            return await asyncio.wait_for(provider(doc, offset), timeout)
+            return await asyncio.wait_for(provider(snap, offset), timeout)
         except asyncio.TimeoutError:
             log.debug("repository context took over %.0f ms; left out", timeout * 1000)
         except Exception:
@@ -225,28 +230,18 @@ class CompletionEngine:
         return ()
 
     async def prompt_for(
-        self, doc: Document, offset: int, snippets: Sequence[ContextSnippet] | None = None
+        self, snap: Snapshot, offset: int, snippets: Sequence[ContextSnippet] | None = None
     ) -> PromptPlan | None:
         """The prompt a completion at `offset` would send now (loads the model if needed).
 
         With `snippets` None the context provider supplies them, as for a real completion.
         """
-        backend = await self.backend_source("inline_completion")
+        backend = await self.backend_source("inline_completion", snap.settings)
         if backend is None:
             return None
         if snippets is None:
-            snippets = await self._snippets(doc, offset)
-        return self.build_plan(backend, doc, offset, snippets)
-
-    def display_path(self, uri: str) -> str:
-        """The document's path relative to its workspace folder (what the prompt shows)."""
-        path = self.session.uri_to_path(uri)
-        if path is None:
-            return uri.rsplit("/", 1)[-1]
-        root = self.session.root_for(path)
-        if root is None:
-            return path.name
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+            snippets = await self._snippets(snap, offset)
+        return self.build_plan(backend, snap, offset, snippets)
 
     def _still_current(self, doc: Document) -> bool:
         current = self.session.documents.find(doc.uri)
@@ -373,3 +368,12 @@ def _kind(result: CompletionResult) -> Kind:
     if result.prompt_tokens and result.reused_tokens >= REUSED_SHARE * result.prompt_tokens:
         return "reused"
     return "cold"
+
+
+def display_path(snap: Snapshot) -> str:
+    """The document's path relative to its workspace folder (what the prompt shows)."""
+    if snap.path is None:
+        return snap.uri.rsplit("/", 1)[-1]
+    if snap.root is None:
+        return snap.path.name
+    return snap.path.resolve().relative_to(snap.root.resolve()).as_posix()

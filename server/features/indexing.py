@@ -157,11 +157,11 @@ class IndexService:
             self._leave(session, root)
 
     def _open_roots(self, session: Session, roots: list[Path]) -> None:
-        settings = session.settings.index
-        if not settings.enabled:
-            return
-        config = index_config(settings)
+        """Open (or join) the index of each root, configured by that root's own settings."""
         for root in roots:
+            wanted = self._wanted(session, root)
+            if wanted is None:
+                continue
             reason = too_broad(root)
             if reason:
                 log.warning("not indexing %s: %s", root, reason)
@@ -172,12 +172,18 @@ class IndexService:
                     return  # the session ended meanwhile
                 entry = self._roots.get(root)
                 if entry is None:
-                    entry = self._roots[root] = _Root(root, config, self)
+                    entry = self._roots[root] = _Root(root, wanted, self)
                     entry.sessions.add(session)
                     entry.start()
                 else:
                     entry.sessions.add(session)
                 self._session_roots[session].add(root)
+
+    @staticmethod
+    def _wanted(session: Session, root: Path) -> IndexConfig | None:
+        """The index configuration `root`'s settings ask for (None: indexing is off)."""
+        settings = session.settings_for(root).index
+        return index_config(settings) if settings.enabled else None
 
     def _leave(self, session: Session, root: Path) -> None:
         with self._lock:
@@ -245,18 +251,21 @@ class IndexService:
         self._open_roots(session, added)
 
     def _settings_changed(self, session: Session, settings: Settings) -> None:
-        wanted = index_config(settings.index) if settings.index.enabled else None
-        with self._lock:
-            roots = list(self._session_roots.get(session, set()))
-            current = [self._roots[r] for r in roots if r in self._roots]
-        if wanted is not None and all(entry.config == wanted for entry in current) and current:
-            return
-        for root in roots:
+        """Reopen the index of each folder whose own settings now ask for another one."""
+        changed = []
+        for root in session.roots:
+            wanted = self._wanted(session, root)
             with self._lock:
-                self._session_roots.get(session, set()).discard(root)
-            self._leave(session, root)
-        if wanted is not None:
-            self._open_roots(session, session.roots)
+                attached = root in self._session_roots.get(session, set())
+                entry = self._roots.get(root) if attached else None
+            if entry is not None and entry.config == wanted:
+                continue
+            if attached:
+                with self._lock:
+                    self._session_roots.get(session, set()).discard(root)
+                self._leave(session, root)
+            changed.append(root)
+        self._open_roots(session, changed)
 
     def resend_buffers(self, entry: _Root) -> None:
         """After a full update, index open buffers again (they may differ from disk)."""
@@ -283,13 +292,13 @@ class IndexService:
             entries = [self._roots[r] for r in sorted(roots) if r in self._roots]
         return [e.scheduler for e in entries if e.scheduler is not None]
 
-    def status(self, session: Session) -> dict[str, Any]:
+    def status(self, session: Session, settings: Settings) -> dict[str, Any]:
         per_root = [_camel(s.status()) for s in self.schedulers_for(session)]
         refused = {str(r): why for r, why in self._refused.items() if r in session.roots}
         last_errors = [r["lastError"] for r in per_root if r.get("lastError")]
         phases = {r.get("phase", "idle") for r in per_root}
         result: dict[str, Any] = {
-            "enabled": session.settings.index.enabled,
+            "enabled": settings.index.enabled,
             "phase": next(
                 (p for p in ("opening", "rebuilding", "scanning", "indexing") if p in phases),
                 "idle",

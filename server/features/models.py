@@ -22,7 +22,7 @@ from ouzel.inference.router import Candidate, Notices, Router
 from ouzel.inference.templates import PromptTemplate, detect_template
 from ouzel.inference.types import BackendUnavailable
 from ouzel.server.session import ProgressReporter, Session
-from ouzel.server.settings import TaskKind
+from ouzel.server.settings import Settings, TaskKind
 
 log = logging.getLogger("ouzel.server.models")
 
@@ -42,10 +42,10 @@ class SessionModels:
         """Probe remote servers in the background (on the event loop, at session start)."""
         self.router.start_probes()
 
-    async def backend_for(self, task: TaskKind = "inline_completion") -> Backend | None:
-        """The loaded backend that serves `task` for this session now; None when none can."""
+    async def backend_for(self, task: TaskKind, settings: Settings) -> Backend | None:
+        """The loaded backend that serves `task` under `settings` (the session's, or those
+        of a document's folder) now; None when none can."""
         session = self.session
-        settings = session.settings
         models = self.router
         passed_over: list[Candidate] = []
         for candidate in models.plan(settings, task):
@@ -55,7 +55,7 @@ class SessionModels:
             if candidate.skip is not None:
                 # Other reasons (remote not allowed, server down) come as the router's notices.
                 if isinstance(backend, LlamaCppBackend) and backend.state == "failed":
-                    self._announce(candidate.name, backend.error or candidate.skip)
+                    self._announce(candidate.name, backend.error or candidate.skip, settings)
                 else:
                     passed_over.append(candidate)
                 if not settings.routing.allow_fallback:
@@ -66,7 +66,7 @@ class SessionModels:
                 try:
                     await backend.wait_ready()
                 except BackendUnavailable as exc:
-                    self._announce(candidate.name, backend.error or str(exc))
+                    self._announce(candidate.name, backend.error or str(exc), settings)
                     if not settings.routing.allow_fallback:
                         return None
                     continue
@@ -76,25 +76,25 @@ class SessionModels:
             return models.pinned(settings, task, candidate.name, self.notices, passed_over)
         return None
 
-    def template_for(self, backend: Backend) -> PromptTemplate:
+    def template_for(self, backend: Backend, settings: Settings) -> PromptTemplate:
         """The prompt template for `backend`: detected from the GGUF, or from the profile."""
         template = getattr(backend, "template", None)  # LlamaCppBackend reads its GGUF
         if isinstance(template, PromptTemplate):
             return template
         name = self.last_profile
-        profile = self.session.settings.models.get(name) if name else None
+        profile = settings.models.get(name) if name else None
         if profile is None:
             return detect_template({})
         # A remote model has no GGUF to read here: its id usually names the family.
         return detect_template({"general.name": profile.model or ""}, override=profile.template)
 
-    def _announce(self, profile: str, problem: str) -> None:
+    def _announce(self, profile: str, problem: str, settings: Settings) -> None:
         """Tell the user once per session what is wrong and which setting fixes it."""
         key = f"{profile}:{problem}"
         if key in self.announced:
             return
         self.announced.add(key)
-        config = self.session.settings.models.get(profile)
+        config = settings.models.get(profile)
         if config is not None and config.backend == "llama_cpp":
             fix = (
                 f"set `models.{profile}.model_path` to a GGUF file, or leave it empty for the "
@@ -109,13 +109,13 @@ class SessionModels:
         log.error("%s", text)
         self.session.show_message(text, "error")
 
-    def router_status(self) -> dict[str, Any]:
+    def router_status(self, settings: Settings) -> dict[str, Any]:
         """The "router" section of `ouzel/status`."""
-        return self.router.status(self.session.settings)
+        return self.router.status(settings)
 
-    def status(self) -> dict[str, Any]:
+    def status(self, settings: Settings) -> dict[str, Any]:
         """The "model" section of `ouzel/status`: the local model and its KV-cache reuse."""
-        return model_status(self.router, self.session)
+        return model_status(self.router, settings)
 
 
 def _start_loading(session: Session, backend: LlamaCppBackend) -> None:
@@ -136,9 +136,8 @@ def _start_loading(session: Session, backend: LlamaCppBackend) -> None:
     )
 
 
-def model_status(models: Router, session: Session) -> dict[str, Any]:
-    """The local model that serves ghost text for `session`, and its KV-cache reuse."""
-    settings = session.settings
+def model_status(models: Router, settings: Settings) -> dict[str, Any]:
+    """The local model that serves ghost text under `settings`, and its KV-cache reuse."""
     result: dict[str, Any] = {"profile": None, "state": "none"}
     for name in settings.routing.inline_completion:
         profile = settings.models.get(name)
