@@ -81,7 +81,7 @@ async def pull_client_configuration(session: Session) -> None:
     reload_settings(session)
 
 
-def reload_settings(session: Session, announce: bool = True) -> None:
+def reload_settings(session: Session, announce: bool = True) -> list[str]:
     """Rebuild settings from all sources, for every workspace folder (each folder's
     `.ouzel/config.toml` applies to its own files); report every invalid value once."""
     client_layer = merge(session.client_config, session.engine.overrides)
@@ -108,3 +108,4 @@ def reload_settings(session: Session, announce: bool = True) -> None:
             listener(first)
         except Exception:
             log.exception("a settings listener failed")
+    return problems

@@ -391,6 +391,7 @@ class SessionContext:
             "requests": self.requests,
             "lastMs": round(self.last_ms, 1),
             "recentRegions": len(self.recent.regions()),
+            "jediJobs": self.shared.jedi.busy(),
         }
 
 
