@@ -8,12 +8,11 @@ its own `index.exclude`.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from ouzel.server import app
 from ouzel.server.handlers.lifecycle import add_folder, reload_settings
@@ -31,17 +30,6 @@ CONFIG_B = """
 [context]
 budget_tokens = 222
 """
-
-
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll until `predicate()` is truthy; fail naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def folder(base: Path, name: str, config: str) -> Path:
@@ -111,8 +99,8 @@ def test_each_folder_is_indexed_with_its_own_settings(
                 return int(index.status()["files_indexed"])
         return None
 
-    wait_for("b's generated file in b's index", lambda: "made_in_b" in symbols(b, "made_in_b"))
-    wait_for("a's main.py in a's index", lambda: "main_a" in symbols(a, "main_a"))
-    wait_for("both indexes idle", lambda: indexed(a) is not None and indexed(b) is not None)
+    wait_for(lambda: "made_in_b" in symbols(b, "made_in_b"), 60, "b's generated file indexed")
+    wait_for(lambda: "main_a" in symbols(a, "main_a"), 60, "a's main.py indexed")
+    wait_for(lambda: indexed(a) is not None and indexed(b) is not None, 60, "both indexes idle")
     assert (indexed(a), indexed(b)) == (1, 2)  # a excludes generated/, b does not
     assert "made_in_a" not in symbols(a, "made_in_a")

@@ -83,7 +83,9 @@ async def test_a_crlf_document_gets_a_block_without_carriage_returns(session: Se
     crlf = TEXT.replace("\n", "\r\n")
     backend = ScriptedBackend("total = width * height\r\n    return total\r\n\r\nprint(")
     engine = use(session, backend)
-    suggestion = await engine.suggest(open_doc(session, crlf), crlf.index("    \r\n") + 4)
+    suggestion = await engine.suggest(
+        session.snapshot(open_doc(session, crlf)), crlf.index("    \r\n") + 4
+    )
     assert suggestion is not None
     assert suggestion.text == "total = width * height\n    return total"
 

@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rpc import RawClient, StdioServer, server_env
+from waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -85,7 +84,6 @@ PROJECT = {
 # indented empty lines, where ouzel suggests.
 LINES = [0, 1, 3, 4, 7, 8, 9, 10, 11, 12, 13, 14, 15, 18, 19, 20, 21]
 USER_CONFIG = '[context]\nsources = ["definitions", "bm25"]\n'
-SETTLE_TRIES = 8
 
 
 def _line_end(text: str, line: int) -> int:
@@ -100,11 +98,10 @@ def _positions() -> list[tuple[int, int]]:
 
 
 def _jedi_idle(client: RawClient) -> None:
-    deadline = time.monotonic() + 60
-    while client.request("ouzel/status")["result"]["context"]["jediJobs"]:
-        if time.monotonic() > deadline:
-            raise AssertionError("waited 60 s for the server's Jedi jobs to finish")
-        time.sleep(0.1)
+    def idle() -> bool:
+        return client.request("ouzel/status")["result"]["context"]["jediJobs"] == 0
+
+    wait_for(idle, 60, "the server's Jedi jobs to finish")
 
 
 def _server_prompt(client: RawClient, uri: str, line: int, character: int) -> str | None:
@@ -112,28 +109,27 @@ def _server_prompt(client: RawClient, uri: str, line: int, character: int) -> st
     again after Jedi finished what the last request started, until it stays the same."""
     params = {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}
     seen: list[str | None] = []
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and len(seen) < SETTLE_TRIES:
+
+    def settled() -> bool:
         result = client.request("ouzel/context", params, timeout=120)["result"]
         if result["prompt"] is None and "loading" in result["note"]:
-            time.sleep(0.5)
-            continue
+            return False
         seen.append(result["prompt"])
         if len(seen) >= 2 and seen[-1] == seen[-2]:
-            return seen[-1]
+            return True
         _jedi_idle(client)
-    raise AssertionError(f"the server's prompt at {line}:{character} did not settle: {seen!r}")
+        return False
+
+    wait_for(settled, 180, f"the server's prompt at {line}:{character} to settle", every=0.2)
+    return seen[-1]
 
 
 def _wait_for_index(client: RawClient, files: int) -> None:
-    deadline = time.monotonic() + 120
-    index: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+    def indexed() -> bool:
         index = client.request("ouzel/status")["result"]["index"]
-        if index["phase"] == "idle" and index["filesIndexed"] >= files:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"waited 120 s for {files} indexed files; index status: {index}")
+        return bool(index["phase"] == "idle" and index["filesIndexed"] >= files)
+
+    wait_for(indexed, 120, f"{files} indexed files")
 
 
 def _cli_prompts(home: Path, positions: list[tuple[int, int]]) -> list[str | None]:
