@@ -104,3 +104,19 @@ def test_each_folder_is_indexed_with_its_own_settings(
     wait_for(lambda: indexed(a) is not None and indexed(b) is not None, 60, "both indexes idle")
     assert (indexed(a), indexed(b)) == (1, 2)  # a excludes generated/, b does not
     assert "made_in_a" not in symbols(a, "made_in_a")
+
+
+def test_status_of_a_document_uses_its_folder_and_survives_bad_params(
+    two_folders: tuple[Session, Path, Path],
+) -> None:
+    from ouzel.server.handlers.status import status
+
+    session, _, b = two_folders
+    uri = (b / "main.py").as_uri()
+    session.documents.open(uri, "python", 3, "x = 1\n")
+    result = status(session, {"textDocument": {"uri": uri}})
+    assert result["document"] == {"uri": uri, "version": 3, "folder": str(b)}
+    assert result["context"]["budgetTokens"] == 222
+    assert status(session, None)["context"]["budgetTokens"] == 111  # the session's (a's)
+    for bad in ({"textDocument": 5}, {"textDocument": {"uri": "file:///nowhere.py"}}, [1]):
+        assert "document" not in status(session, bad)
