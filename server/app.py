@@ -33,7 +33,7 @@ from ouzel.server.features.context.service import ContextService, SessionContext
 from ouzel.server.features.indexing import IndexService
 from ouzel.server.features.models import SessionModels
 from ouzel.server.features.telemetry import Telemetry
-from ouzel.server.session import Session
+from ouzel.server.session import Client, HeadlessClient, Session
 
 if TYPE_CHECKING:
     from ouzel.indexer.index import WorkspaceIndex
@@ -82,16 +82,18 @@ def build_engine(overrides: dict[str, Any] | None = None, router: Router | None 
 
 def build_session(
     engine: Engine,
+    client: Client | None = None,
     server: OuzelServer | None = None,
     indexes: Callable[[], list[WorkspaceIndex]] | None = None,
 ) -> Session:
     """One session and its features, wired to its events.
 
-    `server` None makes a headless session (the `ouzel context` command): same features,
-    same prompts, no client. `indexes` replaces the index service (the CLI opens an
-    existing index read-only instead of indexing and watching the folders).
+    `client` None makes a headless session (the `ouzel context` command): same features,
+    same prompts, no editor. `server` is the connection's pygls server, for the LSP
+    handlers. `indexes` replaces the index service (the CLI opens an existing index
+    read-only instead of indexing and watching the folders).
     """
-    session = Session(server, engine)
+    session = Session(client or HeadlessClient(), engine, server)
     headless_indexes = indexes
     index_source = headless_indexes or (lambda: engine.index.indexes_for(session))
 

@@ -27,6 +27,7 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCRe
 
 from ouzel.server import __version__, app, logs
 from ouzel.server.app import Engine
+from ouzel.server.client import LspClient
 from ouzel.server.documents import UnknownDocumentError
 from ouzel.server.handlers import (
     chat,
@@ -152,7 +153,9 @@ class OuzelServer(LanguageServer):
             converter_factory=plain_json_converter,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
-        self.session = app.build_session(engine, self)
+        client = LspClient(self)
+        self.session = app.build_session(engine, client, self)
+        client.session = self.session
 
     @property
     def ouzel_protocol(self) -> OuzelProtocol:
@@ -220,7 +223,7 @@ def create_server(engine: Engine) -> OuzelServer:
 
 
 def _attach_client_log(server: OuzelServer) -> logs.ClientLogHandler:
-    handler = logs.ClientLogHandler(server.session.log_to_client)
+    handler = logs.ClientLogHandler(server.session.client.log)
     logging.getLogger("ouzel").addHandler(handler)
     return handler
 

@@ -3,8 +3,9 @@
 `Session` holds what belongs to one connection. Its features (model choice, completion,
 context) and the process-wide `Engine` they share are built and attached by the
 composition root, `server/app.py`; read that file to see what a session is made of.
-A session without a server (`server=None`) is headless: the CLI uses it to run the same
-pipeline as the editor does, with messages going to the log.
+The session talks to its editor through a `Client` (`server/client.py`: LSP messages,
+`$/progress`); a headless session (`HeadlessClient`, the CLI) runs the same pipeline
+with messages going to the log. This module knows nothing of LSP, so features may use it.
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from lsprotocol import types
-from pygls.uris import to_fs_path
-
-from ouzel.server.convert import Encoding, normalize_encoding
-from ouzel.server.documents import Document, DocumentStore
+from ouzel.server.convert import Encoding
+from ouzel.server.documents import Document, DocumentStore, file_path
 from ouzel.server.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,17 +32,65 @@ if TYPE_CHECKING:
 log = logging.getLogger("ouzel.server.session")
 
 MessageLevel = Literal["error", "warning", "info"]
-_MESSAGE_TYPES: dict[str, types.MessageType] = {
-    "error": types.MessageType.Error,
-    "warning": types.MessageType.Warning,
-    "info": types.MessageType.Info,
+_LOG_LEVELS: dict[str, int] = {
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
 }
-_LOG_LEVELS: dict[types.MessageType, int] = {
-    types.MessageType.Error: logging.ERROR,
-    types.MessageType.Warning: logging.WARNING,
-    types.MessageType.Info: logging.INFO,
-    types.MessageType.Log: logging.DEBUG,
-}
+
+
+class Progress(Protocol):
+    """Work-done progress of one long task; each method may be called from any thread."""
+
+    def begin(self) -> None: ...
+
+    def report(self, message: str, percentage: int | None = None) -> None: ...
+
+    def end(self, message: str | None = None) -> None: ...
+
+
+class Client(Protocol):
+    """The editor at the other end of a session, as features see it."""
+
+    @property
+    def encoding(self) -> Encoding: ...
+
+    def supports(self, dotted: str) -> bool: ...
+
+    def show_message(self, text: str, level: MessageLevel) -> None: ...
+
+    def log(self, level: int, text: str) -> None: ...
+
+    def progress(self, title: str, cancellable: bool) -> Progress: ...
+
+
+class _NoProgress:
+    def begin(self) -> None:
+        pass
+
+    def report(self, message: str, percentage: int | None = None) -> None:
+        pass
+
+    def end(self, message: str | None = None) -> None:
+        pass
+
+
+class HeadlessClient:
+    """No editor (the CLI): code point positions, no capabilities, messages to the log."""
+
+    encoding: Encoding = "utf-32"
+
+    def supports(self, dotted: str) -> bool:
+        return False
+
+    def show_message(self, text: str, level: MessageLevel) -> None:
+        log.log(_LOG_LEVELS[level], "%s", text)
+
+    def log(self, level: int, text: str) -> None:
+        pass  # already in the log
+
+    def progress(self, title: str, cancellable: bool) -> Progress:
+        return _NoProgress()
 
 
 @dataclass(frozen=True)
@@ -71,8 +117,9 @@ class Session:
     completion: CompletionEngine
     context: SessionContext
 
-    def __init__(self, server: OuzelServer | None, engine: Engine) -> None:
-        self.server = server  # None: headless (the CLI), no client to talk to
+    def __init__(self, client: Client, engine: Engine, server: OuzelServer | None = None) -> None:
+        self.client = client
+        self.server = server  # for LSP handlers only; None when headless
         self.engine = engine
         self.documents = DocumentStore()
         # The session's settings (the first folder's, or no folder's) for what belongs to
@@ -102,24 +149,11 @@ class Session:
 
     @property
     def encoding(self) -> Encoding:
-        if self.server is None:
-            return "utf-32"  # headless: positions are code points
-        return normalize_encoding(self.server.protocol.position_encoding)
-
-    @property
-    def capabilities(self) -> types.ClientCapabilities:
-        if self.server is None:
-            return types.ClientCapabilities()
-        return self.server.protocol.client_capabilities
+        return self.client.encoding
 
     def supports(self, dotted: str) -> bool:
         """True when the client's capability at `dotted` (snake_case attributes) is truthy."""
-        node: Any = self.capabilities
-        for part in dotted.split("."):
-            node = getattr(node, part, None)
-            if node is None:
-                return False
-        return bool(node)
+        return self.client.supports(dotted)
 
     @property
     def roots(self) -> list[Path]:
@@ -150,8 +184,7 @@ class Session:
 
     @staticmethod
     def uri_to_path(uri: str) -> Path | None:
-        path = to_fs_path(uri) if uri.startswith("file:") else None
-        return Path(path) if path else None
+        return file_path(uri)
 
     # --- talking to the client (safe from any thread) ------------------------------------
 
@@ -172,31 +205,9 @@ class Session:
         else:
             loop.call_soon_threadsafe(fn, *args)
 
-    def show_message(
-        self, text: str, kind: types.MessageType | MessageLevel = types.MessageType.Warning
-    ) -> None:
-        """`window/showMessage`; LSP-free callers pass "error", "warning" or "info"."""
-        if isinstance(kind, str):
-            kind = _MESSAGE_TYPES[kind]
-        if self.server is None:
-            log.log(_LOG_LEVELS[kind], "%s", text)
-            return
-        params = types.ShowMessageParams(type=kind, message=f"ouzel: {text}")
-        self.call_soon(self.server.window_show_message, params)
-
-    def log_to_client(self, level: int, text: str) -> None:
-        kind = (
-            types.MessageType.Error
-            if level >= logging.ERROR
-            else types.MessageType.Warning
-            if level >= logging.WARNING
-            else types.MessageType.Info
-            if level >= logging.INFO
-            else types.MessageType.Log
-        )
-        if self.server is not None:
-            params = types.LogMessageParams(type=kind, message=text)
-            self.call_soon(self.server.window_log_message, params)
+    def show_message(self, text: str, kind: MessageLevel = "warning") -> None:
+        """`window/showMessage` (headless: the log); safe from any thread."""
+        self.client.show_message(text, kind)
 
     def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         """Start background work owned by this session; failures are logged, not raised."""
@@ -217,97 +228,11 @@ class Session:
             task.cancel()
 
     @contextmanager
-    def progress(self, title: str, cancellable: bool = False) -> Iterator[ProgressReporter]:
+    def progress(self, title: str, cancellable: bool = False) -> Iterator[Progress]:
         """`$/progress` begin/report/end around long work (a no-op if unsupported)."""
-        reporter = ProgressReporter(self, title, cancellable)
+        reporter = self.client.progress(title, cancellable)
         reporter.begin()
         try:
             yield reporter
         finally:
             reporter.end()
-
-
-class ProgressReporter:
-    """Work-done progress; each method may be called from any thread.
-
-    The LSP spec says a server-created token may be used only after the client answered
-    `window/workDoneProgress/create`, so reports made before that are held back.
-    """
-
-    _counter = 0
-
-    def __init__(self, session: Session, title: str, cancellable: bool) -> None:
-        ProgressReporter._counter += 1
-        self.session = session
-        self.title = title
-        self.cancellable = cancellable
-        self.token = f"ouzel-{ProgressReporter._counter}-{title.lower().replace(' ', '-')}"
-        self.enabled = session.supports("window.work_done_progress")
-        self.message = ""
-        self.percentage: int | None = None
-        self._created = False
-        self._ended = False
-        self._held: list[Any] = []
-
-    def begin(self) -> None:
-        if self.enabled:
-            self.session.call_soon(self._create)
-
-    def report(self, message: str, percentage: int | None = None) -> None:
-        self.message = message
-        self.percentage = percentage
-        if self.enabled:
-            value = types.WorkDoneProgressReport(message=message, percentage=percentage)
-            self.session.call_soon(self._send, value)
-
-    def end(self, message: str | None = None) -> None:
-        if self.enabled:
-            value = types.WorkDoneProgressEnd(message=message or self.message or None)
-            self.session.call_soon(self._send, value)
-
-    # The methods below run on the event loop.
-
-    def _create(self) -> None:
-        assert self.session.server is not None  # enabled only with a client
-        progress = self.session.server.work_done_progress
-
-        def created(*_: Any) -> None:
-            self._created = True
-            progress.begin(
-                self.token,
-                types.WorkDoneProgressBegin(
-                    title=self.title, cancellable=self.cancellable, percentage=0
-                ),
-            )
-            for value in self._held:
-                self._send(value)
-            self._held.clear()
-
-        try:
-            future = progress.create(self.token)
-        except Exception:
-            log.debug("progress token %s not created", self.token, exc_info=True)
-            return
-        future.add_done_callback(
-            lambda fut: (
-                self.session.call_soon(created)
-                if not fut.cancelled() and fut.exception() is None
-                else None
-            )
-        )
-
-    def _send(self, value: Any) -> None:
-        if self._ended:
-            return
-        if not self._created:
-            self._held = [v for v in self._held if not isinstance(v, types.WorkDoneProgressReport)]
-            self._held.append(value)
-            return
-        if isinstance(value, types.WorkDoneProgressEnd):
-            self._ended = True
-        assert self.session.server is not None
-        progress = self.session.server.work_done_progress
-        if isinstance(value, types.WorkDoneProgressEnd):
-            progress.end(self.token, value)
-        else:
-            progress.report(self.token, value)

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from ouzel.server.features.context.service import ContextReport
     from ouzel.server.settings import Settings
 
-ROOT_MARKERS = (".git", ".hg", ".ouzel", "pyproject.toml", "setup.py", "package.json", "go.mod")
 ANALYSIS_WAIT_S = 60.0
 LANGUAGE_IDS = {
     ".py": "python",
@@ -69,8 +68,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root",
         metavar="PATH",
-        help="workspace folder (default: the nearest folder above FILE with .git, .ouzel, "
-        "pyproject.toml, …)",
+        help="workspace folder (default: the nearest folder above FILE with .ouzel/ or .git)",
     )
     parser.add_argument("--index-dir", metavar="DIR", help="an explicit index folder")
 
@@ -182,15 +180,11 @@ def _open_index(
     root: Path, settings: Settings, index_dir: Path | None
 ) -> tuple[WorkspaceIndex | None, str]:
     """The workspace's index, read-only (an editor's server may be writing it), or why not."""
-    from ouzel.indexer.config import index_dir_for
     from ouzel.indexer.index import WorkspaceIndex
-    from ouzel.server.features.indexing import index_config
+    from ouzel.server.commands.workspace import cli_index_config, has_index
 
-    config = index_config(settings.index)
-    config.watch = False
-    if index_dir is not None:
-        config.index_dir = index_dir
-    if not (index_dir_for(root, config) / "meta.json").exists():
+    config = cli_index_config(settings, index_dir=str(index_dir) if index_dir else None)
+    if not has_index(root, config):
         return None, f"no index of {root}: run `ouzel index` for search results"
     index = WorkspaceIndex(root, config, writer=False)
     if index.problem:
@@ -200,11 +194,10 @@ def _open_index(
 
 
 def find_root(path: Path) -> Path:
-    """The nearest folder above `path` that looks like a workspace (else its folder)."""
-    for folder in path.parents:
-        if any((folder / marker).exists() for marker in ROOT_MARKERS):
-            return folder
-    return path.parent
+    """The workspace of `path` as every command finds it (else the file's folder)."""
+    from ouzel.server.commands.workspace import find_workspace_root
+
+    return find_workspace_root(path.parent) or path.parent
 
 
 def _language_id(path: Path) -> str:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ouzel.indexer.config import IndexConfig
 from ouzel.indexer.scheduler import IndexScheduler
 from ouzel.server.documents import Document
-from ouzel.server.session import ProgressReporter, Session
+from ouzel.server.session import Progress, Session
 from ouzel.server.settings import IndexSettings, Settings
 
 if TYPE_CHECKING:
@@ -65,11 +65,11 @@ class _Broadcast:
 
     def __init__(self, entry: _Root) -> None:
         self.entry = entry
-        self._reporters: list[ProgressReporter] = []
+        self._reporters: list[Progress] = []
         self._last = 0.0
 
     def begin(self, title: str) -> None:
-        self._reporters = [ProgressReporter(s, title, False) for s in list(self.entry.sessions)]
+        self._reporters = [s.client.progress(title, False) for s in list(self.entry.sessions)]
         for reporter in self._reporters:
             reporter.begin()
 

@@ -21,7 +21,7 @@ from ouzel.inference.llama_cpp import LlamaCppBackend
 from ouzel.inference.router import Candidate, Notices, Router
 from ouzel.inference.templates import PromptTemplate, detect_template
 from ouzel.inference.types import BackendUnavailable
-from ouzel.server.session import ProgressReporter, Session
+from ouzel.server.session import Session
 from ouzel.server.settings import Settings, TaskKind
 
 log = logging.getLogger("ouzel.server.models")
@@ -122,7 +122,7 @@ def _start_loading(session: Session, backend: LlamaCppBackend) -> None:
     if backend.state != "unloaded":
         return
     label = backend.model_path.name if backend.model_path else "the embedded model"
-    reporter = ProgressReporter(session, f"Loading {label}", cancellable=False)
+    reporter = session.client.progress(f"Loading {label}", cancellable=False)
     reporter.begin()
 
     def report(message: str, percentage: int | None) -> None:

@@ -100,9 +100,7 @@ def reload_settings(session: Session, announce: bool = True) -> list[str]:
     for problem in problems:
         log.warning("%s", problem)
     if problems and announce:
-        session.show_message(
-            "invalid settings ignored:\n" + "\n".join(problems), types.MessageType.Warning
-        )
+        session.show_message("invalid settings ignored:\n" + "\n".join(problems), "warning")
     for listener in list(session.settings_changed):
         try:
             listener(first)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ouzel.indexer.languages import is_python
 from ouzel.inference.templates import ContextSnippet, PromptTemplate, detect_template, line_comment
 from ouzel.server.documents import Document
 from ouzel.server.features.completion import CompletionEngine
@@ -404,10 +405,6 @@ def window_guess(doc: Document, offset: int, settings: Settings) -> tuple[int, i
     first = doc.text.count("\n", 0, first_offset)
     last = doc.text.count("\n", 0, offset) + 2
     return first, last
-
-
-def is_python(language_id: str, uri: str) -> bool:
-    return language_id in ("python", "pyi") or uri.endswith((".py", ".pyi"))
 
 
 def _format_key(settings: Settings) -> str:
