@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ouzel.inference.router import Router
+from ouzel.server.features.chat.service import ChatStores
 from ouzel.server.features.completion import CompletionEngine
 from ouzel.server.features.completion_jedi import JediCompleter
 from ouzel.server.features.context.service import ContextService, SessionContext
@@ -51,6 +52,7 @@ class Engine:
     index: IndexService
     context: ContextService
     jedi: JediCompleter
+    chat: ChatStores
     # Settings layered on top of every session's (from CLI flags such as --model).
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -61,6 +63,7 @@ class Engine:
             ("context", self.context.close),
             ("router", self.router.close),
             ("telemetry", self.telemetry.close),
+            ("chat", self.chat.close),
         ):
             try:
                 close()
@@ -76,6 +79,7 @@ def build_engine(overrides: dict[str, Any] | None = None, router: Router | None 
         index=IndexService(),
         context=ContextService(),
         jedi=JediCompleter(),
+        chat=ChatStores(),
         overrides=dict(overrides or {}),
     )
 
