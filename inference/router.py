@@ -19,8 +19,15 @@ Policy (settings `routing.*`, `privacy.*`, `models.*`):
 - The log says which profile served each request and how fast; the prompt only at debug.
   Results and chunks name the serving profile in `backend`.
 
-One `Router` per process (an `Engine` service) holds the backends and their health; the
-settings come with each call, because sessions (workspaces) may differ in what they allow.
+One `Router` per process (built by `server/app.py`) holds the backends and their health.
+The caller's settings (routing, privacy, model profiles: its policy) come with every call,
+because sessions and workspace folders may differ in what they allow; the router keeps no
+caller's policy for the next one. Backends are keyed by what they are built from, so
+policy changes never reload a model (`profiles.py`).
+
+Modules: `profiles.py` (profiles → backends, the registry), `selection.py` (order, skip
+reasons, fallback notices), `router_status.py` (the status section), `routed.py` (the
+`Backend` wrappers features hold), and this one (requests through the policy).
 """
 
 from __future__ import annotations
@@ -30,16 +37,36 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ouzel.inference.backend import Backend
 from ouzel.inference.chat_stops import ChatStopRules, obey_stop_rules
-from ouzel.inference.health import BackendHealth, CircuitBreaker, HealthMonitor, Probeable
-from ouzel.inference.openai_compat import Endpoint, OpenAICompatBackend, read_api_key
-from ouzel.inference.privacy import RemoteNotAllowed, host_of, is_remote, redact, redact_messages
+from ouzel.inference.health import HealthMonitor
+from ouzel.inference.privacy import RemoteNotAllowed, redact, redact_messages
+from ouzel.inference.profiles import (
+    BackendEntry,
+    BackendFactory,
+    Backends,
+    configured_profiles,
+    default_backend_factory,
+    endpoint_for,
+    profile_is_remote,
+    serving_label,
+)
+from ouzel.inference.routed import PinnedBackend, RoutedBackend
+from ouzel.inference.router_status import router_status
+from ouzel.inference.selection import (
+    TASK_KINDS,
+    TASK_LABELS,
+    Attempt,
+    Candidate,
+    Notices,
+    UsableCandidates,
+    situation_kind,
+    skip_reason,
+)
 from ouzel.inference.types import (
     BackendError,
     BackendUnavailable,
@@ -51,98 +78,9 @@ from ouzel.inference.types import (
     CompletionResult,
     ToolSpec,
 )
-from ouzel.server.settings import (
-    LOCAL_CHAT_PROFILE,
-    ModelProfile,
-    Settings,
-    TaskKind,
-    local_chat_profile,
-)
+from ouzel.server.settings import ModelProfile, Settings, TaskKind
 
 log = logging.getLogger("ouzel.inference.router")
-
-TASK_KINDS: tuple[TaskKind, ...] = (
-    "inline_completion",
-    "code_action",
-    "chat",
-    "agent",
-    "embeddings",
-)
-TASK_LABELS: dict[str, str] = {
-    "inline_completion": "completion",
-    "code_action": "code action",
-    "chat": "chat",
-    "agent": "agent",
-    "embeddings": "embeddings",
-}
-
-BackendFactory = Callable[[str, ModelProfile], Backend]
-
-# A backend no settings asked for in this long is no longer probed (and its HTTP client
-# is dropped when another configuration comes along).
-UNUSED_AFTER_S = 600.0
-
-
-def endpoint_for(profile: ModelProfile) -> Endpoint:
-    if not profile.base_url:
-        raise BackendUnavailable('`backend = "openai"` needs a `base_url` (…/v1)')
-    return Endpoint(
-        base_url=profile.base_url,
-        model=profile.model,
-        api_key_env=profile.api_key_env,
-        api_key_file=profile.api_key_file,
-        headers=dict(profile.headers),
-        ca_bundle=profile.ca_bundle,
-        connect_timeout_s=profile.connect_timeout_s,
-        read_timeout_s=profile.read_timeout_s,
-        context_length=profile.context_length,
-    )
-
-
-def default_backend_factory(name: str, profile: ModelProfile) -> Backend:
-    """An OpenAI-compatible client, or the in-process llama.cpp model."""
-    if profile.backend == "openai":
-        return OpenAICompatBackend(name, endpoint_for(profile))
-    from ouzel.inference.llama_cpp import LlamaCppBackend, LlamaOptions
-
-    options = LlamaOptions(n_ctx=profile.context_length, n_threads=profile.n_threads)
-    path = Path(profile.model_path).expanduser() if profile.model_path else None
-    return LlamaCppBackend(path, options, template=profile.template)
-
-
-def configured_profiles(settings: Settings) -> dict[str, ModelProfile]:
-    """The model profiles, with the embedded `local` one unless the settings redefine it.
-
-    A settings file that adds `[models.remote]` replaces the whole default `models` table;
-    the local model should not vanish because a remote one was added.
-    """
-    profiles = dict(settings.models)
-    profiles.setdefault("local", ModelProfile(backend="llama_cpp"))
-    profiles.setdefault(LOCAL_CHAT_PROFILE, local_chat_profile())
-    return profiles
-
-
-def profile_is_remote(profile: ModelProfile) -> bool:
-    if profile.backend != "openai":
-        return profile.location == "remote"
-    return is_remote(profile.base_url or "", profile.location)
-
-
-class Notices:
-    """Routing notices for one user (one session, one CLI run): each situation once."""
-
-    def __init__(self, send: Callable[[str], None]) -> None:
-        self._send = send
-        self._situation: dict[str, str] = {}
-
-    def situation(self, task: str, key: str, text: str | None) -> None:
-        """Send `text` when the situation of `task` changed to `key`."""
-        if self._situation.get(task) == key:
-            return
-        previous = self._situation.get(task)
-        self._situation[task] = key
-        if text and (previous is not None or key != "normal"):
-            self._send(text)
 
 
 @dataclass
@@ -154,47 +92,8 @@ class Served:
     fallback: bool
 
 
-@dataclass
-class _Entry:
-    """A backend built from one profile's configuration, and what we know about it."""
-
-    name: str
-    fingerprint: str
-    profile: ModelProfile
-    backend: Backend | None
-    health: BackendHealth
-    error: str | None = None  # the backend could not even be built
-    # Probes send the API key to the server: not to a remote the settings do not allow.
-    probe_allowed: bool = False
-    last_used: float = 0.0
-
-
-@dataclass
-class Candidate:
-    """One profile in a task's order, and why it would be skipped (None: usable now)."""
-
-    name: str
-    entry: _Entry | None
-    remote: bool
-    skip: str | None
-    silent: bool = False  # skipped without a notice (the profile is not configured)
-    fallback: bool = False  # tried after another profile was skipped or failed
-
-
-@dataclass
-class _Attempt:
-    """One request's way through the candidates."""
-
-    task: TaskKind
-    notices: Notices | None
-    only: str | None = None  # one profile, no fallback to others (see `pinned`)
-    fallback: bool = False  # that profile was itself chosen as a fallback
-    failures: list[str] = field(default_factory=list)
-    warming: list[Candidate] = field(default_factory=list)
-
-
 class Router:
-    """Process-wide: backends by profile, health, and the routing policy."""
+    """Process-wide: backends by profile, health, and requests through each caller's policy."""
 
     def __init__(
         self,
@@ -203,56 +102,16 @@ class Router:
     ) -> None:
         self.factory = factory
         self.clock = clock
-        # By profile name and configuration: two workspaces that configure `remote`
-        # differently each keep their backend and its health instead of rebuilding it on
-        # every request.
-        self._entries: dict[tuple[str, str], _Entry] = {}
-        self._retired: list[_Entry] = []
+        self.backends = Backends(factory, clock)
         self.served: dict[str, Served] = {}
         self.recent_notices: deque[str] = deque(maxlen=20)
-        self._probe_interval_s = 30.0
-        self.monitor = HealthMonitor(self._probe_targets, lambda: self._probe_interval_s)
+        self.monitor = HealthMonitor(self.backends.probe_targets, self.backends.probe_interval_s)
 
     # --- profiles and backends ---------------------------------------------------------
 
-    def entry(self, name: str, profile: ModelProfile, settings: Settings) -> _Entry:
+    def entry(self, name: str, profile: ModelProfile, settings: Settings) -> BackendEntry:
         """The backend for profile `name` as configured in `settings` (built on first use)."""
-        key = (name, profile.model_dump_json())
-        entry = self._entries.get(key)
-        routing = settings.routing
-        if entry is None:
-            breaker = CircuitBreaker(routing.failure_threshold, routing.retry_after_s, self.clock)
-            health = BackendHealth(name, breaker, clock=self.clock)
-            backend: Backend | None = None
-            error = None
-            try:
-                backend = self.factory(name, profile)
-            except BackendError as exc:
-                error = str(exc)
-            entry = _Entry(name, key[1], profile, backend, health, error)
-            self._retire_older(entry)
-            self._entries[key] = entry
-        else:
-            entry.health.breaker.configure(routing.failure_threshold, routing.retry_after_s)
-        entry.probe_allowed = settings.privacy.allow_remote or not profile_is_remote(profile)
-        entry.last_used = self.clock()
-        self._probe_interval_s = routing.probe_interval_s
-        return entry
-
-    def _retire_older(self, new: _Entry) -> None:
-        """Free what a profile's previous configuration held: an in-process model (memory:
-        only the newest stays loaded), and HTTP clients nobody used for a while."""
-        now = self.clock()
-        for key, entry in list(self._entries.items()):
-            in_process = entry.profile.backend == "llama_cpp"
-            same_local_model = entry.name == new.name and in_process
-            if same_local_model or now - entry.last_used > UNUSED_AFTER_S:
-                del self._entries[key]
-                self._retired.append(entry)
-                close = getattr(entry.backend, "close", None)
-                if in_process and callable(close):
-                    with contextlib.suppress(Exception):
-                        close()
+        return self.backends.entry(name, profile, settings)
 
     def plan(self, settings: Settings, task: TaskKind, only: str | None = None) -> list[Candidate]:
         """The profiles for `task` in order, each with the reason it would be skipped."""
@@ -271,34 +130,9 @@ class Router:
             )
         return candidates
 
-    def skip_reason(self, entry: _Entry, remote: bool, settings: Settings) -> str | None:
-        if entry.backend is None:
-            return f"it is misconfigured: {entry.error}"
-        if remote and not settings.privacy.allow_remote:
-            where = host_of(entry.profile.base_url or "") or "another machine"
-            return f"it is remote ({where}) and `privacy.allow_remote` is off"
-        problem = _config_problem(entry)
-        if problem:
-            return problem
-        state = getattr(entry.backend, "state", None)
-        if state == "failed":
-            return f"its model could not load: {getattr(entry.backend, 'error', None) or 'unknown error'}"
-        health = entry.health
-        if not health.breaker.would_allow():
-            retry = health.breaker.retry_in()
-            when = f"retrying in {retry:.0f} s" if retry > 0 else "a retry is under way"
-            return f"it is down ({health.last_error or 'repeated failures'}; {when})"
-        return None
-
-    def _probe_targets(self) -> list[tuple[Probeable, BackendHealth]]:
-        return [
-            (entry.backend, entry.health)
-            for entry in self._entries.values()
-            if isinstance(entry.backend, Probeable)
-            and entry.probe_allowed
-            and self.clock() - entry.last_used < UNUSED_AFTER_S
-            and _config_problem(entry) is None
-        ]
+    @staticmethod
+    def skip_reason(entry: BackendEntry, remote: bool, settings: Settings) -> str | None:
+        return skip_reason(entry, remote, settings)
 
     def start_probes(self) -> None:
         """Probe remote backends in the background (call on the event loop)."""
@@ -316,7 +150,7 @@ class Router:
         only: str | None = None,
         fallback: bool = False,
     ) -> CompletionResult:
-        attempt = _Attempt(task, notices, only, fallback)
+        attempt = Attempt(task, notices, only, fallback)
         async for candidate, fallback in self._candidates(settings, attempt):
             entry = _require(candidate.entry)
             backend = _require(entry.backend)
@@ -357,7 +191,7 @@ class Router:
         only: str | None = None,
         fallback: bool = False,
     ) -> AsyncGenerator[ChatChunk, None]:
-        attempt = _Attempt(task, notices, only, fallback)
+        attempt = Attempt(task, notices, only, fallback)
         async for candidate, fallback in self._candidates(settings, attempt):
             entry = _require(candidate.entry)
             backend = _require(entry.backend)
@@ -418,7 +252,7 @@ class Router:
         only: str | None = None,
         fallback: bool = False,
     ) -> list[list[float]]:
-        attempt = _Attempt(task, notices, only, fallback)
+        attempt = Attempt(task, notices, only, fallback)
         async for candidate, fallback in self._candidates(settings, attempt):
             entry = _require(candidate.entry)
             backend = _require(entry.backend)
@@ -472,16 +306,16 @@ class Router:
         fallback = bool(passed_over)
         if passed_over:
             reason = f"'{passed_over[-1].name}' is skipped: {passed_over[-1].skip}"
-            key = f"fallback:{profile}:{_situation_kind(reason)}"
+            key = f"fallback:{profile}:{situation_kind(reason)}"
             text = f"{TASK_LABELS[task]}: {reason}; answering with '{profile}' instead."
-            self._notify(notices, task, key, text)
+            self.notify(notices, task, key, text)
         entry = self.entry(profile, configured_profiles(settings)[profile], settings)
         return PinnedBackend(self, settings, task, profile, entry.backend, notices, fallback)
 
     # --- policy helpers ----------------------------------------------------------------
 
     async def _candidates(
-        self, settings: Settings, attempt: _Attempt
+        self, settings: Settings, attempt: Attempt
     ) -> AsyncGenerator[tuple[Candidate, bool], None]:
         """Candidates to try in order, with `fallback` True after a skipped/failed one.
 
@@ -491,7 +325,7 @@ class Router:
         the user asked for (anything but ghost text, which must not wait) waits for that
         load once and tries it again.
         """
-        for pair in _UsableCandidates(self, settings, attempt):
+        for pair in UsableCandidates(self, settings, attempt):
             yield pair
         if attempt.task == "inline_completion":
             return
@@ -501,7 +335,7 @@ class Router:
             if wait_ready is None:
                 continue
             label = TASK_LABELS[attempt.task]
-            self._notify(
+            self.notify(
                 attempt.notices,
                 attempt.task,
                 f"loading:{candidate.name}",
@@ -551,7 +385,7 @@ class Router:
         return cleaned
 
     def _succeeded(
-        self, entry: _Entry, first_token_s: float | None, tokens: int, total_s: float
+        self, entry: BackendEntry, first_token_s: float | None, tokens: int, total_s: float
     ) -> None:
         health = entry.health
         if not health.warmed:
@@ -561,7 +395,7 @@ class Router:
             return
         health.request_succeeded(first_token_s, tokens, total_s)
 
-    def _failed(self, candidate: Candidate, exc: BackendError, attempt: _Attempt) -> None:
+    def _failed(self, candidate: Candidate, exc: BackendError, attempt: Attempt) -> None:
         entry = _require(candidate.entry)
         task = attempt.task
         counted = entry.health.request_failed(exc)
@@ -602,15 +436,15 @@ class Router:
             text = None
             if previous is not None and previous.fallback:
                 text = f"{TASK_LABELS[task]}: back on '{candidate.name}'."
-            self._notify(notices, task, "normal", text)
+            self.notify(notices, task, "normal", text)
 
-    def _notify(self, notices: Notices | None, task: str, key: str, text: str | None) -> None:
+    def notify(self, notices: Notices | None, task: str, key: str, text: str | None) -> None:
         if text:
             self.recent_notices.append(text)
         if notices is not None:
             notices.situation(task, key, text)
 
-    def _nothing_served(self, attempt: _Attempt) -> BackendError:
+    def _nothing_served(self, attempt: Attempt) -> BackendError:
         failures = attempt.failures
         detail = "; ".join(failures) if failures else "no model profile is configured for it"
         message = f"{TASK_LABELS[attempt.task]}: no model could serve ({detail})"
@@ -628,154 +462,27 @@ class Router:
         return serving_label(profile, entry)
 
     def status(self, settings: Settings) -> dict[str, Any]:
-        """The `router` section of `ouzel/status`."""
-        profiles: dict[str, Any] = {}
-        for name, profile in configured_profiles(settings).items():
-            entry = self.entry(name, profile, settings)
-            remote = profile_is_remote(profile)
-            profiles[name] = {
-                "backend": profile.backend,
-                "endpoint": entry.backend.base_url
-                if isinstance(entry.backend, OpenAICompatBackend)
-                else None,
-                "remote": remote,
-                "model": _model_label(entry),
-                "usable": self.skip_reason(entry, remote, settings) is None,
-                "skipReason": self.skip_reason(entry, remote, settings),
-                **entry.health.snapshot(),
-            }
-        routes: dict[str, Any] = {}
-        for task in TASK_KINDS:
-            plan = self.plan(settings, task)
-            chosen = next((c.name for c in plan if c.skip is None), None)
-            served = self.served.get(task)
-            routes[task] = {
-                "order": [c.name for c in plan],
-                "now": chosen,
-                "skipped": {c.name: c.skip for c in plan if c.skip and not c.silent},
-                "lastServedBy": served.profile if served else None,
-                "lastServedAgoS": round(self.clock() - served.at, 1) if served else None,
-            }
-        return {
-            "allowRemote": settings.privacy.allow_remote,
-            "allowFallback": settings.routing.allow_fallback,
-            "profiles": profiles,
-            "routes": routes,
-            "notices": list(self.recent_notices),
-        }
+        """The `router` section of `ouzel/status` for a caller with `settings`."""
+        return router_status(self, settings)
 
     # --- lifecycle ---------------------------------------------------------------------
 
     async def aclose(self) -> None:
         await self.monitor.stop()
-        entries = [*self._entries.values(), *self._retired]
-        self._entries.clear()
-        self._retired.clear()
+        entries = self.backends.all()
+        self.backends.clear()
         for entry in entries:
             await _close_backend(entry.backend)
 
     def close(self) -> None:
         """Synchronous close (Engine.close): stops probes and frees local models."""
         self.monitor.cancel()
-        for entry in [*self._entries.values(), *self._retired]:
+        for entry in self.backends.all():
             close = getattr(entry.backend, "close", None)
             if callable(close):
                 with contextlib.suppress(Exception):
                     close()
-        self._entries.clear()
-        self._retired.clear()
-
-
-class _UsableCandidates:
-    """Iterates the usable candidates of a plan, sending fallback notices as it goes."""
-
-    def __init__(self, router: Router, settings: Settings, attempt: _Attempt) -> None:
-        self.router = router
-        self.settings = settings
-        self.task = attempt.task
-        self.failures = attempt.failures
-        self.notices = attempt.notices
-        self.only = attempt.only
-        self.fallback = attempt.fallback
-
-    def __iter__(self) -> Iterator[tuple[Candidate, bool]]:
-        router, settings, task = self.router, self.settings, self.task
-        label = TASK_LABELS[task]
-        passed_over: list[str] = []  # why earlier profiles did not serve
-        for candidate in router.plan(settings, task, self.only):
-            if candidate.silent:
-                continue
-            if passed_over and not settings.routing.allow_fallback:
-                self.failures.append(
-                    f"'{candidate.name}' not tried because `routing.allow_fallback` is off"
-                )
-                return
-            if candidate.skip is not None:
-                reason = f"'{candidate.name}' is skipped: {candidate.skip}"
-                self.failures.append(reason)
-                passed_over.append(reason)
-                continue
-            entry = _require(candidate.entry)
-            if not entry.health.breaker.allow():
-                reason = f"'{candidate.name}' is skipped: a retry is under way"
-                self.failures.append(reason)
-                passed_over.append(reason)
-                continue
-            fallback = bool(passed_over) or self.fallback
-            candidate.fallback = fallback
-            if passed_over:
-                key = f"fallback:{candidate.name}:{_situation_kind(passed_over[-1])}"
-                answering = serving_label(candidate.name, candidate.entry)
-                text = f"{label}: {passed_over[-1]}; answering with {answering} instead."
-                router._notify(self.notices, task, key, text)
-            failures_before = len(self.failures)
-            yield candidate, fallback
-            if len(self.failures) > failures_before:
-                passed_over.append(self.failures[-1].replace("': ", "' failed: ", 1))
-
-
-def _situation_kind(reason: str) -> str:
-    """Reasons that differ only in detail (failed once, then down) are one situation."""
-    if "allow_remote" in reason:
-        return "privacy"
-    if "misconfigured" in reason or "could not load" in reason:
-        return "broken"
-    return "unavailable"
-
-
-def _config_problem(entry: _Entry) -> str | None:
-    """A problem the user must fix before the backend can work (checked per request)."""
-    backend = entry.backend
-    if isinstance(backend, OpenAICompatBackend):
-        try:
-            read_api_key(backend.endpoint)
-        except BackendUnavailable as exc:
-            return str(exc)
-        bundle = backend.endpoint.ca_bundle
-        if bundle and not Path(bundle).expanduser().is_file():
-            return f"the CA bundle {bundle} does not exist"
-    return None
-
-
-def _model_label(entry: _Entry) -> str | None:
-    backend = entry.backend
-    profile = entry.profile
-    if isinstance(backend, OpenAICompatBackend):
-        return profile.model or (
-            entry.health.served_models[0] if entry.health.served_models else None
-        )
-    if profile.model_path:
-        return profile.model_path
-    loaded = getattr(backend, "model_path", None)
-    return str(loaded) if loaded else "embedded"
-
-
-def serving_label(profile: str, entry: _Entry | None) -> str:
-    """`'local' (gemma-3-270m-q4_k_m.gguf)`, `'remote' (Qwen/Qwen2.5-Coder-7B)`."""
-    if entry is None:
-        return f"'{profile}'"
-    model = getattr(entry.backend, "model_file_name", None) or _model_label(entry)
-    return f"'{profile}' ({model})" if model else f"'{profile}'"
+        self.backends.clear()
 
 
 def _require(value: Any) -> Any:
@@ -806,110 +513,6 @@ async def _close_backend(backend: Backend | None) -> None:
     if callable(close):
         with contextlib.suppress(Exception):
             close()
-
-
-class RoutedBackend:
-    """The `Backend` protocol over the router for one task kind and one user's settings."""
-
-    def __init__(
-        self, router: Router, settings: Settings, task: TaskKind, notices: Notices | None
-    ) -> None:
-        self.router = router
-        self.settings = settings
-        self.task = task
-        self.notices = notices
-        self.name = f"router:{task}"
-
-    async def complete(self, request: CompletionRequest, cancel: CancelToken) -> CompletionResult:
-        return await self.router.complete(self.settings, self.task, request, cancel, self.notices)
-
-    def stream_chat(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[ToolSpec],
-        cancel: CancelToken,
-        max_tokens: int = 1024,
-        temperature: float = 0.2,
-    ) -> AsyncIterator[ChatChunk]:
-        return self.router.stream_chat(
-            self.settings, self.task, messages, tools, cancel, max_tokens, temperature, self.notices
-        )
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return await self.router.embed(self.settings, texts, self.task, self.notices)
-
-    def count_tokens(self, text: str) -> int:
-        return self.router.count_tokens(self.settings, self.task, text)
-
-    def current(self) -> Backend | None:
-        """The backend that would serve now (e.g. to pick its prompt template)."""
-        return self.router.current_backend(self.settings, self.task)
-
-
-class PinnedBackend:
-    """One profile's backend used through the router (see `Router.pinned`).
-
-    Other attributes (a local model's `template`, `state`, `stats`) are the backend's own.
-    """
-
-    def __init__(
-        self,
-        router: Router,
-        settings: Settings,
-        task: TaskKind,
-        profile: str,
-        backend: Backend | None,
-        notices: Notices | None,
-        fallback: bool,
-    ) -> None:
-        self.router = router
-        self.settings = settings
-        self.task = task
-        self.name = profile
-        self.backend = backend
-        self.notices = notices
-        self.fallback = fallback
-
-    def __getattr__(self, attribute: str) -> Any:
-        if attribute == "backend":  # not set yet (copying): no recursion
-            raise AttributeError(attribute)
-        return getattr(self.backend, attribute)
-
-    async def complete(self, request: CompletionRequest, cancel: CancelToken) -> CompletionResult:
-        return await self.router.complete(
-            self.settings, self.task, request, cancel, self.notices, self.name, self.fallback
-        )
-
-    def stream_chat(
-        self,
-        messages: Sequence[ChatMessage],
-        tools: Sequence[ToolSpec],
-        cancel: CancelToken,
-        max_tokens: int = 1024,
-        temperature: float = 0.2,
-    ) -> AsyncIterator[ChatChunk]:
-        return self.router.stream_chat(
-            self.settings,
-            self.task,
-            messages,
-            tools,
-            cancel,
-            max_tokens,
-            temperature,
-            self.notices,
-            self.name,
-            self.fallback,
-        )
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return await self.router.embed(
-            self.settings, texts, self.task, self.notices, self.name, self.fallback
-        )
-
-    def count_tokens(self, text: str) -> int:
-        if self.backend is None:
-            return max(1, len(text) // 3)
-        return self.backend.count_tokens(text)
 
 
 __all__ = [

@@ -67,14 +67,13 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from ouzel.server import logs, server
-    from ouzel.server.session import Engine
+    from ouzel.server import app, logs, server
 
     log_file = logs.configure(args.log_level or "info", args.log_file)
     overrides: dict[str, object] = {"log_level": args.log_level} if args.log_level else {}
     if args.model:
         overrides["models"] = {"local": {"backend": "llama_cpp", "model_path": args.model}}
-    engine = Engine(overrides=overrides)
+    engine = app.build_engine(overrides)
     if args.tcp:
         host, port = args.tcp
         try:

@@ -25,10 +25,10 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage
 
-from ouzel.server import __version__, logs
+from ouzel.server import __version__, app, logs
+from ouzel.server.app import Engine
+from ouzel.server.client import LspClient
 from ouzel.server.documents import UnknownDocumentError
-from ouzel.server.features import indexing, models
-from ouzel.server.features.context import service as context_service
 from ouzel.server.handlers import (
     chat,
     code_actions,
@@ -42,7 +42,7 @@ from ouzel.server.handlers import (
 )
 from ouzel.server.protocol import OuzelProtocol
 from ouzel.server.remote import RemoteConfig, check_listen_policy, server_ssl_context
-from ouzel.server.session import Engine, Session
+from ouzel.server.session import Session
 from ouzel.server.transport import (
     StdoutWriter,
     StreamWriterAdapter,
@@ -153,7 +153,9 @@ class OuzelServer(LanguageServer):
             converter_factory=plain_json_converter,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
-        self.session = Session(self, engine)
+        client = LspClient(self)
+        self.session = app.build_session(engine, client, self)
+        client.session = self.session
 
     @property
     def ouzel_protocol(self) -> OuzelProtocol:
@@ -212,9 +214,6 @@ def _bind_command(session: Session, handler: Callable[..., Any]) -> Callable[...
 
 def create_server(engine: Engine) -> OuzelServer:
     server = OuzelServer(engine)
-    indexing.install(engine)  # the workspace index follows every session (idempotent)
-    context_service.install(engine)  # recent code, Jedi analysis, the completion context
-    models.install(engine)  # the router's status section and probes, for every session
     for route in routes():
         if route.command:
             server.command(route.method)(_bind_command(server.session, route.handler))
@@ -224,7 +223,7 @@ def create_server(engine: Engine) -> OuzelServer:
 
 
 def _attach_client_log(server: OuzelServer) -> logs.ClientLogHandler:
-    handler = logs.ClientLogHandler(server.session.log_to_client)
+    handler = logs.ClientLogHandler(server.session.client.log)
     logging.getLogger("ouzel").addHandler(handler)
     return handler
 
@@ -267,12 +266,7 @@ async def serve_connection(
         code = exited.result() if exited.done() else (0 if protocol._shutdown else 1)
     finally:
         logging.getLogger("ouzel").removeHandler(client_log)
-        server.session.cancel_background()
-        for hook in list(server.session.engine.session_ended):
-            try:
-                hook(server.session)
-            except Exception:
-                log.exception("a session end hook failed")
+        app.end_session(server.session)
     return code
 
 

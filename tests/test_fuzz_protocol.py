@@ -13,8 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ouzel.server.app import build_engine
 from ouzel.server.server import create_server, routes
-from ouzel.server.session import Engine
 
 METHODS = sorted({route.method for route in routes()} - {"initialize", "shutdown", "exit"}) + [
     "textDocument/hover",
@@ -93,7 +93,7 @@ class Capture:
 
 
 async def _run(batch: list[dict[str, Any]]) -> Capture:
-    server = create_server(Engine())
+    server = create_server(build_engine())
     server.session.bind_loop(asyncio.get_running_loop())
     capture = Capture()
     protocol = server.ouzel_protocol

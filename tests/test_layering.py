@@ -22,16 +22,10 @@ LSP_MODULES = ("pygls", "lsprotocol", "cattrs")
 # The settings model is plain pydantic: the one piece of `server/` the libraries may read
 # (with its trust policy and the package it lives in).
 ALLOWED_FROM_SERVER = {"ouzel.server.settings", "ouzel.server.settings_trust", "ouzel.server"}
-# Imports that break the rules today and are being removed: the features below import
-# `Session` (which is built on pygls) at run time. The composition-root work (issue 11)
-# passes sessions in instead; delete each entry when its import goes (a test below fails
-# when an entry is no longer needed). Nothing may be added here.
-KNOWN_BREACHES = {
-    ("ouzel.server.features.completion", "ouzel.server.session"),
-    ("ouzel.server.features.context.service", "ouzel.server.session"),
-    ("ouzel.server.features.indexing", "ouzel.server.session"),
-    ("ouzel.server.features.models", "ouzel.server.session"),
-}
+# Imports that break the rules and are being removed; a test below fails when an entry is
+# no longer needed. Empty since `server/session.py` became LSP-free (its LSP side is
+# `server/client.py`). Nothing may be added here.
+KNOWN_BREACHES: set[tuple[str, str]] = set()
 
 
 def _modules() -> dict[str, Path]:

@@ -7,12 +7,33 @@ and the exact prompt; `--json` prints what the `ouzel/context` request returns.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ouzel.server.cli import Command, register
+
+if TYPE_CHECKING:
+    # The pipeline loads when the command runs, so `ouzel --help` stays fast.
+    from ouzel.indexer.index import WorkspaceIndex
+    from ouzel.server.documents import Document
+    from ouzel.server.features.context.service import ContextReport
+    from ouzel.server.settings import Settings
+
+ANALYSIS_WAIT_S = 60.0
+LANGUAGE_IDS = {
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".ts": "typescript",
+    ".tsx": "typescriptreact",
+    ".rs": "rust",
+    ".go": "go",
+    ".md": "markdown",
+}
 
 DESCRIPTION = (
     "show the repository context and the exact prompt a completion at FILE:LINE:COL would "
@@ -39,14 +60,15 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "location",
         metavar="FILE:LINE:COL",
         type=parse_location,
-        help="the cursor; LINE and COL are 1-based (COL in characters)",
+        nargs="+",
+        help="the cursor; LINE and COL are 1-based (COL in characters); several cursors "
+        "share one model load (--json then prints a list)",
     )
     parser.add_argument("--json", action="store_true", help="print the ouzel/context result")
     parser.add_argument(
         "--root",
         metavar="PATH",
-        help="workspace folder (default: the nearest folder above FILE with .git, .ouzel, "
-        "pyproject.toml, …)",
+        help="workspace folder (default: the nearest folder above FILE with .ouzel/ or .git)",
     )
     parser.add_argument("--index-dir", metavar="DIR", help="an explicit index folder")
 
@@ -65,50 +87,125 @@ def _offset(text: str, line: int, column: int) -> int | str:
     return begin + column - 1
 
 
-def _run(args: argparse.Namespace) -> int:
-    from ouzel.server.features.context.standalone import Standalone, find_root
-    from ouzel.server.settings import load_for_workspace
+@dataclass(frozen=True)
+class Cursor:
+    path: Path
+    text: str
+    line: int  # 1-based, as given
+    column: int
+    offset: int  # code points into `text`
 
-    path, line, column = args.location
-    path = path.expanduser().resolve()
-    try:
-        data = path.read_bytes()
-        text = data.decode("utf-8")
-    except OSError as exc:
-        print(f"ouzel: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    except UnicodeDecodeError:
-        print(f"ouzel: {path} is not UTF-8 text", file=sys.stderr)
-        return 2
-    offset = _offset(text, line, column)
-    if isinstance(offset, str):
-        print(f"ouzel: {path}: {offset}", file=sys.stderr)
-        return 2
-    root = Path(args.root).resolve() if args.root else find_root(path)
-    loaded = load_for_workspace(root)
-    for problem in loaded.problems:
-        print(f"ouzel: {problem}", file=sys.stderr)
+
+def _run(args: argparse.Namespace) -> int:
+    cursors = []
+    for given, line, column in args.location:
+        cursor = _cursor(given.expanduser().resolve(), line, column)
+        if isinstance(cursor, str):
+            print(f"ouzel: {cursor}", file=sys.stderr)
+            return 2
+        cursors.append(cursor)
+    root = Path(args.root).resolve() if args.root else find_root(cursors[0].path)
     index_dir = Path(args.index_dir).resolve() if args.index_dir else None
-    standalone = Standalone(root, loaded.settings, index_dir)
-    report, notes = standalone.report(path, text, offset)
+    reports, notes = asyncio.run(_reports(root, cursors, index_dir))
     if args.json:
-        print(json.dumps(_json(report, path, text, offset, notes), indent=2, ensure_ascii=False))
+        from ouzel.server.handlers.context import report_json
+
+        results = []
+        for cursor, (report, doc) in zip(cursors, reports, strict=True):
+            result = report_json(report, doc, cursor.offset, "utf-32")
+            result["notes"] = notes
+            results.append(result)
+        shown: Any = results[0] if len(results) == 1 else results
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
     else:
-        _print(report, path, line, column, notes)
+        for cursor, (report, _) in zip(cursors, reports, strict=True):
+            _print(report, cursor.path, cursor.line, cursor.column, notes)
     return 0
 
 
-def _json(report: Any, path: Path, text: str, offset: int, notes: list[str]) -> dict[str, Any]:
-    from ouzel.server.documents import Document
-    from ouzel.server.handlers.context import report_json
+def _cursor(path: Path, line: int, column: int) -> Cursor | str:
+    """The cursor at a 1-based (line, column) of the file, or why there is none."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    except UnicodeDecodeError:
+        return f"{path} is not UTF-8 text"
+    offset = _offset(text, line, column)
+    if isinstance(offset, str):
+        return f"{path}: {offset}"
+    return Cursor(path, text, line, column, offset)
 
-    doc = Document.create(path.as_uri(), "", 0, text)
-    result = report_json(report, doc, offset, "utf-32")
-    result["notes"] = notes
-    return result
+
+async def _reports(
+    root: Path, cursors: list[Cursor], index_dir: Path | None
+) -> tuple[list[tuple[ContextReport, Document]], list[str]]:
+    """The server's own pipeline in a headless session built by the composition root:
+    the same settings, context engine, model and prompt as a completion in an editor.
+    Each cursor gets its file opened afresh, as if an editor had just opened it."""
+    from ouzel.server import app  # the composition root: the server's own objects
+    from ouzel.server.handlers.lifecycle import add_folder, reload_settings
+
+    engine = app.build_engine()
+    index: WorkspaceIndex | None = None
+    session = app.build_session(engine, indexes=lambda: [index] if index is not None else [])
+    session.bind_loop(asyncio.get_running_loop())
+    try:
+        add_folder(session, root.as_uri())
+        for problem in reload_settings(session, announce=False):
+            print(f"ouzel: {problem}", file=sys.stderr)
+        notes = ["no editor session here: the only recent code is the file as just opened"]
+        index, note = _open_index(root, session.settings_for(root), index_dir)
+        if note:
+            notes.append(note)
+        reports = []
+        for cursor in cursors:
+            uri = cursor.path.as_uri()
+            doc = session.documents.open(uri, _language_id(cursor.path), 0, cursor.text)
+            snap = session.snapshot(doc)
+            # Jedi's analysis is waited for: there is no next keystroke to bring it.
+            await session.context.settle(snap, cursor.offset, ANALYSIS_WAIT_S)
+            report = await session.context.inspect(snap, cursor.offset, session.completion)
+            reports.append((report, doc))
+            session.documents.close(uri)
+        return reports, notes
+    finally:
+        app.end_session(session)
+        engine.close()
+        if index is not None:
+            index.close()
 
 
-def _print(report: Any, path: Path, line: int, column: int, notes: list[str]) -> None:
+def _open_index(
+    root: Path, settings: Settings, index_dir: Path | None
+) -> tuple[WorkspaceIndex | None, str]:
+    """The workspace's index, read-only (an editor's server may be writing it), or why not."""
+    from ouzel.indexer.index import WorkspaceIndex
+    from ouzel.server.commands.workspace import cli_index_config, has_index
+
+    config = cli_index_config(settings, index_dir=str(index_dir) if index_dir else None)
+    if not has_index(root, config):
+        return None, f"no index of {root}: run `ouzel index` for search results"
+    index = WorkspaceIndex(root, config, writer=False)
+    if index.problem:
+        index.close()
+        return None, f"the index of {root} cannot be read ({index.problem})"
+    return index, ""
+
+
+def find_root(path: Path) -> Path:
+    """The workspace of `path` as every command finds it (else the file's folder)."""
+    from ouzel.server.commands.workspace import find_workspace_root
+
+    return find_workspace_root(path.parent) or path.parent
+
+
+def _language_id(path: Path) -> str:
+    """The LSP language id an editor would send for `path`."""
+    return LANGUAGE_IDS.get(path.suffix.lower(), path.suffix.lstrip(".").lower())
+
+
+def _print(report: ContextReport, path: Path, line: int, column: int, notes: list[str]) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.rule import Rule

@@ -8,8 +8,9 @@
             → generation (cancelled by a newer keystroke, didClose or $/cancelRequest)
             → dropped if the document moved on → post-processing → cache → telemetry
 
-One `CompletionEngine` per session (`engine_for`). Backends and their KV caches are
-process-wide (`server/features/models.py`).
+One `CompletionEngine` per session, built by `server/app.py` with what it needs: where
+backends come from (`SessionModels.backend_for`, process-wide backends and KV caches),
+their prompt templates, the repository context and the telemetry file.
 """
 
 from __future__ import annotations
@@ -19,31 +20,32 @@ import hashlib
 import logging
 import time
 import uuid
-import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from ouzel.inference.backend import Backend
-from ouzel.inference.templates import ContextSnippet
+from ouzel.inference.templates import ContextSnippet, PromptTemplate
 from ouzel.inference.types import BackendError, CancelToken, CompletionResult
 from ouzel.server.documents import Document
-from ouzel.server.features import models
 from ouzel.server.features.completion_cache import CachedSuggestion, TypeThroughCache
 from ouzel.server.features.completion_post import postprocess
 from ouzel.server.features.completion_prompt import PromptPlan, build_prompt
-from ouzel.server.features.telemetry import SERVICE as TELEMETRY_SERVICE
 from ouzel.server.features.telemetry import Telemetry
-from ouzel.server.session import Session
-from ouzel.server.settings import TaskKind
+from ouzel.server.session import Session, Snapshot
+from ouzel.server.settings import Settings, TaskKind
 
 log = logging.getLogger("ouzel.server.completion")
 
-# Repository context for a cursor: (session, document snapshot, offset) → snippets,
-# most useful first. Installed by the context engine with `set_context_provider`.
-ContextProvider = Callable[[Session, Document, int], Awaitable[Sequence[ContextSnippet]]]
+# Repository context for a cursor: (snapshot, offset) → snippets, most useful first (the
+# session's `SessionContext.provide`).
+ContextProvider = Callable[[Snapshot, int], Awaitable[Sequence[ContextSnippet]]]
+# The loaded backend for a task kind under these settings, None when none can serve
+# (`SessionModels.backend_for`).
+BackendSource = Callable[[TaskKind, Settings], Awaitable[Backend | None]]
+# The prompt template a backend's model expects (`SessionModels.template_for`).
+TemplateSource = Callable[[Backend, Settings], PromptTemplate]
 
 Kind = Literal["cold", "reused", "cache"]
 REUSED_SHARE = 0.5  # a request that found at least this share of its prompt cached is "reused"
@@ -70,14 +72,13 @@ class _Shown:
     shown: bool = False
 
 
-BackendSource = Callable[[Session, TaskKind], Awaitable[Backend | None]]
-
-
 @dataclass
 class CompletionEngine:
     session: Session
+    backend_source: BackendSource  # unit tests give a fake backend
+    template_for: TemplateSource
+    telemetry: Telemetry | None = None
     context_provider: ContextProvider | None = None
-    backend_source: BackendSource = models.backend_for  # unit tests give a fake backend
     cache: TypeThroughCache = field(default_factory=TypeThroughCache)
     _pending: dict[str, CancelToken] = field(default_factory=dict)  # running, per document
     _recent: OrderedDict[str, _Shown] = field(default_factory=OrderedDict)
@@ -87,13 +88,16 @@ class CompletionEngine:
 
     # --- the pipeline --------------------------------------------------------------------
 
-    async def suggest(self, doc: Document, offset: int, invoked: bool = False) -> Suggestion | None:
-        """A suggestion at `offset` of the snapshot `doc`, or None.
+    async def suggest(
+        self, snap: Snapshot, offset: int, invoked: bool = False
+    ) -> Suggestion | None:
+        """A suggestion at `offset` of the snapshot's document, or None.
 
         Cancelling the calling task (`$/cancelRequest`) stops the generation.
         """
         started = time.perf_counter()
-        settings = self.session.settings.completion
+        doc = snap.document
+        settings = snap.settings.completion
         if not settings.enabled:
             return None
         token = self._newest_wins(doc)
@@ -109,7 +113,7 @@ class CompletionEngine:
                 await asyncio.sleep(settings.debounce_ms / 1000)
             if token.cancelled:
                 return None
-            return await self._generate(doc, offset, token, started)
+            return await self._generate(snap, offset, token, started)
         except asyncio.CancelledError:
             token.cancel()
             raise
@@ -125,13 +129,14 @@ class CompletionEngine:
         return token
 
     async def _generate(
-        self, doc: Document, offset: int, token: CancelToken, started: float
+        self, snap: Snapshot, offset: int, token: CancelToken, started: float
     ) -> Suggestion | None:
-        backend = await self.backend_source(self.session, "inline_completion")
+        doc = snap.document
+        backend = await self.backend_source("inline_completion", snap.settings)
         if backend is None or token.cancelled:
             return None
-        snippets = await self._snippets(doc, offset)
-        plan = self.build_plan(backend, doc, offset, snippets)
+        snippets = await self._snippets(snap, offset)
+        plan = self.build_plan(backend, snap, offset, snippets)
         if plan is None or token.cancelled:
             return None
         call = asyncio.ensure_future(backend.complete(plan.request, token))
@@ -155,7 +160,7 @@ class CompletionEngine:
             result.text,
             plan.cursor,
             plan.mode,
-            self.session.settings.completion.max_lines,
+            snap.settings.completion.max_lines,
             truncated=result.stop_reason in ("length", "time"),
         )
         log.debug(
@@ -182,12 +187,13 @@ class CompletionEngine:
     def build_plan(
         self,
         backend: Backend,
-        doc: Document,
+        snap: Snapshot,
         offset: int,
         snippets: Sequence[ContextSnippet] = (),
     ) -> PromptPlan | None:
-        """The exact prompt the pipeline sends for `offset` in `doc` (also for ouzel/context)."""
-        settings = self.session.settings
+        """The exact prompt the pipeline sends for `offset` in the snapshot (also for
+        ouzel/context and `ouzel context`)."""
+        doc, settings = snap.document, snap.settings
         completion = settings.completion
         context_length = getattr(backend, "context_length", None)
         if isinstance(context_length, int):
@@ -200,38 +206,42 @@ class CompletionEngine:
             doc.text,
             doc.starts,
             offset,
-            path=self.display_path(doc.uri),
+            path=display_path(snap),
             language_id=doc.language_id,
-            template=models.template_for(self.session, backend),
+            template=self.template_for(backend, settings),
             count_tokens=backend.count_tokens,
             settings=completion,
             snippets=snippets,
             snippet_budget=settings.context.budget_tokens if settings.context.enabled else 0,
         )
 
-    async def _snippets(self, doc: Document, offset: int) -> Sequence[ContextSnippet]:
+    async def _snippets(self, snap: Snapshot, offset: int) -> Sequence[ContextSnippet]:
         provider = self.context_provider
-        settings = self.session.settings
+        settings = snap.settings
         if provider is None or not settings.context.enabled:
             return ()
         timeout = settings.completion.context_timeout_ms / 1000
         try:
-            return await asyncio.wait_for(provider(self.session, doc, offset), timeout)
+            return await asyncio.wait_for(provider(snap, offset), timeout)
         except asyncio.TimeoutError:
             log.debug("repository context took over %.0f ms; left out", timeout * 1000)
         except Exception:
             log.exception("the context provider failed; completing without repository context")
         return ()
 
-    def display_path(self, uri: str) -> str:
-        """The document's path relative to its workspace folder (what the prompt shows)."""
-        path = self.session.uri_to_path(uri)
-        if path is None:
-            return uri.rsplit("/", 1)[-1]
-        root = self.session.root_for(path)
-        if root is None:
-            return path.name
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    async def prompt_for(
+        self, snap: Snapshot, offset: int, snippets: Sequence[ContextSnippet] | None = None
+    ) -> PromptPlan | None:
+        """The prompt a completion at `offset` would send now (loads the model if needed).
+
+        With `snippets` None the context provider supplies them, as for a real completion.
+        """
+        backend = await self.backend_source("inline_completion", snap.settings)
+        if backend is None:
+            return None
+        if snippets is None:
+            snippets = await self._snippets(snap, offset)
+        return self.build_plan(backend, snap, offset, snippets)
 
     def _still_current(self, doc: Document) -> bool:
         current = self.session.documents.find(doc.uri)
@@ -350,9 +360,8 @@ class CompletionEngine:
         )
 
     def _record(self, event: str, **fields: Any) -> None:
-        if self.session.settings.telemetry:
-            telemetry: Telemetry = self.session.engine.service(TELEMETRY_SERVICE, Telemetry)
-            telemetry.record(event, **fields)
+        if self.telemetry is not None and self.session.settings.telemetry:
+            self.telemetry.record(event, **fields)
 
 
 def _kind(result: CompletionResult) -> Kind:
@@ -361,36 +370,10 @@ def _kind(result: CompletionResult) -> Kind:
     return "cold"
 
 
-_engines: weakref.WeakKeyDictionary[Session, CompletionEngine] = weakref.WeakKeyDictionary()
-
-
-def engine_for(session: Session) -> CompletionEngine:
-    """The session's completion engine, created (and wired to text sync) on first use."""
-    engine = _engines.get(session)
-    if engine is None:
-        engine = _engines[session] = CompletionEngine(session)
-        session.documents.on_change(engine.document_changed)
-        models.attach(session)
-    return engine
-
-
-def set_context_provider(session: Session, provider: ContextProvider | None) -> None:
-    """Plug repository context into this session's completion prompts (None: unplug)."""
-    engine_for(session).context_provider = provider
-
-
-async def prompt_for(
-    session: Session, doc: Document, offset: int, snippets: Sequence[ContextSnippet] | None = None
-) -> PromptPlan | None:
-    """The prompt a completion at `offset` would send now (loads the model if needed).
-
-    With `snippets` None the session's context provider supplies them, as for a real
-    completion.
-    """
-    engine = engine_for(session)
-    backend = await engine.backend_source(session, "inline_completion")
-    if backend is None:
-        return None
-    if snippets is None:
-        snippets = await engine._snippets(doc, offset)
-    return engine.build_plan(backend, doc, offset, snippets)
+def display_path(snap: Snapshot) -> str:
+    """The document's path relative to its workspace folder (what the prompt shows)."""
+    if snap.path is None:
+        return snap.uri.rsplit("/", 1)[-1]
+    if snap.root is None:
+        return snap.path.name
+    return snap.path.resolve().relative_to(snap.root.resolve()).as_posix()

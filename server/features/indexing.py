@@ -1,12 +1,14 @@
 """The engine-wide index service: one `WorkspaceIndex` per workspace root, shared by sessions.
 
-`install(engine)` hooks the service into session start and end. For each session it opens
-(or joins) the index of every workspace folder and feeds it: open buffers
+`server/app.py` attaches each session when it starts and detaches it when it ends. For
+each session the service opens (or joins) the index of every workspace folder and feeds
+it: open buffers
 (`DocumentStore.on_change`), saves (`Session.saved`), changes on disk (watchfiles in the
 indexer, plus `workspace/didChangeWatchedFiles`), folder changes and settings changes.
 All index work runs on the scheduler's thread and in parser processes; the hooks only
 queue requests, so the event loop never waits for the index. Progress of full updates goes
-to every attached session as `$/progress`; `ouzel/status` gets an "index" section.
+to every attached session as `$/progress`; `status(session)` is the "index" section of
+`ouzel/status`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ouzel.indexer.config import IndexConfig
 from ouzel.indexer.scheduler import IndexScheduler
 from ouzel.server.documents import Document
-from ouzel.server.session import Engine, ProgressReporter, Session
+from ouzel.server.session import Progress, Session
 from ouzel.server.settings import IndexSettings, Settings
 
 if TYPE_CHECKING:
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ouzel.server.indexing")
 
-SERVICE = "index"
 BUFFER_DEBOUNCE_S = 0.5
 PROGRESS_EVERY_S = 0.2
 WORKSPACE_SYMBOL_LIMIT = 100
@@ -64,11 +65,11 @@ class _Broadcast:
 
     def __init__(self, entry: _Root) -> None:
         self.entry = entry
-        self._reporters: list[ProgressReporter] = []
+        self._reporters: list[Progress] = []
         self._last = 0.0
 
     def begin(self, title: str) -> None:
-        self._reporters = [ProgressReporter(s, title, False) for s in list(self.entry.sessions)]
+        self._reporters = [s.client.progress(title, False) for s in list(self.entry.sessions)]
         for reporter in self._reporters:
             reporter.begin()
 
@@ -147,7 +148,6 @@ class IndexService:
             lambda added, removed: self._folders_changed(session, added, removed)
         )
         session.settings_changed.append(lambda settings: self._settings_changed(session, settings))
-        session.status_sections["index"] = lambda: self.status(session)
         self._open_roots(session, session.roots)
 
     def detach(self, session: Session) -> None:
@@ -157,11 +157,11 @@ class IndexService:
             self._leave(session, root)
 
     def _open_roots(self, session: Session, roots: list[Path]) -> None:
-        settings = session.settings.index
-        if not settings.enabled:
-            return
-        config = index_config(settings)
+        """Open (or join) the index of each root, configured by that root's own settings."""
         for root in roots:
+            wanted = self._wanted(session, root)
+            if wanted is None:
+                continue
             reason = too_broad(root)
             if reason:
                 log.warning("not indexing %s: %s", root, reason)
@@ -172,12 +172,18 @@ class IndexService:
                     return  # the session ended meanwhile
                 entry = self._roots.get(root)
                 if entry is None:
-                    entry = self._roots[root] = _Root(root, config, self)
+                    entry = self._roots[root] = _Root(root, wanted, self)
                     entry.sessions.add(session)
                     entry.start()
                 else:
                     entry.sessions.add(session)
                 self._session_roots[session].add(root)
+
+    @staticmethod
+    def _wanted(session: Session, root: Path) -> IndexConfig | None:
+        """The index configuration `root`'s settings ask for (None: indexing is off)."""
+        settings = session.settings_for(root).index
+        return index_config(settings) if settings.enabled else None
 
     def _leave(self, session: Session, root: Path) -> None:
         with self._lock:
@@ -245,18 +251,21 @@ class IndexService:
         self._open_roots(session, added)
 
     def _settings_changed(self, session: Session, settings: Settings) -> None:
-        wanted = index_config(settings.index) if settings.index.enabled else None
-        with self._lock:
-            roots = list(self._session_roots.get(session, set()))
-            current = [self._roots[r] for r in roots if r in self._roots]
-        if wanted is not None and all(entry.config == wanted for entry in current) and current:
-            return
-        for root in roots:
+        """Reopen the index of each folder whose own settings now ask for another one."""
+        changed = []
+        for root in session.roots:
+            wanted = self._wanted(session, root)
             with self._lock:
-                self._session_roots.get(session, set()).discard(root)
-            self._leave(session, root)
-        if wanted is not None:
-            self._open_roots(session, session.roots)
+                attached = root in self._session_roots.get(session, set())
+                entry = self._roots.get(root) if attached else None
+            if entry is not None and entry.config == wanted:
+                continue
+            if attached:
+                with self._lock:
+                    self._session_roots.get(session, set()).discard(root)
+                self._leave(session, root)
+            changed.append(root)
+        self._open_roots(session, changed)
 
     def resend_buffers(self, entry: _Root) -> None:
         """After a full update, index open buffers again (they may differ from disk)."""
@@ -283,13 +292,13 @@ class IndexService:
             entries = [self._roots[r] for r in sorted(roots) if r in self._roots]
         return [e.scheduler for e in entries if e.scheduler is not None]
 
-    def status(self, session: Session) -> dict[str, Any]:
+    def status(self, session: Session, settings: Settings) -> dict[str, Any]:
         per_root = [_camel(s.status()) for s in self.schedulers_for(session)]
         refused = {str(r): why for r, why in self._refused.items() if r in session.roots}
         last_errors = [r["lastError"] for r in per_root if r.get("lastError")]
         phases = {r.get("phase", "idle") for r in per_root}
         result: dict[str, Any] = {
-            "enabled": session.settings.index.enabled,
+            "enabled": settings.index.enabled,
             "phase": next(
                 (p for p in ("opening", "rebuilding", "scanning", "indexing") if p in phases),
                 "idle",
@@ -318,24 +327,6 @@ def _camel(value: Any) -> Any:
 def _camel_key(key: str) -> str:
     head, *rest = key.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def service(engine: Engine) -> IndexService:
-    found: IndexService = engine.service(SERVICE, IndexService)
-    return found
-
-
-def install(engine: Engine) -> None:
-    """Hook the index service into session start and end (once per engine)."""
-    index_service = service(engine)
-    if index_service.attach not in engine.session_started:
-        engine.session_started.append(index_service.attach)
-        engine.session_ended.append(index_service.detach)
-
-
-def indexes_for(session: Session) -> list[WorkspaceIndex]:
-    """The ready indexes of the session's workspace folders."""
-    return service(session.engine).indexes_for(session)
 
 
 # --- symbols for the handlers --------------------------------------------------------------

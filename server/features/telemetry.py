@@ -23,7 +23,6 @@ from ouzel.server.logs import state_dir
 log = logging.getLogger("ouzel.server.telemetry")
 
 FILE_NAME = "completions.jsonl"
-SERVICE = "telemetry"
 
 
 def telemetry_path() -> Path:

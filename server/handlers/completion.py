@@ -19,11 +19,10 @@ from lsprotocol import types
 
 from ouzel.indexer.languages import is_python
 from ouzel.server import convert
-from ouzel.server.documents import Document
 from ouzel.server.features import completion
 from ouzel.server.features.completion_jedi import JediCompleter, JediItem
 from ouzel.server.handlers import ranges
-from ouzel.server.session import Session
+from ouzel.server.session import Session, Snapshot
 
 log = logging.getLogger("ouzel.server.handlers.completion")
 
@@ -50,17 +49,16 @@ _JEDI_KINDS = {
 async def inline_completion(
     session: Session, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList:
-    doc = session.documents.get(params.text_document.uri)  # the snapshot, before any await
-    position = params.position
-    resolved = doc.offset(position.line, position.character, session.encoding)
+    snap = session.snapshot(params.text_document.uri)  # before any await
+    doc, position = snap.document, params.position
+    resolved = doc.offset(position.line, position.character, snap.encoding)
     if not resolved.in_range:
         return types.InlineCompletionList(items=[])
     invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
-    engine = completion.engine_for(session)
-    suggestion = await engine.suggest(doc, resolved.offset, invoked)
+    suggestion = await session.completion.suggest(snap, resolved.offset, invoked)
     if suggestion is None:
         return types.InlineCompletionList(items=[])
-    at = ranges.to_lsp_position(doc.text, doc.starts, resolved.offset, session.encoding)
+    at = ranges.to_lsp_position(doc.text, doc.starts, resolved.offset, snap.encoding)
     item = types.InlineCompletionItem(
         insert_text=suggestion.text,
         range=types.Range(start=at, end=at),
@@ -72,9 +70,9 @@ async def inline_completion(
 async def completion_popup(
     session: Session, params: types.CompletionParams
 ) -> types.CompletionList:
-    doc = session.documents.get(params.text_document.uri)  # the snapshot, before any await
-    position = params.position
-    resolved = doc.offset(position.line, position.character, session.encoding)
+    snap = session.snapshot(params.text_document.uri)  # before any await
+    doc, position = snap.document, params.position
+    resolved = doc.offset(position.line, position.character, snap.encoding)
     if not resolved.in_range:
         return types.CompletionList(is_incomplete=False, items=[])
     offset = resolved.offset
@@ -82,20 +80,20 @@ async def completion_popup(
         params.context is not None
         and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
     )
-    engine = completion.engine_for(session)
     suggestion, semantic = await asyncio.gather(
-        engine.suggest(doc, offset, invoked), _jedi_items(session, doc, offset)
+        session.completion.suggest(snap, offset, invoked), _jedi_items(session, snap, offset)
     )
     items: list[types.CompletionItem] = []
     if suggestion is not None:
-        items.append(_suggestion_item(session, doc, offset, suggestion))
-    items += [_jedi_item(session, doc, offset, item, rank) for rank, item in enumerate(semantic)]
+        items.append(_suggestion_item(snap, offset, suggestion))
+    items += [_jedi_item(snap, offset, item, rank) for rank, item in enumerate(semantic)]
     return types.CompletionList(is_incomplete=True, items=items)
 
 
 def _suggestion_item(
-    session: Session, doc: Document, offset: int, suggestion: completion.Suggestion
+    snap: Snapshot, offset: int, suggestion: completion.Suggestion
 ) -> types.CompletionItem:
+    doc = snap.document
     line_start = doc.starts[doc.position(offset, "utf-32")[0]]
     word = _WORD_BEFORE.search(doc.text[line_start:offset])
     typed = word.group(0) if word else ""
@@ -103,7 +101,7 @@ def _suggestion_item(
     first_line = new_text.split("\n", 1)[0].strip()
     label = first_line[:80] + (" …" if "\n" in new_text or len(first_line) > 80 else "")
     edit_range = ranges.to_lsp_range(
-        doc.text, doc.starts, convert.Span(offset - len(typed), offset), session.encoding
+        doc.text, doc.starts, convert.Span(offset - len(typed), offset), snap.encoding
     )
     return types.CompletionItem(
         label=label or new_text.strip()[:80],
@@ -121,12 +119,11 @@ def _suggestion_item(
     )
 
 
-def _jedi_item(
-    session: Session, doc: Document, offset: int, item: JediItem, rank: int
-) -> types.CompletionItem:
+def _jedi_item(snap: Snapshot, offset: int, item: JediItem, rank: int) -> types.CompletionItem:
+    doc = snap.document
     start = max(0, offset - item.prefix_length)
     edit_range = ranges.to_lsp_range(
-        doc.text, doc.starts, convert.Span(start, offset), session.encoding
+        doc.text, doc.starts, convert.Span(start, offset), snap.encoding
     )
     return types.CompletionItem(
         label=item.name,
@@ -137,16 +134,15 @@ def _jedi_item(
     )
 
 
-async def _jedi_items(session: Session, doc: Document, offset: int) -> list[JediItem]:
+async def _jedi_items(session: Session, snap: Snapshot, offset: int) -> list[JediItem]:
+    doc = snap.document
     if not is_python(doc.language_id, doc.uri):
         return []
     line, _ = doc.position(offset, "utf-32")
     column = offset - doc.starts[line]  # Jedi counts code points
-    path = session.uri_to_path(doc.uri)
-    root = session.root_for(path) if path is not None else None
-    completer: JediCompleter = session.engine.service("jedi", JediCompleter)
-    timeout = session.settings.completion.jedi_timeout_ms / 1000
-    return await completer.complete(doc.text, line, column, path, root, timeout)
+    completer: JediCompleter = session.engine.jedi
+    timeout = snap.settings.completion.jedi_timeout_ms / 1000
+    return await completer.complete(doc.text, line, column, snap.path, snap.root, timeout)
 
 
 def _accept_command(suggestion_id: str) -> types.Command:
@@ -160,20 +156,20 @@ def accepted(session: Session, arguments: list[Any]) -> None:
     """`workspace/executeCommand` "ouzel.accepted" [id]: the user took the whole suggestion."""
     suggestion_id = arguments[0] if arguments and isinstance(arguments[0], str) else None
     if suggestion_id:
-        completion.engine_for(session).accepted(suggestion_id)
+        session.completion.accepted(suggestion_id)
 
 
 def did_show(session: Session, params: Any) -> None:
     suggestion_id = _item_id(params)
     if suggestion_id:
-        completion.engine_for(session).shown(suggestion_id)
+        session.completion.shown(suggestion_id)
 
 
 def did_partially_accept(session: Session, params: Any) -> None:
     suggestion_id = _item_id(params)
     length = params.get("acceptedLength") if isinstance(params, dict) else None
     if suggestion_id:
-        completion.engine_for(session).partially_accepted(
+        session.completion.partially_accepted(
             suggestion_id, length if isinstance(length, int) else None
         )
 

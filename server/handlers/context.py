@@ -18,7 +18,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from ouzel.server import convert
 from ouzel.server.documents import Document
 from ouzel.server.features.context.model import ContextPart
-from ouzel.server.features.context.service import ContextReport, context_for
+from ouzel.server.features.context.service import ContextReport
 from ouzel.server.session import Session
 
 METHOD = "ouzel/context"
@@ -27,10 +27,11 @@ _converter = converters.get_converter()
 
 async def context(session: Session, params: Any) -> dict[str, Any]:
     position = _position_params(params)
-    doc = session.documents.get(position.text_document.uri)  # the snapshot, before awaiting
-    resolved = doc.offset(position.position.line, position.position.character, session.encoding)
-    report = await context_for(session).inspect(doc, resolved.offset)
-    result = report_json(report, doc, resolved.offset, session.encoding)
+    snap = session.snapshot(position.text_document.uri)  # before any await
+    doc = snap.document
+    resolved = doc.offset(position.position.line, position.position.character, snap.encoding)
+    report = await session.context.inspect(snap, resolved.offset, session.completion)
+    result = report_json(report, doc, resolved.offset, snap.encoding)
     result["positionInRange"] = resolved.in_range
     return result
 

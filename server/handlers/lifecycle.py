@@ -8,9 +8,9 @@ from typing import Any
 
 from lsprotocol import types
 
-from ouzel.server import __version__, logs
+from ouzel.server import __version__, app, logs
 from ouzel.server.session import Session
-from ouzel.server.settings import load_for_workspace, merge
+from ouzel.server.settings import Settings, load_for_workspace, merge
 
 log = logging.getLogger("ouzel.server.lifecycle")
 
@@ -45,11 +45,7 @@ def on_initialized(session: Session, params: types.InitializedParams) -> None:
 
 async def _after_initialized(session: Session) -> None:
     await pull_client_configuration(session)
-    for hook in list(session.engine.session_started):
-        try:
-            hook(session)
-        except Exception:
-            log.exception("a session start hook failed")
+    app.start_session(session)
 
 
 def on_shutdown(session: Session, params: Any) -> None:
@@ -85,21 +81,29 @@ async def pull_client_configuration(session: Session) -> None:
     reload_settings(session)
 
 
-def reload_settings(session: Session, announce: bool = True) -> None:
-    """Rebuild settings from all sources; tell the user about every invalid value."""
-    root = session.roots[0] if session.roots else None
+def reload_settings(session: Session, announce: bool = True) -> list[str]:
+    """Rebuild settings from all sources, for every workspace folder (each folder's
+    `.ouzel/config.toml` applies to its own files); report every invalid value once."""
     client_layer = merge(session.client_config, session.engine.overrides)
-    loaded = load_for_workspace(root, session.init_options, client_layer)
-    session.settings = loaded.settings
-    logs.set_level(loaded.settings.log_level)
-    for problem in loaded.problems:
+    roots = session.roots
+    problems: list[str] = []
+    per_folder: dict[Path, Settings] = {}
+    for root in roots or [None]:
+        loaded = load_for_workspace(root, session.init_options, client_layer)
+        problems += [p for p in loaded.problems if p not in problems]
+        if root is not None:
+            per_folder[root] = loaded.settings
+    first = per_folder[roots[0]] if roots else loaded.settings
+    session.settings = first
+    session.folder_settings = per_folder
+    logs.set_level(first.log_level)
+    for problem in problems:
         log.warning("%s", problem)
-    if loaded.problems and announce:
-        session.show_message(
-            "invalid settings ignored:\n" + "\n".join(loaded.problems), types.MessageType.Warning
-        )
+    if problems and announce:
+        session.show_message("invalid settings ignored:\n" + "\n".join(problems), "warning")
     for listener in list(session.settings_changed):
         try:
-            listener(loaded.settings)
+            listener(first)
         except Exception:
             log.exception("a settings listener failed")
+    return problems

@@ -120,7 +120,7 @@ def _locate(
 async def workspace_symbol(
     session: Session, params: types.WorkspaceSymbolParams
 ) -> list[types.WorkspaceSymbol]:
-    indexes = indexing.indexes_for(session)
+    indexes = session.engine.index.indexes_for(session)
     if not indexes:
         return []
     open_texts = {doc.uri: doc.text for doc in session.documents.all()}
@@ -201,7 +201,7 @@ async def document_symbol(
 
 
 def did_change_watched_files(session: Session, params: types.DidChangeWatchedFilesParams) -> None:
-    indexing.service(session.engine).files_changed(session, [c.uri for c in params.changes])
+    session.engine.index.files_changed(session, [c.uri for c in params.changes])
 
 
 REINDEX_COMMAND = "ouzel.index"
@@ -213,7 +213,7 @@ def reindex(session: Session, arguments: list[Any]) -> dict[str, Any]:
     Unchanged files are skipped by content hash, so this is cheap when little changed;
     progress arrives as `$/progress` like any indexing.
     """
-    schedulers = indexing.service(session.engine).schedulers_for(session)
+    schedulers = session.engine.index.schedulers_for(session)
     for scheduler in schedulers:
         scheduler.request_full()
     log.info("reindex requested for %d workspace folder(s)", len(schedulers))

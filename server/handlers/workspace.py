@@ -27,6 +27,7 @@ def did_change_workspace_folders(
         if path is not None:
             added.append(path)
     log.info("workspace folders: +%s -%s", [str(p) for p in added], [str(p) for p in removed])
+    reload_settings(session)  # the new folders' own .ouzel/config.toml
     for listener in list(session.folders_changed):
         listener(added, removed)
 

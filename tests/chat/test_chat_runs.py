@@ -12,13 +12,14 @@ import pytest
 from waiting import wait_until
 
 from ouzel.inference.types import CancelToken, ChatChunk, ChatMessage, ToolSpec
+from ouzel.server.app import build_engine
 from ouzel.server.documents import Document, TextChange
 from ouzel.server.features.chat import service
 from ouzel.server.features.chat.actions import ActionJob, run_action
 from ouzel.server.features.chat.store import UnknownConversation
 from ouzel.server.features.edits import Hunk, apply_hunks
 from ouzel.server.server import create_server
-from ouzel.server.session import Engine, Session
+from ouzel.server.session import Session
 
 SOURCE = "def area(w, h):\n    return w * h\n\n\ndef volume(w, h, d):\n    return area(w, h) * d\n"
 
@@ -74,7 +75,7 @@ class Recorder:
 
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[Session]:
-    server = create_server(Engine())
+    server = create_server(build_engine())
     root = tmp_path / "ws"
     root.mkdir()
     (root / "AGENTS.md").write_text("Answer in one sentence.\n")

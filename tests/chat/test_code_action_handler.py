@@ -8,10 +8,11 @@ from collections.abc import Iterator
 import pytest
 from lsprotocol import converters, types
 
+from ouzel.server.app import build_engine
 from ouzel.server.features.edits import Hunk, Region, hunks_for
 from ouzel.server.handlers import code_actions
 from ouzel.server.server import create_server
-from ouzel.server.session import Engine, Session
+from ouzel.server.session import Session
 
 URI = "file:///ws/shapes.py"
 SOURCE = "def area(w, h):\n    return w * h\n"
@@ -20,7 +21,7 @@ _converter = converters.get_converter()
 
 @pytest.fixture
 def session() -> Iterator[Session]:
-    server = create_server(Engine())
+    server = create_server(build_engine())
     yield server.session
     server.session.engine.close()
 

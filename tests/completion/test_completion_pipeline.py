@@ -11,12 +11,13 @@ from completion_fakes import ScriptedBackend
 
 from ouzel.inference.backend import Backend
 from ouzel.inference.templates import TEMPLATES, ContextSnippet
+from ouzel.server.app import build_engine
 from ouzel.server.documents import Document, TextChange
-from ouzel.server.features import completion
-from ouzel.server.features.completion import CompletionEngine, engine_for, prompt_for
+from ouzel.server.features.completion import CompletionEngine
 from ouzel.server.features.telemetry import read_events, summarize, telemetry_path
 from ouzel.server.server import create_server
-from ouzel.server.session import Engine, Session
+from ouzel.server.session import Session, Snapshot
+from ouzel.server.settings import Settings
 
 URI = "file:///work/geometry.py"
 TEXT = "def area(width, height):\n    \n\nprint(area(2, 3))\n"
@@ -26,16 +27,17 @@ BODY = "return width * height\n\nprint(area(2, 3))\n"
 
 @pytest.fixture
 def session() -> Iterator[Session]:
-    server = create_server(Engine())
+    server = create_server(build_engine())
     server.session.settings.completion.debounce_ms = 0
+    server.session.completion.context_provider = None  # tests plug in their own
     yield server.session
     server.session.engine.close()
 
 
 def use(session: Session, backend: ScriptedBackend) -> CompletionEngine:
-    engine = engine_for(session)
+    engine = session.completion
 
-    async def source(session: Session, task: str) -> Backend | None:
+    async def source(task: str, settings: Settings) -> Backend | None:
         return backend
 
     engine.backend_source = source
@@ -56,7 +58,7 @@ def type_chars(session: Session, doc: Document, offset: int, chars: str) -> Docu
 async def test_a_function_body_gets_a_suggestion(session: Session) -> None:
     backend = ScriptedBackend(BODY)
     engine = use(session, backend)
-    suggestion = await engine.suggest(open_doc(session), CURSOR)
+    suggestion = await engine.suggest(session.snapshot(open_doc(session)), CURSOR)
     assert suggestion is not None and suggestion.text == "return width * height"
     assert suggestion.kind == "reused"  # 8 of 10 prompt tokens were cached
     request = backend.requests[0]
@@ -68,10 +70,10 @@ async def test_typing_through_is_answered_from_the_cache(session: Session) -> No
     backend = ScriptedBackend(BODY)
     engine = use(session, backend)
     doc = open_doc(session)
-    first = await engine.suggest(doc, CURSOR)
+    first = await engine.suggest(session.snapshot(doc), CURSOR)
     assert first is not None
     doc = type_chars(session, doc, CURSOR, "ret")
-    second = await engine.suggest(doc, CURSOR + 3)
+    second = await engine.suggest(session.snapshot(doc), CURSOR + 3)
     assert second is not None and second.text == "urn width * height"
     assert second.kind == "cache" and second.id == first.id
     assert len(backend.requests) == 1  # no second model call
@@ -81,7 +83,9 @@ async def test_a_crlf_document_gets_a_block_without_carriage_returns(session: Se
     crlf = TEXT.replace("\n", "\r\n")
     backend = ScriptedBackend("total = width * height\r\n    return total\r\n\r\nprint(")
     engine = use(session, backend)
-    suggestion = await engine.suggest(open_doc(session, crlf), crlf.index("    \r\n") + 4)
+    suggestion = await engine.suggest(
+        session.snapshot(open_doc(session, crlf)), crlf.index("    \r\n") + 4
+    )
     assert suggestion is not None
     assert suggestion.text == "total = width * height\n    return total"
 
@@ -90,9 +94,9 @@ async def test_a_newer_request_cancels_the_running_one(session: Session) -> None
     backend = ScriptedBackend(BODY, char_delay=0.01)
     engine = use(session, backend)
     doc = open_doc(session)
-    older = asyncio.ensure_future(engine.suggest(doc, CURSOR))
+    older = asyncio.ensure_future(engine.suggest(session.snapshot(doc), CURSOR))
     await backend.started.wait()
-    newer = await engine.suggest(doc, CURSOR)
+    newer = await engine.suggest(session.snapshot(doc), CURSOR)
     assert await older is None
     assert backend.cancelled == 1
     assert newer is not None and newer.text == "return width * height"
@@ -102,7 +106,7 @@ async def test_a_keystroke_cancels_and_the_old_result_is_dropped(session: Sessio
     backend = ScriptedBackend(BODY, char_delay=0.01)
     engine = use(session, backend)
     doc = open_doc(session)
-    pending = asyncio.ensure_future(engine.suggest(doc, CURSOR))
+    pending = asyncio.ensure_future(engine.suggest(session.snapshot(doc), CURSOR))
     await backend.started.wait()
     type_chars(session, doc, CURSOR, "x")
     assert await pending is None
@@ -114,7 +118,7 @@ async def test_a_result_for_an_old_version_is_never_shown(session: Session) -> N
     backend = ScriptedBackend(BODY, char_delay=0.005, honour_cancel=False)
     engine = use(session, backend)
     doc = open_doc(session)
-    pending = asyncio.ensure_future(engine.suggest(doc, CURSOR))
+    pending = asyncio.ensure_future(engine.suggest(session.snapshot(doc), CURSOR))
     await backend.started.wait()
     type_chars(session, doc, CURSOR, "x")
     assert await pending is None
@@ -123,7 +127,7 @@ async def test_a_result_for_an_old_version_is_never_shown(session: Session) -> N
 async def test_closing_the_document_cancels(session: Session) -> None:
     backend = ScriptedBackend(BODY, char_delay=0.01)
     engine = use(session, backend)
-    pending = asyncio.ensure_future(engine.suggest(open_doc(session), CURSOR))
+    pending = asyncio.ensure_future(engine.suggest(session.snapshot(open_doc(session)), CURSOR))
     await backend.started.wait()
     session.documents.close(URI)
     assert await pending is None and backend.cancelled == 1
@@ -132,7 +136,7 @@ async def test_closing_the_document_cancels(session: Session) -> None:
 async def test_cancelling_the_request_task_stops_the_generation(session: Session) -> None:
     backend = ScriptedBackend(BODY, char_delay=0.01)
     engine = use(session, backend)
-    pending = asyncio.ensure_future(engine.suggest(open_doc(session), CURSOR))
+    pending = asyncio.ensure_future(engine.suggest(session.snapshot(open_doc(session)), CURSOR))
     await backend.started.wait()
     pending.cancel()  # what pygls does on $/cancelRequest
     with pytest.raises(asyncio.CancelledError):
@@ -147,9 +151,9 @@ async def test_debounce_lets_only_the_newest_keystroke_reach_the_model(session: 
     backend = ScriptedBackend(BODY)
     engine = use(session, backend)
     doc = open_doc(session)
-    first = asyncio.ensure_future(engine.suggest(doc, CURSOR))
+    first = asyncio.ensure_future(engine.suggest(session.snapshot(doc), CURSOR))
     await asyncio.sleep(0.01)
-    second = await engine.suggest(doc, CURSOR)
+    second = await engine.suggest(session.snapshot(doc), CURSOR)
     assert await first is None and second is not None
     assert len(backend.requests) == 1
 
@@ -158,7 +162,7 @@ async def test_mid_word_with_a_prefix_only_model_asks_nothing(session: Session) 
     backend = ScriptedBackend("anything")
     engine = use(session, backend)
     doc = open_doc(session, "value = fo(bar)\n")
-    assert await engine.suggest(doc, len("value = f")) is None
+    assert await engine.suggest(session.snapshot(doc), len("value = f")) is None
     assert backend.requests == []
 
 
@@ -166,7 +170,9 @@ async def test_fim_model_gets_prefix_and_suffix(session: Session) -> None:
     backend = ScriptedBackend("width * height", template=TEMPLATES["qwen"])
     engine = use(session, backend)
     doc = open_doc(session, "def area(width, height):\n    return \n")
-    suggestion = await engine.suggest(doc, len("def area(width, height):\n    return "))
+    suggestion = await engine.suggest(
+        session.snapshot(doc), len("def area(width, height):\n    return ")
+    )
     assert suggestion is not None and suggestion.text == "width * height"
     prompt = backend.requests[0].prompt
     assert prompt.startswith("<|file_sep|>geometry.py\n<|fim_prefix|>def area")
@@ -177,7 +183,7 @@ async def test_fim_model_gets_prefix_and_suffix(session: Session) -> None:
 async def test_disabled_completions_make_no_call(session: Session) -> None:
     session.settings.completion.enabled = False
     backend = ScriptedBackend(BODY)
-    assert await use(session, backend).suggest(open_doc(session), CURSOR) is None
+    assert await use(session, backend).suggest(session.snapshot(open_doc(session)), CURSOR) is None
     assert backend.requests == []
 
 
@@ -186,18 +192,18 @@ async def test_context_provider_snippets_enter_the_prompt(session: Session) -> N
     engine = use(session, backend)
     snippet = ContextSnippet("shapes.py", "def square(side):\n    return side * side", "definition")
 
-    async def provider(session: Session, doc: Document, offset: int) -> Sequence[ContextSnippet]:
+    async def provider(snap: Snapshot, offset: int) -> Sequence[ContextSnippet]:
         return [snippet]
 
-    completion.set_context_provider(session, provider)
+    session.completion.context_provider = provider
     doc = open_doc(session)
-    await engine.suggest(doc, CURSOR)
+    await engine.suggest(session.snapshot(doc), CURSOR)
     assert backend.requests[0].prompt.startswith(
         "# Context from shapes.py (definition):\n# def square(side):\n#     return side * side\n"
         "# Path: geometry.py\n"
     )
     # The context engine can show exactly that prompt.
-    plan = await prompt_for(session, doc, CURSOR)
+    plan = await session.completion.prompt_for(session.snapshot(doc), CURSOR)
     assert plan is not None and plan.request.prompt == backend.requests[0].prompt
 
 
@@ -206,16 +212,16 @@ async def test_a_slow_or_failing_context_provider_is_left_out(session: Session) 
     backend = ScriptedBackend(BODY)
     engine = use(session, backend)
 
-    async def slow(session: Session, doc: Document, offset: int) -> Sequence[ContextSnippet]:
+    async def slow(snap: Snapshot, offset: int) -> Sequence[ContextSnippet]:
         await asyncio.sleep(5)
         return []
 
-    async def broken(session: Session, doc: Document, offset: int) -> Sequence[ContextSnippet]:
+    async def broken(snap: Snapshot, offset: int) -> Sequence[ContextSnippet]:
         raise RuntimeError("index is gone")
 
     for provider in (slow, broken):
-        completion.set_context_provider(session, provider)
-        suggestion = await engine.suggest(open_doc(session), CURSOR)
+        session.completion.context_provider = provider
+        suggestion = await engine.suggest(session.snapshot(open_doc(session)), CURSOR)
         assert suggestion is not None
         assert "Context from" not in backend.requests[-1].prompt
 
@@ -224,11 +230,11 @@ async def test_telemetry_records_served_shown_accepted(session: Session) -> None
     backend = ScriptedBackend(BODY)
     engine = use(session, backend)
     doc = open_doc(session)
-    suggestion = await engine.suggest(doc, CURSOR)
+    suggestion = await engine.suggest(session.snapshot(doc), CURSOR)
     assert suggestion is not None
     engine.shown(suggestion.id)
     doc = type_chars(session, doc, CURSOR, "ret")
-    assert await engine.suggest(doc, CURSOR + 3) is not None
+    assert await engine.suggest(session.snapshot(doc), CURSOR + 3) is not None
     engine.partially_accepted(suggestion.id, 6)
     engine.accepted(suggestion.id)
     events = list(read_events(telemetry_path()))
@@ -253,5 +259,31 @@ async def test_telemetry_records_served_shown_accepted(session: Session) -> None
 async def test_telemetry_off_writes_nothing(session: Session) -> None:
     session.settings.telemetry = False
     engine = use(session, ScriptedBackend(BODY))
-    assert await engine.suggest(open_doc(session), CURSOR) is not None
+    assert await engine.suggest(session.snapshot(open_doc(session)), CURSOR) is not None
     assert not telemetry_path().exists()
+
+
+async def test_a_request_keeps_its_snapshot_when_settings_change_meanwhile(
+    session: Session,
+) -> None:
+    session.settings.completion.debounce_ms = 50
+    backend = ScriptedBackend(BODY)
+    engine = use(session, backend)
+    budgets: list[int] = []
+
+    async def provider(snap: Snapshot, offset: int) -> Sequence[ContextSnippet]:
+        budgets.append(snap.settings.context.budget_tokens)
+        return []
+
+    engine.context_provider = provider
+    snap = session.snapshot(open_doc(session))
+    pending = asyncio.ensure_future(engine.suggest(snap, CURSOR))
+    await asyncio.sleep(0.01)  # inside the debounce: the user's settings change now
+    changed = session.settings.model_copy(deep=True)
+    changed.completion.enabled = False
+    changed.context.budget_tokens = 7
+    session.settings = changed
+    suggestion = await pending
+    assert suggestion is not None and suggestion.text == "return width * height"
+    assert budgets == [snap.settings.context.budget_tokens] != [7]
+    assert await engine.suggest(session.snapshot(open_doc(session)), CURSOR) is None

@@ -346,12 +346,12 @@ def test_probes_go_only_where_the_settings_allow() -> None:
     router = Router(default_backend_factory)
     blocked = make_settings(models={"gpu": REMOTE, "tunnel": TUNNEL})
     router.status(blocked)
-    assert [health.name for _, health in router._probe_targets()] == ["tunnel"]
+    assert [health.name for _, health in router.backends.probe_targets()] == ["tunnel"]
     allowed = make_settings(
         models={"gpu": REMOTE, "tunnel": TUNNEL}, privacy={"allow_remote": True}
     )
     router.status(allowed)
-    assert sorted(health.name for _, health in router._probe_targets()) == ["gpu", "tunnel"]
+    assert sorted(health.name for _, health in router.backends.probe_targets()) == ["gpu", "tunnel"]
 
 
 class _Records(logging.Handler):
@@ -383,3 +383,41 @@ async def test_log_names_the_serving_profile_and_the_prompt_only_at_debug(
     # ghost text is served on every pause in typing: logged only at debug
     assert ("completion served by 'local'" in text) is (level == logging.DEBUG)
     assert ("secret_sauce" in text) is (level == logging.DEBUG)
+
+
+def test_policy_and_unrelated_settings_never_rebuild_a_backend() -> None:
+    built: list[str] = []
+
+    def factory(name: str, profile: ModelProfile) -> Backend:
+        built.append(name)
+        return FakeBackend(name)
+
+    router = Router(factory)
+    one = make_settings(
+        models={"local": {"backend": "llama_cpp", "read_timeout_s": 40, "notes": "fast"}}
+    )
+    two = make_settings(
+        models={"local": {"backend": "llama_cpp", "location": "local", "notes": "mine"}},
+        routing={"allow_fallback": False, "failure_threshold": 5, "probe_interval_s": 5},
+        privacy={"redact_secrets": False},
+    )
+    entries = {
+        id(router.entry("local", s.models["local"], s)) for _ in range(3) for s in (one, two)
+    }
+    assert built == ["local"] and len(entries) == 1
+    other_model = make_settings(models={"local": {"backend": "llama_cpp", "n_threads": 3}})
+    router.entry("local", other_model.models["local"], other_model)
+    assert built == ["local", "local"]  # what the backend is built from did change
+
+
+def test_probes_follow_each_callers_privacy_not_the_last_one() -> None:
+    clock = Clock()
+    router = Router(default_backend_factory, clock=clock)
+    allowed = make_settings(models={"gpu": REMOTE}, privacy={"allow_remote": True})
+    blocked = make_settings(models={"gpu": REMOTE})
+    router.status(allowed)
+    router.status(blocked)  # another session that does not allow it: the first one still does
+    assert [health.name for _, health in router.backends.probe_targets()] == ["gpu"]
+    clock.now += 601  # nobody who allows it asked for it in ten minutes
+    router.status(blocked)
+    assert router.backends.probe_targets() == []

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ouzel.inference.types import BackendError
 from ouzel.server.documents import Document
-from ouzel.server.features import code_actions, models
+from ouzel.server.features import code_actions
 from ouzel.server.features.chat import service
 from ouzel.server.features.code_actions import ActionName, Definition
 from ouzel.server.features.edits import (
@@ -126,7 +126,7 @@ async def run_action(
     job: ActionJob,
     stream: service.Stream,
     apply: Apply,
-    backend_source: service.Backends = models.backend_for,
+    backend_source: service.Backends = service.session_backend,
 ) -> ActionResult:
     doc = job.document
     started = time.perf_counter()

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ouzel.indexer.walk import is_secret_path
 from ouzel.inference.types import BackendError, CancelToken, ChatChunk, ChatMessage
 from ouzel.server.documents import Document
-from ouzel.server.features import models
 from ouzel.server.features.chat.prompt import ContextItem, build_messages, fit_items
 from ouzel.server.features.chat.rules import RuleFile, read_rules
 from ouzel.server.features.chat.store import ChatStore, SearchHit, Turn, store_path
@@ -27,11 +26,11 @@ from ouzel.server.logs import state_dir
 from ouzel.server.settings import TaskKind
 
 if TYPE_CHECKING:  # sessions are passed in; features do not import LSP
-    from ouzel.server.session import Engine, Session
+    from ouzel.server.app import Engine
+    from ouzel.server.session import Session
 
 log = logging.getLogger("ouzel.chat")
 
-STORES_SERVICE = "chat-stores"
 _OPEN_FILE_LINES = 60  # lines of another open document shown to the model
 _SELECTION_LINES = 200
 _INDEX_HITS = 4
@@ -70,8 +69,7 @@ class ChatStores:
 
 
 def stores(engine: Engine) -> ChatStores:
-    service: ChatStores = engine.service(STORES_SERVICE, ChatStores)
-    return service
+    return engine.chat
 
 
 @dataclass
@@ -221,10 +219,9 @@ def document_items(session: Session, request: ChatRequest) -> list[ContextItem]:
 def index_items(session: Session, query: str) -> list[ContextItem]:
     """BM25 hits of the workspace index for the message's words (on a worker thread)."""
     from ouzel.indexer.search import search_chunks
-    from ouzel.server.features.indexing import indexes_for
 
     items: list[ContextItem] = []
-    for index in indexes_for(session):
+    for index in session.engine.index.indexes_for(session):
         try:
             hits = search_chunks(index, query, _INDEX_HITS)
         except Exception as exc:  # the index is a cache: a failing one only means no hits
@@ -251,13 +248,11 @@ def index_items(session: Session, query: str) -> list[ContextItem]:
 
 async def definition_items(session: Session, request: ChatRequest) -> list[ContextItem]:
     """Definitions the code at the cursor uses, from the context engine (Jedi for Python)."""
-    from ouzel.server.features.context.service import context_for
-
     doc = request.document
     if doc is None or request.cursor_offset is None:
         return []
     try:
-        result = await context_for(session).gather(doc, request.cursor_offset)
+        result = await session.context.gather(session.snapshot(doc), request.cursor_offset)
     except Exception as exc:
         log.warning("no definitions for chat: %s", exc)
         return []
@@ -331,13 +326,18 @@ async def until_cancelled(
 Backends = Callable[["Session", TaskKind], Awaitable[Any]]
 
 
+async def session_backend(session: Session, task: TaskKind) -> Any:
+    """The backend serving `task` under the session's settings (`SessionModels`)."""
+    return await session.models.backend_for(task, session.settings)
+
+
 async def run_turn(
     session: Session,
     request: ChatRequest,
     stream: Stream,
     task: TaskKind = "chat",
     messages_override: list[ChatMessage] | None = None,
-    backend_source: Backends = models.backend_for,
+    backend_source: Backends = session_backend,
     title: str = "Ouzel chat",
     begin_extra: dict[str, Any] | None = None,
 ) -> TurnResult:

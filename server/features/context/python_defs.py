@@ -150,6 +150,7 @@ class JediService:
         self._pending: dict[str, tuple[int, Future[ImportTable | None]]] = {}
         self._cursor_sites: dict[tuple[str, str], list[DefinitionSite]] = {}
         self._lock = threading.Lock()
+        self._running: set[Future[Any]] = set()
         self._closed = False
 
     def close(self) -> None:
@@ -249,9 +250,13 @@ class JediService:
                 result.set_result(table)
 
         try:
-            self._after.submit(run)
+            job = self._after.submit(run)
         except RuntimeError:  # shut down
             result.set_result(table)
+            return
+        with self._lock:
+            self._running.add(job)
+        job.add_done_callback(self._finished)
 
     # --- look-ups at the cursor -----------------------------------------------------------
 
@@ -322,7 +327,20 @@ class JediService:
         watchdog.daemon = True
         watchdog.start()
         job.add_done_callback(lambda _: watchdog.cancel())
+        with self._lock:
+            self._running.add(job)
+        job.add_done_callback(self._finished)
         return job
+
+    def _finished(self, job: Future[Any]) -> None:
+        with self._lock:
+            self._running.discard(job)
+
+    def busy(self) -> int:
+        """Jobs submitted and not finished yet, the warming after an analysis included
+        (for `ouzel/status`)."""
+        with self._lock:
+            return len(self._running)
 
     def _overrun(self, pool: ProcessPoolExecutor, job: Future[Any]) -> None:
         if not job.done():
