@@ -107,7 +107,8 @@ def default_backend_factory(name: str, profile: ModelProfile) -> Backend:
 
     options = LlamaOptions(n_ctx=profile.context_length, n_threads=profile.n_threads)
     path = Path(profile.model_path).expanduser() if profile.model_path else None
-    return LlamaCppBackend(path, options, template=profile.template)
+    # `model` names a catalog model (`ouzel models list`); `model_path` wins when both are set.
+    return LlamaCppBackend(path, options, template=profile.template, catalog_name=profile.model)
 
 
 def configured_profiles(settings: Settings) -> dict[str, ModelProfile]:

@@ -133,7 +133,9 @@ class ModelProfile(Section):
     )
     model: str | None = Field(
         None,
-        description="Model id sent to an OpenAI-compatible server; empty: the first one it serves.",
+        description="Model id sent to an OpenAI-compatible server (empty: the first one it "
+        "serves); for `llama_cpp`, an installed model's name from `ouzel models list` (used when "
+        "`model_path` is empty).",
         json_schema_extra={"trust": "any"},
     )
     base_url: str | None = Field(

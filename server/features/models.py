@@ -130,7 +130,11 @@ def template_for(session: Session, backend: Backend) -> PromptTemplate:
 def _start_loading(session: Session, backend: LlamaCppBackend) -> None:
     if backend.state != "unloaded":
         return
-    label = backend.model_path.name if backend.model_path else "the embedded model"
+    label = (
+        backend.model_path.name
+        if backend.model_path
+        else backend.catalog_name or "the embedded model"
+    )
     reporter = ProgressReporter(session, f"Loading {label}", cancellable=False)
     reporter.begin()
 
@@ -152,7 +156,14 @@ def _announce(session: Session, state: _SessionModels, profile: str, problem: st
         return
     state.announced.add(key)
     config = session.settings.models.get(profile)
-    if config is not None and config.backend == "llama_cpp":
+    if (
+        config is not None
+        and config.backend == "llama_cpp"
+        and config.model
+        and not config.model_path
+    ):
+        fix = f"run `ouzel models install {config.model}`, or set `models.{profile}.model_path`"
+    elif config is not None and config.backend == "llama_cpp":
         fix = (
             f"set `models.{profile}.model_path` to a GGUF file, or leave it empty for the "
             "embedded model"
