@@ -27,7 +27,7 @@ not whether it arrived in time on a busy machine; latency is printed next to eac
 (p50/p95 of a request with the model loaded, a new place each time).
 
     python benchmarks/completion_quality.py [--limit 20] [--models qwen2.5-coder-0.5b ...]
-        [--sets humaneval repo] [--runners ouzel ouzel-noctx raw] [--json OUT]
+        [--sets humaneval repo] [--runners ouzel ouzel-noctx raw] [--json OUT] [--warm]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import argparse
 import ast
 import gzip
 import json
+import os
 import random
 import shutil
 import statistics
@@ -58,6 +59,9 @@ from ouzel.inference.llama_cpp import LlamaOptions, fim_token_texts, open_llama 
 from ouzel.inference.templates import detect_template, fit_window  # noqa: E402
 from ouzel.server.convert import line_starts  # noqa: E402
 from ouzel.server.settings import CompletionSettings  # noqa: E402
+
+# The servers get their own cache folder (tests/rpc.py): point them at the installed models.
+os.environ.setdefault(catalog.MODELS_DIR_ENV, str(catalog.models_dir()))
 
 SEED = 14
 REPO_PACKAGES = ("rich", "jedi", "pathspec", "pygls", "parso")
@@ -95,6 +99,7 @@ class Answer:
     latency_s: float
     exact: bool = False
     passed: bool | None = None
+    warm_latency_s: float | None = None  # the same place again, the prompt's KV cached
 
 
 @dataclass
@@ -106,6 +111,7 @@ class Row:
 
     def summary(self) -> dict[str, Any]:
         latencies = sorted(a.latency_s * 1000 for a in self.answers)
+        warm = [a.warm_latency_s * 1000 for a in self.answers if a.warm_latency_s is not None]
         passes = [a.passed for a in self.answers if a.passed is not None]
         return {
             "model": self.model,
@@ -119,6 +125,7 @@ class Row:
             "p95ms": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
             if latencies
             else None,
+            "warmP50ms": statistics.median(warm) if warm else None,
         }
 
 
@@ -279,7 +286,10 @@ def wait_for(what: str, check: Any, timeout: float, interval: float = 0.5) -> An
 class OuzelRunner:
     """`ouzel serve --model NAME` over stdio; one document per place."""
 
-    def __init__(self, model: str, context: bool, workspace: Path, scratch: Path) -> None:
+    def __init__(
+        self, model: str, context: bool, workspace: Path, scratch: Path, measure_warm: bool
+    ) -> None:
+        self.measure_warm = False  # not for the warm-up request
         settings = json.loads(json.dumps(SERVER_SETTINGS))
         settings["context"]["enabled"] = context
         self.workspace = workspace
@@ -295,12 +305,14 @@ class OuzelRunner:
         self.version = 0
         # Load the model before timing anything.
         warm = Case("warm", "warm", "warm.py", "def f(x):\n    \n", 1, 4, "")
-        wait_for(
-            "the model to load and answer",
-            lambda: self.complete(warm).text,
-            timeout=600,
-            interval=1,
-        )
+        wait_for("the model to load and answer", lambda: self._answers(warm), timeout=600)
+        self.measure_warm = measure_warm
+
+    def _answers(self, case: Case) -> bool:
+        model = self.client.request("ouzel/status", timeout=60)["result"].get("model") or {}
+        if model.get("state") == "failed":
+            raise RuntimeError(f"the server's model failed: {model.get('error')}")
+        return bool(self.complete(case).text)
 
     def _index_idle(self) -> bool:
         status = self.client.request("ouzel/status", timeout=60)["result"]
@@ -323,20 +335,42 @@ class OuzelRunner:
         )
         started = time.perf_counter()
         response = self.client.request(
-            "textDocument/inlineCompletion",
-            {
-                "textDocument": {"uri": uri},
-                "position": {"line": case.line, "character": case.column},
-                "context": {"triggerKind": 1},
-            },
-            timeout=REQUEST_TIMEOUT_S,
+            "textDocument/inlineCompletion", self._params(uri, case), timeout=REQUEST_TIMEOUT_S
         )
         latency = time.perf_counter() - started
-        self.client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
         if "error" in response:
             raise RuntimeError(f"{case.id}: {response['error']}")
         items = response["result"]["items"] if response.get("result") else []
-        return Answer(items[0]["insertText"] if items else "", latency)
+        answer = Answer(items[0]["insertText"] if items else "", latency)
+        if self.measure_warm:
+            answer.warm_latency_s = self._warm_request(uri, case)
+        self.client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        return answer
+
+    def _warm_request(self, uri: str, case: Case) -> float:
+        """The same place after an edit at the end of the file: the text after the cursor
+        changed (no type-through cache), the prompt's start is in the KV cache."""
+        self.version += 1
+        self.client.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": uri, "version": self.version},
+                "contentChanges": [{"text": case.text + "\n"}],
+            },
+        )
+        started = time.perf_counter()
+        self.client.request(
+            "textDocument/inlineCompletion", self._params(uri, case), timeout=REQUEST_TIMEOUT_S
+        )
+        return time.perf_counter() - started
+
+    @staticmethod
+    def _params(uri: str, case: Case) -> dict[str, Any]:
+        return {
+            "textDocument": {"uri": uri},
+            "position": {"line": case.line, "character": case.column},
+            "context": {"triggerKind": 1},
+        }
 
     def close(self) -> None:
         try:
@@ -419,7 +453,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                 print(f"skipping {model}: `ouzel models install {model}`", file=sys.stderr)
                 continue
             for runner_name in args.runners:
-                runner = _start(runner_name, model, workspace, scratch)
+                runner = _start(runner_name, model, workspace, scratch, args.warm)
                 try:
                     for set_name, cases in sets.items():
                         row = Row(model, runner_name, set_name)
@@ -434,12 +468,14 @@ def run(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-def _start(runner: str, model: str, workspace: Path, scratch: Path) -> OuzelRunner | RawRunner:
+def _start(
+    runner: str, model: str, workspace: Path, scratch: Path, warm: bool
+) -> OuzelRunner | RawRunner:
     if runner == "raw":
         return RawRunner(model)
     server_scratch = scratch / f"{model}-{runner}"
     server_scratch.mkdir()
-    return OuzelRunner(model, runner == "ouzel", workspace, server_scratch)
+    return OuzelRunner(model, runner == "ouzel", workspace, server_scratch, warm)
 
 
 def print_table(rows: list[Row], args: argparse.Namespace) -> None:
@@ -450,7 +486,8 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
         title="single-line infilling (exact match of the first line; pass@1: the problem's tests)",
         caption=f"--limit {args.limit}, seed {SEED}; latency: one request at a new place, model loaded",
     )
-    for column in ("model", "runner", "set", "n", "exact", "pass@1", "empty", "p50", "p95"):
+    columns = ("model", "runner", "set", "n", "exact", "pass@1", "empty", "p50", "p95", "warm p50")
+    for column in columns:
         table.add_column(
             column, justify="left" if column in ("model", "runner", "set") else "right"
         )
@@ -466,6 +503,7 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
             str(s["empty"]),
             f"{s['p50ms']:.0f} ms" if s["p50ms"] is not None else "–",
             f"{s['p95ms']:.0f} ms" if s["p95ms"] is not None else "–",
+            f"{s['warmP50ms']:.0f} ms" if s["warmP50ms"] is not None else "–",
         )
     Console(width=130).print(table)
 
@@ -479,6 +517,12 @@ def main() -> int:
     )
     parser.add_argument("--runners", nargs="+", choices=RUNNERS, default=list(RUNNERS))
     parser.add_argument("--json", type=Path, help="also write every answer here")
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="also time a second request at each place after an edit at the end of the file "
+        "(KV cache warm, no type-through cache)",
+    )
     args = parser.parse_args()
     rows = run(args)
     print_table(rows, args)
