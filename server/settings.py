@@ -128,7 +128,8 @@ class ModelProfile(Section):
     )
     model_path: str | None = Field(
         None,
-        description="GGUF file for `llama_cpp`; empty: the embedded model.",
+        description="GGUF file for `llama_cpp`; empty: the model named by `model`, else "
+        "`qwen2.5-coder-0.5b` when installed, else the embedded `gemma3-270m`.",
         json_schema_extra={"trust": "user"},
     )
     model: str | None = Field(
@@ -553,7 +554,8 @@ class Settings(Section):
     completion: CompletionSettings = Field(default_factory=CompletionSettings)
     models: dict[str, ModelProfile] = Field(
         default_factory=_default_models,
-        description="Model profiles by name; `local` is the embedded model by default.",
+        description="Model profiles by name; `local` is the default local model (see "
+        "`model_path`) unless redefined.",
     )
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)

@@ -166,7 +166,7 @@ def _announce(session: Session, state: _SessionModels, profile: str, problem: st
     elif config is not None and config.backend == "llama_cpp":
         fix = (
             f"set `models.{profile}.model_path` to a GGUF file, or leave it empty for the "
-            "embedded model"
+            "default model"
         )
     else:
         fix = f"check the `models.{profile}` settings"

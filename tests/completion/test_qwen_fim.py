@@ -85,9 +85,16 @@ async def test_a_profile_names_a_catalog_model_and_model_path_wins(tmp_path: Pat
         assert isinstance(named, LlamaCppBackend) and isinstance(explicit, LlamaCppBackend)
         assert named.catalog_name == QWEN_05B and named.model_path is None
         assert explicit.model_path == tmp_path / "mine.gguf"
+        assert explicit.catalog_name == QWEN_05B  # unused: model_path wins when loading
     finally:
         named.close()
         explicit.close()
+    default = default_backend_factory("local", ModelProfile())
+    try:
+        assert isinstance(default, LlamaCppBackend)
+        assert default.catalog_name == catalog.default_model() == QWEN_05B
+    finally:
+        default.close()
 
 
 async def test_a_missing_catalog_model_names_the_install_command(

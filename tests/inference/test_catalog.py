@@ -264,3 +264,17 @@ def test_the_real_qwen_files(name: str) -> None:
     assert path.name == catalog.MODELS[name].file_name
     assert "already installed" in out.file.getvalue()  # type: ignore[attr-defined]
     assert catalog._recorded_hash(path) == catalog.MODELS[name].sha256
+
+
+def test_the_default_model_is_qwen_when_installed_else_the_embedded_one(
+    models_dir: Path,
+) -> None:
+    assert catalog.default_model() == catalog.EMBEDDED  # nothing installed in models_dir
+    assert catalog.DEFAULT == "qwen2.5-coder-0.5b"
+    models_dir.mkdir()
+    real = catalog.MODELS[catalog.DEFAULT]
+    # A file of the right size counts as installed for `default_model` (the hash was
+    # checked when it was installed); a sparse file keeps the test cheap.
+    with (models_dir / real.file_name).open("wb") as sparse:
+        sparse.truncate(real.size)
+    assert catalog.default_model() == catalog.DEFAULT
