@@ -269,7 +269,14 @@ class LlamaCppBackend:
     @property
     def model_file_name(self) -> str:
         """Which model answers, for messages (also before it is loaded)."""
-        return self.model_path.name if self.model_path else embedded_model_name()
+        if self.model_path:
+            return self.model_path.name
+        if self.catalog_name:
+            from ouzel.inference import catalog
+
+            model = catalog.MODELS.get(self.catalog_name)
+            return model.file_name if model else self.catalog_name
+        return embedded_model_name()
 
     # --- loading -------------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ async def test_a_profile_names_a_catalog_model_and_model_path_wins(tmp_path: Pat
     try:
         assert isinstance(named, LlamaCppBackend) and isinstance(explicit, LlamaCppBackend)
         assert named.catalog_name == QWEN_05B and named.model_path is None
+        assert named.model_file_name == "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"  # not loaded
         assert explicit.model_path == tmp_path / "mine.gguf"
         assert explicit.catalog_name == QWEN_05B  # unused: model_path wins when loading
     finally:
