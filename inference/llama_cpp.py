@@ -91,6 +91,18 @@ def _prepare_embedded() -> Path:
         raise BackendUnavailable(f"cannot prepare the embedded model: {exc}") from exc
 
 
+def find_model_file(catalog_name: str | None) -> Path:
+    """The installed file of a catalog model (`ouzel models`), or the embedded model's."""
+    if not catalog_name:
+        return _prepare_embedded()
+    from ouzel.inference import catalog
+
+    try:
+        return catalog.model_path(catalog_name)
+    except (catalog.CatalogError, OSError, ValueError, ImportError) as exc:
+        raise BackendUnavailable(str(exc)) from exc
+
+
 def check_model_file(path: Path) -> None:
     """Raise BackendUnavailable naming `path` when it is missing or not a readable GGUF."""
     if not path.exists():
@@ -224,15 +236,19 @@ class LlamaCppBackend:
         model_path: Path | None,
         options: LlamaOptions | None = None,
         template: str = "auto",
+        catalog_name: str | None = None,
     ) -> None:
-        """`model_path` None means the embedded model (assembled on first load).
+        """`model_path` None means `catalog_name`'s installed file (`ouzel models`), or the
+        embedded model (assembled on first load) when that is None too.
 
         `template` names a prompt template family, or "auto" to detect it from the GGUF.
         """
         self.model_path = model_path
+        self.catalog_name = catalog_name
         self.template_name = template
         self.options = options or LlamaOptions()
-        self.name = f"llama_cpp:{model_path.name if model_path else 'embedded'}"
+        label = model_path.name if model_path else catalog_name or "embedded"
+        self.name = f"llama_cpp:{label}"
         self.state: LoadState = "unloaded"
         self.error: str | None = None
         self.template: PromptTemplate = detect_template({})
@@ -253,7 +269,14 @@ class LlamaCppBackend:
     @property
     def model_file_name(self) -> str:
         """Which model answers, for messages (also before it is loaded)."""
-        return self.model_path.name if self.model_path else embedded_model_name()
+        if self.model_path:
+            return self.model_path.name
+        if self.catalog_name:
+            from ouzel.inference import catalog
+
+            model = catalog.MODELS.get(self.catalog_name)
+            return model.file_name if model else self.catalog_name
+        return embedded_model_name()
 
     # --- loading -------------------------------------------------------------------------
 
@@ -278,7 +301,7 @@ class LlamaCppBackend:
         started = time.perf_counter()
         try:
             report("finding the model file", 0)
-            path = self.model_path or _prepare_embedded()
+            path = self.model_path or find_model_file(self.catalog_name)
             self.model_path = path
             check_model_file(path)
             report(f"loading {path.name}", 5)

@@ -67,11 +67,14 @@ def default_backend_factory(name: str, profile: ModelProfile) -> Backend:
     if profile.backend == "openai":
         return OpenAICompatBackend(name, endpoint_for(profile))
     # Loaded only when a local profile is used: llama.cpp's native library is large.
+    from ouzel.inference import catalog
     from ouzel.inference.llama_cpp import LlamaCppBackend, LlamaOptions
 
     options = LlamaOptions(n_ctx=profile.context_length, n_threads=profile.n_threads)
     path = Path(profile.model_path).expanduser() if profile.model_path else None
-    return LlamaCppBackend(path, options, template=profile.template)
+    # `model` names a catalog model (`ouzel models list`); `model_path` wins when both are set.
+    model = profile.model or (None if path else catalog.default_model())
+    return LlamaCppBackend(path, options, template=profile.template, catalog_name=model)
 
 
 def backend_key(profile: ModelProfile) -> str:

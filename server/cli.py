@@ -62,7 +62,10 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="overrides the `log_level` setting (default: info)",
     )
     parser.add_argument(
-        "--model", metavar="GGUF", help="local model file (default: the embedded model)"
+        "--model",
+        metavar="GGUF|NAME",
+        help="local model file, or an installed model's name from `ouzel models list` "
+        "(default: qwen2.5-coder-0.5b when installed, else the embedded gemma3-270m)",
     )
 
 
@@ -72,7 +75,12 @@ def _run_serve(args: argparse.Namespace) -> int:
     log_file = logs.configure(args.log_level or "info", args.log_file)
     overrides: dict[str, object] = {"log_level": args.log_level} if args.log_level else {}
     if args.model:
-        overrides["models"] = {"local": {"backend": "llama_cpp", "model_path": args.model}}
+        from ouzel.inference.catalog import MODELS
+
+        local: dict[str, object] = {"backend": "llama_cpp", "model_path": args.model}
+        if args.model in MODELS:  # a name, not a file
+            local.update(model=args.model, model_path=None)
+        overrides["models"] = {"local": local}
     engine = app.build_engine(overrides)
     if args.tcp:
         host, port = args.tcp
@@ -138,6 +146,7 @@ FEATURE_COMMAND_MODULES: list[str] = [
     "ouzel.server.commands.context",
     "ouzel.server.commands.plan",
     "ouzel.server.commands.sim",
+    "ouzel.server.commands.models",
 ]
 
 

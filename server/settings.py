@@ -128,12 +128,15 @@ class ModelProfile(Section):
     )
     model_path: str | None = Field(
         None,
-        description="GGUF file for `llama_cpp`; empty: the embedded model.",
+        description="GGUF file for `llama_cpp`; empty: the model named by `model`, else "
+        "`qwen2.5-coder-0.5b` when installed, else the embedded `gemma3-270m`.",
         json_schema_extra={"trust": "user"},
     )
     model: str | None = Field(
         None,
-        description="Model id sent to an OpenAI-compatible server; empty: the first one it serves.",
+        description="Model id sent to an OpenAI-compatible server (empty: the first one it "
+        "serves); for `llama_cpp`, an installed model's name from `ouzel models list` (used when "
+        "`model_path` is empty).",
         json_schema_extra={"trust": "any"},
     )
     base_url: str | None = Field(
@@ -551,7 +554,8 @@ class Settings(Section):
     completion: CompletionSettings = Field(default_factory=CompletionSettings)
     models: dict[str, ModelProfile] = Field(
         default_factory=_default_models,
-        description="Model profiles by name; `local` is the embedded model by default.",
+        description="Model profiles by name; `local` is the default local model (see "
+        "`model_path`) unless redefined.",
     )
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)

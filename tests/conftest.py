@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
+from ouzel.inference import catalog
+
 # tests/rpc.py and friends are plain helper modules.
 sys.path.insert(0, str(Path(__file__).parent))
+
+# The isolated cache below must not hide the installed models (`ouzel models install`):
+# tests and the servers they start find them through OUZEL_MODELS_DIR.
+os.environ.setdefault(catalog.MODELS_DIR_ENV, str(catalog.models_dir()))
 
 
 @pytest.fixture(autouse=True)

@@ -1,29 +1,18 @@
-"""Where the tests find the Qwen2.5-Coder GGUFs (assembled by `ouzel models install`)."""
+"""Where the tests find the installed local models (`ouzel models install`, the catalog)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-FILES = {
-    "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-    "qwen2.5-coder-1.5b": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-}
+from ouzel.inference import catalog
 
-
-def _models_dir() -> Path:
-    override = os.environ.get("OUZEL_MODELS_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("ouzel", appauthor=False)) / "models"
-
+QWEN_05B = "qwen2.5-coder-0.5b"
+QWEN_15B = "qwen2.5-coder-1.5b"
 
 # Read at import, before tests point XDG_CACHE_HOME at a temporary folder.
-MODELS_DIR = _models_dir()
+MODELS_DIR = catalog.models_dir()
 
 
 def models_dir() -> Path:
@@ -32,7 +21,15 @@ def models_dir() -> Path:
 
 def model_file(name: str) -> Path:
     """The GGUF of catalog model `name`, or skip the test saying how to install it."""
-    path = models_dir() / FILES[name]
+    path = MODELS_DIR / catalog.MODELS[name].file_name
     if not path.is_file():
         pytest.skip(f"{path} is missing: run `ouzel models install {name}`")
     return path
+
+
+def installed_model(name: str) -> Path:
+    """The GGUF of catalog model `name` (size checked); skips when it is not installed."""
+    try:
+        return catalog.model_path(name)
+    except catalog.ModelNotInstalled as exc:
+        pytest.skip(f"{exc} (`./scripts/test` installs it)")

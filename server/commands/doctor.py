@@ -120,7 +120,7 @@ def _check_local(name: str, profile: Any, used_for: list[str]) -> Check:
     check = Check(
         profile=name,
         backend="llama.cpp (in process)",
-        where=profile.model_path or "embedded model",
+        where=profile.model_path or profile.model or "default local model",
         model="-",
         reachable=None,
         latency_ms=None,
@@ -129,10 +129,13 @@ def _check_local(name: str, profile: Any, used_for: list[str]) -> Check:
         problem=None,
     )
     try:
-        from ouzel.inference.llama_cpp import check_model_file, embedded_model_path
+        from ouzel.inference import catalog
+        from ouzel.inference.llama_cpp import check_model_file, find_model_file
 
         path = (
-            Path(profile.model_path).expanduser() if profile.model_path else embedded_model_path()
+            Path(profile.model_path).expanduser()
+            if profile.model_path
+            else find_model_file(profile.model or catalog.default_model())
         )
         check_model_file(path)
     except BackendUnavailable as exc:

@@ -95,10 +95,17 @@ class SessionModels:
             return
         self.announced.add(key)
         config = settings.models.get(profile)
-        if config is not None and config.backend == "llama_cpp":
+        if (
+            config is not None
+            and config.backend == "llama_cpp"
+            and config.model
+            and not config.model_path
+        ):
+            fix = f"run `ouzel models install {config.model}`, or set `models.{profile}.model_path`"
+        elif config is not None and config.backend == "llama_cpp":
             fix = (
                 f"set `models.{profile}.model_path` to a GGUF file, or leave it empty for the "
-                "embedded model"
+                "default model"
             )
         else:
             fix = f"check the `models.{profile}` settings"
@@ -121,7 +128,11 @@ class SessionModels:
 def _start_loading(session: Session, backend: LlamaCppBackend) -> None:
     if backend.state != "unloaded":
         return
-    label = backend.model_path.name if backend.model_path else "the embedded model"
+    label = (
+        backend.model_path.name
+        if backend.model_path
+        else backend.catalog_name or "the embedded model"
+    )
     reporter = session.client.progress(f"Loading {label}", cancellable=False)
     reporter.begin()
 

@@ -1,4 +1,5 @@
-"""Ghost text end to end: `ouzel serve` over stdio with the real embedded model (greedy).
+"""Ghost text end to end: `ouzel serve` over stdio with the real default model (greedy):
+Qwen2.5-Coder 0.5B with fill-in-the-middle (`ouzel models install qwen2.5-coder-0.5b`).
 
 One server for the module (the model loads once); each test opens its own documents.
 """
@@ -145,12 +146,12 @@ def test_a_function_body_gets_a_suggestion(editor: Editor) -> None:
     assert item["range"] == {"start": position, "end": position}
     assert item["command"]["command"] == "ouzel.accepted" and item["command"]["arguments"][0]
     model = editor.model()
-    assert model["state"] == "ready" and model["template"] == "plain"
+    assert model["state"] == "ready" and model["template"] == "qwen"
     # The model loaded (once, on first use) with work-done progress.
     progress = [
         n["params"]["value"] for n in editor.client.notifications if n["method"] == "$/progress"
     ]
-    assert progress[0]["kind"] == "begin" and progress[0]["title"] == "Loading the embedded model"
+    assert progress[0]["kind"] == "begin" and progress[0]["title"] == "Loading qwen2.5-coder-0.5b"
     assert progress[-1]["kind"] == "end"
 
 
@@ -230,13 +231,15 @@ def test_a_result_for_an_old_version_is_not_shown(editor: Editor) -> None:
 
 
 def test_single_line_and_multi_line_rules(editor: Editor) -> None:
+    # The rules, not the time cap: on busy cores the 0.5B model needs more than 1.5 s here.
+    editor.configure({"maxTimeMs": 20000})
     end_of_statement = "def area(width, height):\n    total = "
     uri = editor.open("rules_single.py", end_of_statement + "\n    return total\n")
     single = editor.inline(uri, *end_of(end_of_statement))
     assert single and "\n" not in single[0]["insertText"]
 
-    empty_line = "NUMBERS = [\n    1,\n    2,\n    3,\n    "
-    uri = editor.open("rules_multi.py", empty_line + "\n]\n")
+    empty_line = "def is_prime(n):\n    if n < 2:\n        return False\n    "
+    uri = editor.open("rules_multi.py", empty_line + "\n    return True\n")
     block = editor.inline(uri, *end_of(empty_line))[0]["insertText"]
     lines = block.split("\n")
     assert 1 < len(lines) <= 8  # completion.max_lines
@@ -249,9 +252,11 @@ def test_single_line_and_multi_line_rules(editor: Editor) -> None:
         line.startswith("        ") for line in body.split("\n")[1:]
     )
 
-    # Mid-line, the prefix-only embedded model cannot see the text after the cursor.
-    uri = editor.open("rules_mid.py", "value = compute(alpha, beta)\n")
-    assert editor.inline(uri, 0, len("value = comp")) == []
+    # Mid-line, the FIM model fills the gap before the text after the cursor, which the
+    # suggestion does not repeat.
+    before = "    return math.sqrt(x * x + "
+    uri = editor.open("rules_mid.py", f"import math\n\n\ndef distance(x, y):\n{before})\n")
+    assert [item["insertText"] for item in editor.inline(uri, 4, len(before))] == ["y * y"]
 
 
 def test_utf16_positions_on_a_line_with_emoji(editor: Editor) -> None:
@@ -280,14 +285,16 @@ def test_the_popup_has_the_suggestion_and_jedi_items(editor: Editor) -> None:
     uri = editor.open("popup.py", text + "\n")
     line, character = end_of(text)
     params = {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}
+
     # Jedi's first answer in a fresh server was seen empty now and then in CI (cause not yet
-    # pinned down; failures are now logged as warnings). A user's next popup has it.
-    for _ in range(3):
+    # pinned down; failures are now logged as warnings), and on busy cores, next to the
+    # default 0.5B model's call, Jedi's first completion can run past its cap; popups skip
+    # Jedi while that call runs. A user's next popup has it.
+    def popup_with_join() -> dict[str, Any] | None:
         result = editor.client.request("textDocument/completion", params, timeout=120)["result"]
-        labels = [item["label"] for item in result["items"]]
-        if "join" in labels:
-            break
-    assert "join" in labels
+        return result if any(item["label"] == "join" for item in result["items"]) else None
+
+    result = wait_for(popup_with_join, 120, "a popup with Jedi's `join`", every=1.0)
     join = next(item for item in result["items"] if item["label"] == "join")
     assert join["textEdit"]["range"]["start"] == {"line": line, "character": len("os.path.")}
     assert join["textEdit"]["newText"] == "join"
@@ -323,9 +330,10 @@ def test_huge_binary_crlf_and_cjk_documents(editor: Editor) -> None:
 
     # Windows line endings: a block still comes with "\n" alone between its lines (clients
     # insert it as the document's line break; a "\r" would show as ^M in Neovim).
-    crlf = "NUMBERS = [\r\n    1,\r\n    2,\r\n    3,\r\n    "
-    uri = editor.open("crlf.py", crlf + "\r\n]\r\n")
-    block = editor.inline(uri, 4, 4)[0]["insertText"]
+    editor.configure({"maxTimeMs": 20000})  # a whole block, also on busy cores
+    crlf = "def is_prime(n):\r\n    if n < 2:\r\n        return False\r\n    "
+    uri = editor.open("crlf.py", crlf + "\r\n    return True\r\n")
+    block = editor.inline(uri, 3, 4)[0]["insertText"]
     assert "\n" in block and "\r" not in block
 
     # CJK text before the cursor (one UTF-16 unit each) and a supplementary character.

@@ -108,3 +108,27 @@ def test_bad_model_from_settings_then_fixed(tmp_path: Path) -> None:
         assert client.request("ouzel/status")["result"]["model"]["state"] == "ready"
     finally:
         stdio.close()
+
+
+def test_missing_catalog_model_names_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUZEL_MODELS_DIR", str(tmp_path / "no-models"))
+    stdio = StdioServer(tmp_path, "--model", "qwen2.5-coder-1.5b")
+    client = stdio.client
+    try:
+        client.initialize(root=tmp_path)
+        uri = open_python(client, tmp_path, "m.py", "def f():\n    \n")
+        for _ in range(2):
+            assert inline(client, uri, 1, 4)["result"] == {"items": []}
+        client.wait_notification("window/showMessage")
+        time.sleep(0.2)
+        shown = [m for m in messages(client) if "qwen2.5-coder-1.5b" in m]
+        assert len(shown) == 1, shown  # once, not per keystroke
+        assert "is not installed" in shown[0]
+        assert "run `ouzel models install qwen2.5-coder-1.5b`" in shown[0]
+        status = client.request("ouzel/status")["result"]
+        assert status["model"]["state"] == "failed"
+        assert client.request("shutdown")["result"] is None
+    finally:
+        stdio.close()

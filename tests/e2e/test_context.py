@@ -1,5 +1,5 @@
 """`ouzel/context` over a real LSP connection and `ouzel context` on the command line, with
-the real embedded model, Jedi and the workspace index.
+the real default model, Jedi and the workspace index.
 
 One server for the module (the model and the Jedi worker start once).
 """
@@ -127,14 +127,20 @@ def test_definitions_and_the_exact_prompt(server: tuple[Client, Path]) -> None:
     assert helper["path"].endswith("pkg/impl.py") and helper["displayPath"] == "pkg/impl.py"
     assert helper["range"]["start"] == {"line": 0, "character": 0}
     assert helper["text"].startswith(HELPER_DEF)
-    assert HELPER_DEF in prompt  # (as a comment: the embedded model has no FIM format)
-    # The prompt is exactly the context block, the file's path, then the text before the
-    # cursor; the context parts' tokens add up to what the block costs.
+    assert HELPER_DEF in prompt
+    # The prompt is exactly the context block (a file per snippet: the default Qwen model
+    # reads repository-level FIM), the file's path, then the text before the cursor and
+    # after it; the context parts' tokens add up to what the block costs.
     prefix = next(p for p in result["parts"] if p["source"] == "prefix")
-    assert prompt.endswith(prefix["text"])
+    suffix = next(p for p in result["parts"] if p["source"] == "suffix")
+    assert prompt.startswith("<|file_sep|>pkg/impl.py\n" + HELPER_DEF)
+    assert prompt.endswith(
+        f"<|file_sep|>app.py\n<|fim_prefix|>{prefix['text']}<|fim_suffix|>{suffix['text']}"
+        "<|fim_middle|>"
+    )
     assert prefix["range"]["end"] == {"line": CURSOR[0], "character": CURSOR[1]}
     assert sum(p["tokens"] for p in parts) == result["contextTokens"] <= result["contextBudget"]
-    assert result["template"] == "plain"
+    assert result["template"] == "qwen"
     assert result["positionInRange"] is True
 
 
@@ -171,10 +177,10 @@ def test_utf16_positions_after_emoji(server: tuple[Client, Path]) -> None:
     prefix = next(p for p in result["parts"] if p["source"] == "prefix")
     assert prefix["text"].endswith(line)
     assert prefix["range"]["end"] == {"line": 6, "character": character}
-    # Mid-line no completion is made: the context is shown, the prompt is not.
+    # Mid-line, the FIM model fills in before the rest of the line (after the emoji and CJK).
     middle = len(line[: line.index("total")].encode("utf-16-le")) // 2
     inside = client.prompt(uri, 6, middle)
-    assert inside["prompt"] is None and "no completion is made" in inside["note"]
+    assert "label = '🎉 日本'; <|fim_suffix|>total = helper(w.size)\n" in inside["prompt"]
 
 
 def test_bad_requests_get_clear_errors(server: tuple[Client, Path]) -> None:

@@ -1,4 +1,4 @@
-"""Neovim 0.11 with only `vim.lsp.enable('ouzel')`, the real server and the embedded model.
+"""Neovim 0.11 with only `vim.lsp.enable('ouzel')`, the real server and the default model.
 
 One headless Neovim (and so one `ouzel serve` and one model load) for the whole module; each
 test opens its own file. What is checked is what a user sees and gets: the ghost text on the
@@ -216,6 +216,6 @@ def test_status_and_checkhealth_report_the_loaded_model(fresh: Editor) -> None:
     nvim.command("bwipeout")
     assert "ERROR" not in report and "WARNING" not in report, report
     assert "OK version: ouzel" in report
-    assert re.search(r"OK model loaded: gemma.*\.gguf \(profile local\), in [0-9.]+ s", report), (
-        report
-    )
+    assert re.search(
+        r"OK model loaded: qwen2\.5-coder-0\.5b.*\.gguf \(profile local\), in [0-9.]+ s", report
+    ), report

@@ -123,7 +123,7 @@ def test_ask_with_the_remote_down_gets_a_bounded_answer_from_the_named_local_mod
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
-    model = "'local' (gemma-3-270m-q4_k_m.gguf)"
+    model = "'local-chat' (qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)"  # the chat default
     assert f"answering with {model} instead" in out.stderr
     assert f"answered by {model}" in out.stderr
     # It ended on its end-of-turn token or on the repetition rule, not at the token cap.

@@ -2,7 +2,7 @@
 
 The packaged .vsix is installed into a fresh code-server, which opens a throwaway copy of a
 small Python project whose `.venv/bin/ouzel` is this checkout's. The extension finds it,
-starts `ouzel serve` over stdio with the real embedded model, and clients/vscode/e2e/driver.mjs
+starts `ouzel serve` over stdio with the real default model, and clients/vscode/e2e/driver.mjs
 (playwright-core) types into a function body, waits for ouzel's ghost text, accepts it with
 Tab and saves. Screenshots go to test-artifacts/. scripts/setup-vscode-e2e installs
 code-server, Chromium and the .vsix; a missing piece fails here with that hint.
@@ -324,9 +324,9 @@ def test_ghost_text_appears_and_is_accepted(code_server: CodeServer) -> None:
     assert "failed" not in events_named(events, "server")[0]["status"]
     # The status bar names the model and the last latency once a suggestion came back.
     saved_status = events_named(events, "saved")[0]["status"]
-    assert "gemma" in saved_status.lower() and re.search(r"\d+ ms", saved_status), saved_status
+    assert "qwen" in saved_status.lower() and re.search(r"\d+ ms", saved_status), saved_status
     tooltip = events_named(events, "tooltip")[0]["text"].replace("\xa0", " ")
-    assert "model: gemma" in tooltip and "suggestions shown 2, accepted 1" in tooltip, tooltip
+    assert "model: qwen" in tooltip and "suggestions shown 2, accepted 1" in tooltip, tooltip
     commands = [item["title"] for item in events_named(events, "command")]
     assert commands == ["ouzel: Show Status", "ouzel: Toggle Completions"]
     user_settings = json.loads((code_server.user_data / "User" / "settings.json").read_text())

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ouzel.indexer.languages import is_python
+from ouzel.inference import catalog
 from ouzel.inference.templates import ContextSnippet, PromptTemplate, detect_template, line_comment
 from ouzel.server.documents import Document
 from ouzel.server.features.completion import CompletionEngine
@@ -69,6 +70,19 @@ class ModelFormat:
     template: PromptTemplate
 
 
+def local_model_file(profile: ModelProfile) -> Path | None:
+    """The GGUF a llama.cpp profile loads (as `inference.profiles` resolves it), if present."""
+    if profile.model_path:
+        return Path(profile.model_path).expanduser()
+    name = profile.model or catalog.default_model()
+    if not name or name == catalog.EMBEDDED:
+        return embedded_model_path()
+    try:
+        return catalog.model_path(name)
+    except (catalog.CatalogError, OSError, ValueError):
+        return None
+
+
 def model_format(settings: Settings) -> ModelFormat:
     """The tokenizer and prompt template of the ghost-text model (loads a vocabulary)."""
     profile = inline_profile(settings)
@@ -78,7 +92,9 @@ def model_format(settings: Settings) -> ModelFormat:
         return ModelFormat(
             CharEstimateCounter(), detect_template({"general.name": name or ""}, None, override)
         )
-    path = Path(profile.model_path).expanduser() if profile.model_path else embedded_model_path()
+    path = local_model_file(profile)
+    if path is None:  # the model is not installed: its loader reports that to the user
+        return ModelFormat(CharEstimateCounter(), detect_template({}, None, profile.template))
     counter = counter_for_model(path)
     if not isinstance(counter, LlamaVocabCounter):
         return ModelFormat(counter, detect_template({}, None, profile.template))
