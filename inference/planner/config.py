@@ -66,12 +66,17 @@ def inputs_from(data: Mapping[str, Any], where: str = "config") -> PlanInputs:
         if index is None:
             raise WorkloadError(f"{where}: unknown class {name!r} (ghost, chat, agent)")
         classes[index] = _class_from(classes[index], values, f"{where} [classes.{name}]")
-    try:
-        team = Team(
-            **{k: _number(team_data[k], k, where) for k in team_data}, classes=tuple(classes)
-        )
-    except TypeError as exc:
-        raise WorkloadError(f"{where} [team]: {exc}") from exc
+    defaults = Team()
+    team = Team(
+        developers=_whole(team_data.get("developers", defaults.developers), "developers", where),
+        active_share=_number(
+            team_data.get("active_share", defaults.active_share), "active_share", where
+        ),
+        working_hours=_number(
+            team_data.get("working_hours", defaults.working_hours), "working_hours", where
+        ),
+        classes=tuple(classes),
+    )
     candidates = _table(data, "candidates", where)
     _only(candidates, ("models", "gpus", "tp", "max_replicas"), f"{where} [candidates]")
     prices = {str(k): float(_number(v, k, where)) for k, v in _table(data, "prices", where).items()}
@@ -128,6 +133,13 @@ def _number(value: Any, key: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise WorkloadError(f"{where}: {key} must be a number, got {value!r}")
     return value
+
+
+def _whole(value: Any, key: str, where: str) -> int:
+    number = _number(value, key, where)
+    if not float(number).is_integer():
+        raise WorkloadError(f"{where}: {key} must be a whole number, got {value!r}")
+    return int(number)
 
 
 def _strings(value: Any, key: str, where: str) -> list[str]:

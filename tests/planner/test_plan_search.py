@@ -58,6 +58,9 @@ def test_unknown_names_and_bad_numbers_are_refused() -> None:
         inputs_from({"team": {"developpers": 3}})
     with pytest.raises(WorkloadError, match="must be a number"):
         inputs_from({"team": {"developers": "forty"}})
+    with pytest.raises(WorkloadError, match="whole number"):
+        inputs_from({"team": {"developers": 40.5}})
+    assert inputs_from({"team": {"developers": 40.0}}).team.developers == 40
     with pytest.raises(WorkloadError, match="unknown class"):
         inputs_from({"classes": {"review": {}}})
 
