@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -43,3 +44,20 @@ class Backend(Protocol):
     def count_tokens(self, text: str) -> int:
         """Tokens `text` takes in this model's tokenizer (an estimate for remote models)."""
         ...
+
+
+@contextlib.asynccontextmanager
+async def closing_stream(
+    stream: AsyncIterator[ChatChunk],
+) -> AsyncIterator[AsyncIterator[ChatChunk]]:
+    """Close a `stream_chat` stream even when the consumer stops early (cancel, break).
+
+    The protocol promises an AsyncIterator, which need not have `aclose`; the backends'
+    async generators do, and closing them ends their HTTP stream or generation at once.
+    """
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()

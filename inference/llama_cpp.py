@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ouzel.inference.templates import PromptTemplate, detect_template
 from ouzel.inference.types import (
@@ -41,6 +41,7 @@ from ouzel.inference.types import (
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 log = logging.getLogger("ouzel.inference.llama_cpp")
 
@@ -593,7 +594,7 @@ class LlamaCppBackend:
             if llm is None:
                 raise BackendUnavailable(self.error or f"{self.name} is not loaded")
             stream: Iterator[Any] = llm.create_chat_completion(  # type: ignore[assignment]
-                messages=[{"role": m.role, "content": m.content} for m in messages],
+                messages=_role_and_content(messages),
                 max_tokens=max_tokens,
                 temperature=temperature,
                 stream=True,
@@ -692,3 +693,11 @@ def _native_load_progress(report: Callable[[float], bool]) -> Iterator[None]:
             yield
         finally:
             low.llama_model_default_params = original
+
+
+def _role_and_content(messages: Sequence[ChatMessage]) -> list[ChatCompletionRequestMessage]:
+    """The plain chat messages llama.cpp's chat template renders (role and text only)."""
+    return [
+        cast("ChatCompletionRequestMessage", {"role": m.role, "content": m.content})
+        for m in messages
+    ]

@@ -174,14 +174,17 @@ class Backends:
 
     def probe_targets(self) -> list[tuple[Probeable, BackendHealth]]:
         now = self.clock()
-        return [
-            (entry.backend, entry.health)
-            for entry in self._entries.values()
-            if isinstance(entry.backend, Probeable)
-            and entry.allowed_at is not None
-            and now - entry.allowed_at < UNUSED_AFTER_S
-            and config_problem(entry) is None
-        ]
+        targets: list[tuple[Probeable, BackendHealth]] = []
+        for entry in self._entries.values():
+            backend = entry.backend
+            if (
+                isinstance(backend, Probeable)
+                and entry.allowed_at is not None
+                and now - entry.allowed_at < UNUSED_AFTER_S
+                and config_problem(entry) is None
+            ):
+                targets.append((backend, entry.health))
+        return targets
 
     def probe_interval_s(self) -> float:
         """The shortest interval asked for by the callers of the probed backends."""

@@ -37,11 +37,11 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ouzel.inference.backend import Backend
+from ouzel.inference.backend import Backend, closing_stream
 from ouzel.inference.chat_stops import ChatStopRules, obey_stop_rules
 from ouzel.inference.health import HealthMonitor
 from ouzel.inference.privacy import RemoteNotAllowed, redact, redact_messages
@@ -206,7 +206,7 @@ class Router:
                     ChatStopRules(settings.routing.chat_time_cap_s),
                     self.clock,
                 )
-                async with _closing(stream) as chunks:
+                async with closing_stream(stream) as chunks:
                     async for chunk in chunks:
                         if chunk.text and first_token_s is None:
                             first_token_s = self.clock() - started
@@ -488,17 +488,6 @@ class Router:
 def _require(value: Any) -> Any:
     assert value is not None
     return value
-
-
-@contextlib.asynccontextmanager
-async def _closing(stream: AsyncIterator[ChatChunk]) -> AsyncIterator[AsyncIterator[ChatChunk]]:
-    """Close an async generator even when the consumer stops early (cancel, break)."""
-    try:
-        yield stream
-    finally:
-        close = getattr(stream, "aclose", None)
-        if close is not None:
-            await close()
 
 
 async def _close_backend(backend: Backend | None) -> None:

@@ -21,7 +21,7 @@ class CancelToken:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: list[Callable[[], object]] = []
 
     def cancel(self) -> None:
         with self._lock:
@@ -36,7 +36,7 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
-    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+    def on_cancel(self, callback: Callable[[], object]) -> Callable[[], None]:
         """Call `callback` once when cancelled (at once if already); returns an unsubscribe.
 
         The callback runs on the thread that cancels: an async waiter hands itself over
@@ -50,7 +50,7 @@ class CancelToken:
         callback()
         return lambda: None
 
-    def _forget(self, callback: Callable[[], None]) -> None:
+    def _forget(self, callback: Callable[[], object]) -> None:
         with self._lock:
             if callback in self._callbacks:
                 self._callbacks.remove(callback)

@@ -35,7 +35,7 @@ class LspClient:
 
     @property
     def encoding(self) -> Encoding:
-        return normalize_encoding(self.server.protocol.position_encoding)
+        return normalize_encoding(self.server.ouzel_protocol.position_encoding)
 
     def supports(self, dotted: str) -> bool:
         """True when the client's capability at `dotted` (snake_case attributes) is truthy."""

@@ -148,6 +148,13 @@ class Session:
     # --- facts about the connection ------------------------------------------------------
 
     @property
+    def lsp_server(self) -> OuzelServer:
+        """The LSP server, for LSP handlers: they only run in a session that has one."""
+        if self.server is None:
+            raise RuntimeError("this session is headless: it has no LSP server")
+        return self.server
+
+    @property
     def encoding(self) -> Encoding:
         return self.client.encoding
 

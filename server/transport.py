@@ -159,7 +159,7 @@ class StdoutWriter:
     end of the connection, not an error, so writes after it are dropped quietly.
     """
 
-    def __init__(self, stream: BinaryIO, on_closed: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, stream: BinaryIO, on_closed: Callable[[], object] = lambda: None) -> None:
         self._stream = stream
         self._lock = threading.Lock()
         self._closed = False

@@ -14,11 +14,10 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ouzel.inference.backend import Backend
+from ouzel.inference.backend import Backend, closing_stream
 from ouzel.inference.types import BackendError, ChatMessage, ToolCall
 from ouzel.server.agent.tools import AgentContext, EditStats, ToolOutcome, execute, tool_specs
 
@@ -239,7 +238,7 @@ class AgentLoop:
         stream = self.backend.stream_chat(
             messages, specs, self.ctx.cancel, self.max_answer_tokens, self.temperature
         )
-        async with aclosing(stream) as chunks:
+        async with closing_stream(stream) as chunks:
             async for chunk in chunks:
                 if chunk.text:
                     pieces.append(chunk.text)

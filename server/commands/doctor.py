@@ -52,7 +52,9 @@ async def check_profiles(settings: Any, generate: bool) -> list[Check]:
     try:
         checks = []
         for name, profile in profiles.items():
-            used_for = [task for task in TASK_KINDS if name in getattr(settings.routing, task)]
+            used_for: list[str] = [
+                task for task in TASK_KINDS if name in getattr(settings.routing, task)
+            ]
             if profile.backend == "openai":
                 check = await _check_remote(router, settings, name, profile, used_for)
             else:

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from ouzel.indexer.config import IndexConfig
@@ -52,7 +52,7 @@ def load_settings(root: Path | None, overrides: Mapping[str, Any] | None = None)
 
 def cli_index_config(
     settings: Settings,
-    location: str | None = None,
+    location: Literal["workspace", "cache"] | None = None,  # argparse checks the choice
     index_dir: str | None = None,
     workers: int | None = None,
 ) -> IndexConfig:

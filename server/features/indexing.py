@@ -28,7 +28,8 @@ from ouzel.server.settings import IndexSettings, Settings
 
 if TYPE_CHECKING:
     # LanceDB, Arrow and the grammars load on worker threads, never on the event loop.
-    from ouzel.indexer.index import Progress, UpdateSummary, WorkspaceIndex
+    from ouzel.indexer.index import Progress as IndexProgress
+    from ouzel.indexer.index import UpdateSummary, WorkspaceIndex
     from ouzel.indexer.search import SymbolHit
     from ouzel.indexer.symbols import SymbolNode
 
@@ -73,7 +74,7 @@ class _Broadcast:
         for reporter in self._reporters:
             reporter.begin()
 
-    def report(self, progress: Progress) -> None:
+    def report(self, progress: IndexProgress) -> None:
         now = time.monotonic()
         if now - self._last < PROGRESS_EVERY_S and progress.done < progress.total:
             return

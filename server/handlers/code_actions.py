@@ -228,7 +228,7 @@ def _stale(session: Session, title: str) -> dict[str, Any]:
 def _apply_for(session: Session) -> actions.Apply:
     async def apply(doc: Document, hunks: list[Hunk], label: str) -> tuple[bool, str | None]:
         edit = workspace_edit(session, doc, hunks, label)
-        answer = await session.server.workspace_apply_edit_async(
+        answer = await session.lsp_server.workspace_apply_edit_async(
             types.ApplyWorkspaceEditParams(edit=edit, label=label)
         )
         return bool(answer.applied), answer.failure_reason

@@ -70,7 +70,7 @@ async def pull_client_configuration(session: Session) -> None:
         reload_settings(session)
         return
     try:
-        result = await session.server.workspace_configuration_async(
+        result = await session.lsp_server.workspace_configuration_async(
             types.ConfigurationParams(items=[types.ConfigurationItem(section="ouzel")])
         )
     except Exception as exc:
@@ -88,7 +88,8 @@ def reload_settings(session: Session, announce: bool = True) -> list[str]:
     roots = session.roots
     problems: list[str] = []
     per_folder: dict[Path, Settings] = {}
-    for root in roots or [None]:
+    folders: list[Path | None] = [*roots] or [None]
+    for root in folders:
         loaded = load_for_workspace(root, session.init_options, client_layer)
         problems += [p for p in loaded.problems if p not in problems]
         if root is not None:

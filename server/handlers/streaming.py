@@ -37,7 +37,7 @@ class ProgressStream:
         self._held: list[dict[str, Any]] = []
         self._cancel_future: Future[Any] | None = None
         self._request_id = REQUEST_ID.get()
-        protocol = session.server.protocol
+        protocol = session.lsp_server.protocol
         if isinstance(protocol, OuzelProtocol) and self._request_id is not None:
             protocol.cancel_listeners[self._request_id] = self.cancel.cancel
         if token is None and session.supports("window.work_done_progress"):
@@ -52,7 +52,7 @@ class ProgressStream:
             self.session.call_soon(self._on_created, failed)
 
         try:
-            request = self.session.server.protocol.send_request(
+            request = self.session.lsp_server.protocol.send_request(
                 types.WINDOW_WORK_DONE_PROGRESS_CREATE,
                 types.WorkDoneProgressCreateParams(token=self.token or ""),
             )
@@ -75,7 +75,7 @@ class ProgressStream:
         # pygls cancels the future registered for a token on window/workDoneProgress/cancel.
         future: Future[Any] = Future()
         future.add_done_callback(lambda _: self.cancel.cancel())
-        self.session.server.work_done_progress.tokens[token] = future
+        self.session.lsp_server.work_done_progress.tokens[token] = future
         self._cancel_future = future
 
     def _send(self, value: dict[str, Any]) -> None:
@@ -85,7 +85,7 @@ class ProgressStream:
             self._held.append(value)
             return
         # `value` stays plain JSON: lsprotocol types it as LSPAny.
-        self.session.server.protocol.notify(
+        self.session.lsp_server.protocol.notify(
             types.PROGRESS, types.ProgressParams(token=self.token, value=value)
         )
 
@@ -109,8 +109,8 @@ class ProgressStream:
         self.close()
 
     def close(self) -> None:
-        protocol = self.session.server.protocol
+        protocol = self.session.lsp_server.protocol
         if isinstance(protocol, OuzelProtocol) and self._request_id is not None:
             protocol.cancel_listeners.pop(self._request_id, None)
         if self.token is not None:
-            self.session.server.work_done_progress.tokens.pop(self.token, None)
+            self.session.lsp_server.work_done_progress.tokens.pop(self.token, None)

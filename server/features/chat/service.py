@@ -304,7 +304,8 @@ async def until_cancelled(
     try:
         while not stopped.done():
             step = asyncio.ensure_future(iterator.__anext__())
-            await asyncio.wait({step, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            racing: set[asyncio.Future[Any]] = {step, stopped}
+            await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
             if not step.done():
                 step.cancel()  # closes the backend's stream where it waits
                 with contextlib.suppress(BaseException):

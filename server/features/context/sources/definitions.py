@@ -285,7 +285,8 @@ class DefinitionSource:
                 sites.extend(known)
         if ask:
             future = self.jedi.goto_many(request.uri, request.path, request.text, request.root, ask)
-            sites.extend(wait(future, deadline) or [])
+            answered = wait(future, deadline)
+            sites.extend(answered or [])
         return [(self._fresh(site, request, local), AT_CURSOR_BOOST) for site in sites]
 
     def _other_imports(

@@ -130,8 +130,8 @@ class SearchSource:
         ordered = sorted(counts.items(), key=lambda item: -item[1][0])
         candidates: list[Candidate] = []
         for (path, line), (_, dotted) in ordered[:PER_SOURCE_LIMIT]:
-            site = DefinitionSite(dotted, path, line, "hop")
-            candidate = self.reader.definition(site, HOP_WEIGHT, documents)
+            hop = DefinitionSite(dotted, path, line, "hop")
+            candidate = self.reader.definition(hop, HOP_WEIGHT, documents)
             if candidate is not None:
                 candidate.via = SEARCH
                 candidate.rank = len(candidates)
