@@ -176,7 +176,8 @@ class Backends:
         now = self.clock()
         targets: list[tuple[Probeable, BackendHealth]] = []
         for entry in self._entries.values():
-            backend = entry.backend
+            # As object: mypy cannot narrow one protocol (Backend) to another (Probeable).
+            backend: object = entry.backend
             if (
                 isinstance(backend, Probeable)
                 and entry.allowed_at is not None
