@@ -105,6 +105,10 @@ class Router:
         self.backends = Backends(factory, clock)
         self.served: dict[str, Served] = {}
         self.recent_notices: deque[str] = deque(maxlen=20)
+        # Observers (metrics): served(task, profile, fallback, total_s or None) and
+        # generated(profile, first_token_s or None, total_s) after each successful call.
+        self.on_served: list[Callable[[str, str, bool, float | None], None]] = []
+        self.on_generated: list[Callable[[str, float | None, float], None]] = []
         self.monitor = HealthMonitor(self.backends.probe_targets, self.backends.probe_interval_s)
 
     # --- profiles and backends ---------------------------------------------------------
@@ -133,6 +137,11 @@ class Router:
     @staticmethod
     def skip_reason(entry: BackendEntry, remote: bool, settings: Settings) -> str | None:
         return skip_reason(entry, remote, settings)
+
+    def health_by_profile(self) -> dict[str, bool]:
+        """Whether each built profile currently accepts requests (for metrics)."""
+        # Retired entries first: a live entry of the same name wins.
+        return {entry.name: entry.health.usable for entry in reversed(self.backends.all())}
 
     def start_probes(self) -> None:
         """Probe remote backends in the background (call on the event loop)."""
@@ -387,6 +396,8 @@ class Router:
     def _succeeded(
         self, entry: BackendEntry, first_token_s: float | None, tokens: int, total_s: float
     ) -> None:
+        for observer in self.on_generated:
+            observer(entry.name, first_token_s, total_s)
         health = entry.health
         if not health.warmed:
             # The first request includes loading and warm-up: not a speed sample.
@@ -421,6 +432,8 @@ class Router:
     ) -> None:
         previous = self.served.get(task)
         self.served[task] = Served(candidate.name, self.clock(), fallback)
+        for observer in self.on_served:
+            observer(task, candidate.name, fallback, total_s)
         if total_s is not None:
             # Ghost text is served on every pause in typing: keep it out of the editor's log.
             level = logging.DEBUG if task == "inline_completion" else logging.INFO

@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ouzel.server import __version__, remote
-from ouzel.server.remote import RemoteConfig
+from ouzel.inference.privacy import is_loopback_host
+from ouzel.server import __version__, remote, tokens
+from ouzel.server.remote import ConnectionLimits, RemoteConfig
+from ouzel.server.transport import ReadLimits
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,32 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="remote mode: clients must send this file's token (created, mode 0600, if missing); "
         "the OUZEL_TOKEN environment variable works too",
+    )
+    parser.add_argument(
+        "--tokens-file",
+        type=Path,
+        help="team server: per-user tokens (`ouzel tokens add NAME`); re-read on change, so a "
+        "revoked user's sessions close without a restart",
+    )
+    limits = parser.add_argument_group("team server limits (per connection)")
+    limits.add_argument("--max-message-mb", type=float, default=32.0, help="default: 32")
+    limits.add_argument("--max-concurrent-requests", type=int, default=16, help="default: 16")
+    limits.add_argument("--idle-timeout", type=float, default=3600.0, help="seconds; 3600")
+    limits.add_argument(
+        "--header-timeout", type=float, default=10.0, help="seconds to send a header; 10"
+    )
+    limits.add_argument("--tls-handshake-timeout", type=float, default=10.0, help="seconds; 10")
+    limits.add_argument(
+        "--auth-failures-per-minute",
+        type=float,
+        default=5.0,
+        help="failed authentications allowed per peer address (burst 5); default: 5",
+    )
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        type=parse_tcp_address,
+        help="serve Prometheus /metrics there (a non-loopback address needs a bearer token)",
     )
     parser.add_argument("--tls-cert", type=Path, help="remote mode: TLS certificate (PEM)")
     parser.add_argument("--tls-key", type=Path, help="remote mode: TLS private key (PEM)")
@@ -113,10 +141,37 @@ def _remote_config(args: argparse.Namespace) -> RemoteConfig:
             print(f"ouzel: wrote a new token to {args.token_file}", file=sys.stderr)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ValueError("--tls-cert and --tls-key go together")
-    config = RemoteConfig(token=token, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    if args.tokens_file:
+        tokens.read_tokens_file(args.tokens_file)  # fail early on a bad file
+    config = RemoteConfig(
+        token=token,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tokens_file=args.tokens_file,
+        limits=_limits(args),
+        metrics=args.metrics,
+    )
+    if config.metrics and not is_loopback_host(config.metrics[0]) and not config.authenticated:
+        raise ValueError("--metrics on a non-loopback address needs --token-file or --tokens-file")
     if config.tls_cert and config.tls_key:
         remote.server_ssl_context(config.tls_cert, config.tls_key)  # fail early and clearly
     return config
+
+
+def _limits(args: argparse.Namespace) -> ConnectionLimits:
+    for name in ("max_message_mb", "max_concurrent_requests", "idle_timeout", "header_timeout"):
+        if getattr(args, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive")
+    return ConnectionLimits(
+        read=ReadLimits(
+            max_message_bytes=int(args.max_message_mb * 1024 * 1024),
+            idle_timeout_s=args.idle_timeout,
+            header_timeout_s=args.header_timeout,
+        ),
+        max_concurrent_requests=args.max_concurrent_requests,
+        tls_handshake_timeout_s=args.tls_handshake_timeout,
+        auth_failures_per_minute=args.auth_failures_per_minute,
+    )
 
 
 COMMANDS: list[Command] = [
@@ -147,6 +202,7 @@ FEATURE_COMMAND_MODULES: list[str] = [
     "ouzel.server.commands.plan",
     "ouzel.server.commands.sim",
     "ouzel.server.commands.models",
+    "ouzel.server.commands.tokens",
 ]
 
 

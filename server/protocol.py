@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,13 @@ from pygls.uris import from_fs_path
 from pygls.workspace import Workspace
 
 from ouzel.server.logs import LSP_CONTEXT
-from ouzel.server.remote import AUTH_FAILED, token_matches
+from ouzel.server.remote import (
+    AUTH_FAILED,
+    REQUEST_FAILED,
+    SINGLE_TOKEN_USER,
+    AuthResult,
+    token_matches,
+)
 
 if TYPE_CHECKING:
     from pygls.protocol.json_rpc import MsgId
@@ -36,6 +43,10 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 SERVER_NOT_INITIALIZED = -32002
+REQUEST_CANCELLED = -32800
+
+# (method, seconds, outcome "ok" | "error" | "cancelled" | "refused") for every request.
+RequestObserver = Callable[[str, float, str], None]
 
 
 def choose_position_encoding(capabilities: types.ClientCapabilities) -> str:
@@ -64,6 +75,14 @@ class OuzelProtocol(LanguageServerProtocol):
         # Remote mode: `initialize` must carry this token (see server/remote.py).
         self.required_token: str | None = None
         self.on_auth_failure: Callable[[], None] = lambda: None
+        # Team server (server/team.py): identifies the user of an offered token; set, it
+        # replaces `required_token`. `user` is who this connection belongs to.
+        self.authenticate: Callable[[object], AuthResult] | None = None
+        self.on_authenticated: Callable[[str], None] = lambda user: None
+        self.user: str | None = None
+        self.max_concurrent_requests: int | None = None
+        self.on_request_done: RequestObserver = lambda method, seconds, outcome: None
+        self._in_flight: dict[Any, tuple[str, float]] = {}
         self.position_encoding: str = types.PositionEncodingKind.Utf16
         # `$/cancelRequest` listeners by request id: pygls cannot cancel the task behind a
         # `workspace/executeCommand` (it runs under another id), so long commands register.
@@ -128,19 +147,29 @@ class OuzelProtocol(LanguageServerProtocol):
         return True
 
     def _authenticated(self, data: dict[str, Any]) -> bool:
-        if self.required_token is None or self.initialized:
+        if self.initialized or (self.required_token is None and self.authenticate is None):
             return True
         params = data.get("params")
         options = params.get("initializationOptions") if isinstance(params, dict) else None
         offered = options.get("authToken") if isinstance(options, dict) else None
-        if token_matches(self.required_token, offered):
+        if self.authenticate is not None:
+            result = self.authenticate(offered)
+        elif token_matches(self.required_token or "", offered):
+            result = AuthResult(user=SINGLE_TOKEN_USER)
+        else:
+            result = AuthResult(user=None, message="wrong token" if offered else "no token")
+        if result.user is not None:
+            self.user = result.user
+            self.on_authenticated(result.user)
             return True
-        log.warning("refused a client: %s", "wrong token" if offered else "no token")
-        self.send_error(
-            data["id"],
-            AUTH_FAILED,
-            "Authentication failed: send the server's token as initializationOptions.authToken",
+        log.warning("refused a client: %s", result.message)
+        detail = (
+            f"too many failed attempts, retry after {result.retry_after_s:.0f} s"
+            if result.retry_after_s
+            else "send the server's token as initializationOptions.authToken"
         )
+        extra = {"retryAfter": round(result.retry_after_s)} if result.retry_after_s else None
+        self.send_error(data["id"], AUTH_FAILED, f"Authentication failed: {detail}", extra)
         self.on_auth_failure()
         return False
 
@@ -157,6 +186,18 @@ class OuzelProtocol(LanguageServerProtocol):
     def _handle_request(self, msg_id: MsgId, method_name: str, params: Any) -> None:
         LSP_CONTEXT.set(f"{method_name}#{msg_id}")
         REQUEST_ID.set(msg_id)  # inherited by the handler's task
+        limit = self.max_concurrent_requests
+        if limit is not None and len(self._in_flight) >= limit:
+            log.warning("refused %s: %d requests already running", method_name, limit)
+            self.on_request_done(method_name, 0.0, "refused")
+            self.send_error(
+                msg_id,
+                REQUEST_FAILED,
+                f"Too many concurrent requests on this connection (limit {limit}): "
+                "wait for an answer or cancel a request",
+            )
+            return
+        self._in_flight[msg_id] = (method_name, time.perf_counter())
         super()._handle_request(msg_id, method_name, params)
 
     def _handle_cancel_notification(self, msg_id: MsgId) -> None:
@@ -165,16 +206,28 @@ class OuzelProtocol(LanguageServerProtocol):
             listener()
         super()._handle_cancel_notification(msg_id)
 
+    def _send_response(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
+        started = self._in_flight.pop(msg_id, None)
+        if started is not None:
+            method, since = started
+            code = getattr(error, "code", None)
+            outcome = (
+                "ok" if error is None else "cancelled" if code == REQUEST_CANCELLED else "error"
+            )
+            self.on_request_done(method, time.perf_counter() - since, outcome)
+        super()._send_response(msg_id, result, error)
+
     def _handle_notification(self, method_name: str, params: Any) -> None:
         LSP_CONTEXT.set(method_name)
         super()._handle_notification(method_name, params)
 
     # --- sending -------------------------------------------------------------------------
 
-    def send_error(self, msg_id: MsgId | None, code: int, message: str) -> None:
-        self._send_data(
-            {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}
-        )
+    def send_error(self, msg_id: MsgId | None, code: int, message: str, data: Any = None) -> None:
+        error: dict[str, Any] = {"code": code, "message": message}
+        if data is not None:
+            error["data"] = data
+        self._send_data({"jsonrpc": "2.0", "id": msg_id, "error": error})
 
     # --- lifecycle -----------------------------------------------------------------------
 

@@ -14,13 +14,39 @@ import os
 import secrets
 import ssl
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ouzel.inference.privacy import is_loopback_host
+from ouzel.server.transport import ReadLimits
 
 TOKEN_ENV = "OUZEL_TOKEN"
 AUTH_FAILED = -32001  # JSON-RPC "server error" range; LSP reserves none for auth
+REQUEST_FAILED = -32803  # LSP RequestFailed: used for "too many concurrent requests"
+SINGLE_TOKEN_USER = "token"  # the user name of whoever holds the --token-file token
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """Per-connection limits of a TCP server: server-side flags only, never workspace files."""
+
+    read: ReadLimits = field(default_factory=ReadLimits)
+    max_concurrent_requests: int = 16
+    tls_handshake_timeout_s: float = 10.0
+    # Failed authentications per peer address: a token bucket of `auth_burst` failures,
+    # refilled at `auth_failures_per_minute`.
+    auth_burst: int = 5
+    auth_failures_per_minute: float = 5.0
+    tokens_reload_s: float = 1.0  # how often the tokens file's mtime is checked
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """What the protocol does with an `initialize`: the user, or an error to send back."""
+
+    user: str | None
+    message: str = ""
+    retry_after_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -28,10 +54,17 @@ class RemoteConfig:
     token: str | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    tokens_file: Path | None = None  # per-user tokens (server/tokens.py)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    metrics: tuple[str, int] | None = None  # --metrics HOST:PORT
 
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.token is not None or self.tokens_file is not None
 
 
 def check_listen_policy(host: str, config: RemoteConfig) -> None:
@@ -41,7 +74,7 @@ def check_listen_policy(host: str, config: RemoteConfig) -> None:
     missing = [
         what
         for what, present in (
-            ("a token (--token-file)", config.token),
+            ("a token (--token-file or --tokens-file)", config.authenticated),
             ("TLS (--tls-cert/--tls-key)", config.tls),
         )
         if not present

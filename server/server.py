@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import logging
 import signal
-import ssl
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,12 +41,8 @@ from ouzel.server.handlers import (
 from ouzel.server.protocol import OuzelProtocol
 from ouzel.server.remote import RemoteConfig, check_listen_policy, server_ssl_context
 from ouzel.server.session import Session
-from ouzel.server.transport import (
-    StdoutWriter,
-    StreamWriterAdapter,
-    read_message_async,
-    start_stdin_reader,
-)
+from ouzel.server.team import TeamServer
+from ouzel.server.transport import StdoutWriter, start_stdin_reader
 
 log = logging.getLogger("ouzel.server")
 
@@ -310,36 +304,25 @@ def run_tcp(
         else None
     )
 
+    team = TeamServer(remote)  # identities, limits, metrics: server/team.py
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        log.info("client connected from %s", peer)
-        server = create_server(engine)
-        try:
-            await serve_connection(
-                server,
-                functools.partial(read_message_async, reader),
-                StreamWriterAdapter(writer),
-                token=remote.token,
-            )
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
-            log.info("client %s went away: %s", peer, exc)
-        finally:
-            with contextlib.suppress(Exception):
-                await writer.drain()
-            writer.close()
-            log.info("client %s disconnected", peer)
+        await team.handle(reader, writer, create_server(engine), serve_connection)
 
     async def main() -> int:
-        listener = await asyncio.start_server(handle, host, port, ssl=tls)
-        bound = listener.sockets[0].getsockname()
-        if ready is not None:
-            ready(bound[0], bound[1])
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        async with listener:
+        handshake_s = remote.limits.tls_handshake_timeout_s if tls else None
+        listener = await asyncio.start_server(
+            handle, host, port, ssl=tls, ssl_handshake_timeout=handshake_s
+        )
+        async with listener, team.running(engine):
+            bound = listener.sockets[0].getsockname()
+            if ready is not None:
+                ready(bound[0], bound[1])
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop.set)
             await stop.wait()
         return 0
 

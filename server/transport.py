@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO
 
 log = logging.getLogger("ouzel.server.transport")
@@ -22,7 +24,22 @@ class FramingError(Exception):
     pass
 
 
-def parse_content_length(header_lines: list[bytes]) -> int:
+class ConnectionLimitExceeded(Exception):
+    """The client broke a per-connection limit; the connection is closed with this reason."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Deadlines and sizes for reading one TCP client's messages (see server/team.py)."""
+
+    max_message_bytes: int = 32 * 1024 * 1024
+    idle_timeout_s: float = 3600.0  # no new message for this long: the client is gone
+    header_timeout_s: float = 10.0  # from a header's first byte to its blank line
+    body_timeout_s: float = 120.0  # from the blank line to the body's last byte
+    max_header_lines: int = 16
+
+
+def parse_content_length(header_lines: list[bytes], max_bytes: int = MAX_BODY_BYTES) -> int:
     for line in header_lines:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
@@ -30,7 +47,7 @@ def parse_content_length(header_lines: list[bytes]) -> int:
                 length = int(value.strip())
             except ValueError as exc:
                 raise FramingError(f"bad Content-Length {value.strip()!r}") from exc
-            if length < 0 or length > MAX_BODY_BYTES:
+            if length < 0 or length > max_bytes:
                 raise FramingError(f"Content-Length {length} out of range")
             return length
     raise FramingError("header without Content-Length")
@@ -83,6 +100,70 @@ async def read_message_async(reader: asyncio.StreamReader) -> bytes | None:
         except asyncio.IncompleteReadError:
             log.warning("connection ended inside a message body")
             return None
+
+
+async def read_message_limited(reader: asyncio.StreamReader, limits: ReadLimits) -> bytes | None:
+    """One message body under `limits`; None at end of stream.
+
+    Raises ConnectionLimitExceeded for a message larger than allowed (refused from its
+    Content-Length, before reading the body), an idle client, and headers or a body that
+    trickle in too slowly (slowloris), so one slow client cannot hold a connection forever.
+    """
+    while True:
+        try:
+            first = await asyncio.wait_for(reader.readline(), limits.idle_timeout_s)
+        except TimeoutError as exc:
+            raise ConnectionLimitExceeded(f"idle for {limits.idle_timeout_s:g} s") from exc
+        except ValueError as exc:  # a line longer than the StreamReader's buffer limit
+            raise ConnectionLimitExceeded(f"a header line is too long: {exc}") from exc
+        if not first:
+            return None
+        if first in (b"\r\n", b"\n"):
+            continue
+        headers = await _rest_of_headers(reader, first, limits)
+        if headers is None:
+            return None
+        try:
+            length = parse_content_length(headers, max_bytes=sys.maxsize)
+        except FramingError as exc:
+            log.warning("skipping a message: %s", exc)
+            continue
+        if length > limits.max_message_bytes:
+            raise ConnectionLimitExceeded(
+                f"a message of {length} bytes exceeds the limit of {limits.max_message_bytes}"
+            )
+        try:
+            return await asyncio.wait_for(reader.readexactly(length), limits.body_timeout_s)
+        except TimeoutError as exc:
+            raise ConnectionLimitExceeded(
+                f"a {length}-byte body did not arrive within {limits.body_timeout_s:g} s"
+            ) from exc
+        except asyncio.IncompleteReadError:
+            log.warning("connection ended inside a message body")
+            return None
+
+
+async def _rest_of_headers(
+    reader: asyncio.StreamReader, first: bytes, limits: ReadLimits
+) -> list[bytes] | None:
+    headers = [first]
+    try:
+        async with asyncio.timeout(limits.header_timeout_s):
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return None
+                if line in (b"\r\n", b"\n"):
+                    return headers
+                headers.append(line)
+                if len(headers) > limits.max_header_lines:
+                    raise ConnectionLimitExceeded(f"more than {limits.max_header_lines} headers")
+    except TimeoutError as exc:
+        raise ConnectionLimitExceeded(
+            f"headers not complete within {limits.header_timeout_s:g} s"
+        ) from exc
+    except ValueError as exc:
+        raise ConnectionLimitExceeded(f"a header line is too long: {exc}") from exc
 
 
 class FdReader:
