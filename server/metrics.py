@@ -103,9 +103,12 @@ class ServerMetrics:
         )
         self.index_state = Gauge(
             "ouzel_index_state",
-            "1 for the current state of each workspace index (one state per root)",
-            ["root", "state"],
+            "1 for the current phase of each workspace index (idle, scanning, indexing, …)",
+            ["root", "phase"],
             registry=registry,
+        )
+        self.index_files = Gauge(
+            "ouzel_index_files", "files in each workspace index", ["root"], registry=registry
         )
 
     def request_done(self, method: str, seconds: float, outcome: str, user: str) -> None:
@@ -123,6 +126,13 @@ class ServerMetrics:
             self.first_token_seconds.labels(backend=backend).observe(first_token_s)
         if fallback:
             self.fallbacks.labels(task=task, backend=backend).inc()
+
+    def set_index_phases(self, phases: dict[str, tuple[str, int]]) -> None:
+        self.index_state.clear()
+        self.index_files.clear()
+        for root, (phase, files) in phases.items():
+            self.index_state.labels(root=root, phase=phase).set(1)
+            self.index_files.labels(root=root).set(files)
 
     def set_backend_health(self, healthy: Iterable[tuple[str, bool]]) -> None:
         for backend, ok in healthy:

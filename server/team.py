@@ -190,16 +190,13 @@ class TeamServer:
 
         host, port = self.remote.metrics
         authorized = None if is_loopback_host(host) else self.bearer_authorized
-        router = engine.router
-        exporter, bound = serve_metrics(
-            self.metrics,
-            host,
-            port,
-            authorized,
-            before_scrape=lambda: self.metrics.set_backend_health(
-                router.health_by_profile().items()
-            ),
-        )
+        router, indexes = engine.router, engine.index
+
+        def refresh() -> None:
+            self.metrics.set_backend_health(router.health_by_profile().items())
+            self.metrics.set_index_phases(indexes.root_phases())
+
+        exporter, bound = serve_metrics(self.metrics, host, port, authorized, refresh)
         self.metrics_port = bound
         log.info("metrics on http://%s:%d/metrics", host, bound)
         print(f"ouzel: metrics on http://{host}:{bound}/metrics", file=sys.stderr, flush=True)

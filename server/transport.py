@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,10 @@ MAX_BODY_BYTES = 256 * 1024 * 1024
 
 
 class FramingError(Exception):
+    pass
+
+
+class MessageTooLarge(FramingError):
     pass
 
 
@@ -47,8 +50,12 @@ def parse_content_length(header_lines: list[bytes], max_bytes: int = MAX_BODY_BY
                 length = int(value.strip())
             except ValueError as exc:
                 raise FramingError(f"bad Content-Length {value.strip()!r}") from exc
-            if length < 0 or length > max_bytes:
+            if length < 0:
                 raise FramingError(f"Content-Length {length} out of range")
+            if length > max_bytes:
+                raise MessageTooLarge(
+                    f"a message of {length} bytes exceeds the limit of {max_bytes}"
+                )
             return length
     raise FramingError("header without Content-Length")
 
@@ -124,14 +131,12 @@ async def read_message_limited(reader: asyncio.StreamReader, limits: ReadLimits)
         if headers is None:
             return None
         try:
-            length = parse_content_length(headers, max_bytes=sys.maxsize)
+            length = parse_content_length(headers, max_bytes=limits.max_message_bytes)
+        except MessageTooLarge as exc:
+            raise ConnectionLimitExceeded(str(exc)) from exc
         except FramingError as exc:
             log.warning("skipping a message: %s", exc)
             continue
-        if length > limits.max_message_bytes:
-            raise ConnectionLimitExceeded(
-                f"a message of {length} bytes exceeds the limit of {limits.max_message_bytes}"
-            )
         try:
             return await asyncio.wait_for(reader.readexactly(length), limits.body_timeout_s)
         except TimeoutError as exc:

@@ -293,6 +293,20 @@ class IndexService:
             entries = [self._roots[r] for r in sorted(roots) if r in self._roots]
         return [e.scheduler for e in entries if e.scheduler is not None]
 
+    def root_phases(self) -> dict[str, tuple[str, int]]:
+        """Every open root's (phase, files indexed), for metrics."""
+        with self._lock:
+            entries = list(self._roots.values())
+        phases: dict[str, tuple[str, int]] = {}
+        for entry in entries:
+            if entry.scheduler is not None:
+                state = entry.scheduler.status()
+                phases[str(entry.root)] = (
+                    str(state.get("phase", "idle")),
+                    int(state.get("files_indexed", state.get("filesIndexed", 0))),
+                )
+        return phases
+
     def status(self, session: Session, settings: Settings) -> dict[str, Any]:
         per_root = [_camel(s.status()) for s in self.schedulers_for(session)]
         refused = {str(r): why for r, why in self._refused.items() if r in session.roots}

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rpc import RawClient, TcpServer, server_env
+from waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -186,8 +187,11 @@ def test_failed_authentications_are_rate_limited_per_peer(tmp_path: Path) -> Non
 
 
 def test_connection_limits_message_size_headers_and_concurrency(tmp_path: Path) -> None:
+    metrics_port = free_port()
     server = TcpServer(
         tmp_path,
+        "--metrics",
+        f"127.0.0.1:{metrics_port}",
         "--max-message-mb",
         "1",
         "--header-timeout",
@@ -232,6 +236,38 @@ def test_connection_limits_message_size_headers_and_concurrency(tmp_path: Path) 
         assert refused and "concurrent requests" in refused[0]["error"]["message"]
         assert "result" in answers[0]
         assert busy.request("ouzel/status")["result"]["version"]
+
+        families = scrape(metrics_port)
+        closed = {
+            s.labels["reason"]: s.value
+            for s in families["ouzel_connections_closed_by_limit"]
+            if s.name.endswith("_total")
+        }
+        assert closed == {"message_size": 1.0, "header_deadline": 1.0}
+        outcomes = {
+            s.labels["outcome"]
+            for s in families["ouzel_requests"]
+            if s.labels["method"] == "textDocument/inlineCompletion" and s.name.endswith("_total")
+        }
+        assert {"ok", "refused"} <= outcomes
+        served = [
+            s
+            for s in families["ouzel_inference_duration_seconds"]
+            if s.name.endswith("_count") and s.labels["task"] == "inline_completion"
+        ]
+        assert served and served[0].value >= 1 and served[0].labels["backend"] == "local"
+        health = {s.labels["backend"]: s.value for s in families["ouzel_backend_healthy"]}
+        assert health.get("local") == 1.0
+        phases = wait_for(
+            lambda: [
+                s
+                for s in scrape(metrics_port)["ouzel_index_state"]
+                if s.labels["root"] == str(tmp_path)
+            ],
+            60,
+            "an ouzel_index_state sample for the workspace root",
+        )
+        assert phases[0].value == 1.0 and phases[0].labels["phase"]
     finally:
         server.close()
     log = (tmp_path / "state" / "ouzel" / "ouzel.log").read_text()
