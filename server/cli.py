@@ -70,6 +70,12 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     limits.add_argument("--tls-handshake-timeout", type=float, default=10.0, help="seconds; 10")
     limits.add_argument(
+        "--max-messages-per-second",
+        type=float,
+        default=40.0,
+        help="messages read per connection per second (burst 2x); past it reading pauses; 40",
+    )
+    limits.add_argument(
         "--auth-failures-per-minute",
         type=float,
         default=5.0,
@@ -159,7 +165,8 @@ def _remote_config(args: argparse.Namespace) -> RemoteConfig:
 
 
 def _limits(args: argparse.Namespace) -> ConnectionLimits:
-    for name in ("max_message_mb", "max_concurrent_requests", "idle_timeout", "header_timeout"):
+    positive = ("max_message_mb", "max_concurrent_requests", "idle_timeout", "header_timeout")
+    for name in (*positive, "max_messages_per_second"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
     return ConnectionLimits(
@@ -171,6 +178,7 @@ def _limits(args: argparse.Namespace) -> ConnectionLimits:
         max_concurrent_requests=args.max_concurrent_requests,
         tls_handshake_timeout_s=args.tls_handshake_timeout,
         auth_failures_per_minute=args.auth_failures_per_minute,
+        max_messages_per_s=args.max_messages_per_second,
     )
 
 

@@ -38,6 +38,10 @@ class ConnectionLimits:
     auth_burst: int = 5
     auth_failures_per_minute: float = 5.0
     tokens_reload_s: float = 1.0  # how often the tokens file's mtime is checked
+    # Messages read per second from one connection (burst: twice that). Past it the server
+    # stops reading that socket for a moment (TCP backpressure), so a flood costs the
+    # others no more than this rate. Typing sends about 3 messages per keystroke.
+    max_messages_per_s: float = 40.0
 
 
 @dataclass(frozen=True)

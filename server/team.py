@@ -243,11 +243,7 @@ class TeamServer:
             connection.user = "local"
             self.metrics.sessions.labels(user="local").inc()
         try:
-            await serve(
-                server,
-                functools.partial(read_message_limited, reader, self.limits.read),
-                StreamWriterAdapter(writer),
-            )
+            await serve(server, self._throttled_reader(reader), StreamWriterAdapter(writer))
         except ConnectionLimitExceeded as exc:
             self.metrics.limit_closes.labels(reason=_reason_label(str(exc))).inc()
             connection.close(str(exc))
@@ -263,6 +259,34 @@ class TeamServer:
                 await writer.drain()
             writer.close()
             log.info("client %s (%s) disconnected", peer, connection.user)
+
+    def _throttled_reader(self, reader: asyncio.StreamReader) -> Callable[[], Awaitable[Any]]:
+        """`read_message_limited`, pausing when the connection is past its message rate."""
+        rate = self.limits.max_messages_per_s
+        bucket = MessageBucket(rate, burst=2 * rate)
+
+        async def receive() -> bytes | None:
+            wait = bucket.take()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            return await read_message_limited(reader, self.limits.read)
+
+        return receive
+
+
+class MessageBucket:
+    """A token bucket of messages; `take()` says how long to wait before reading one."""
+
+    def __init__(self, per_s: float, burst: float, clock: Callable[[], float] = time.monotonic):
+        self.per_s, self.burst, self.clock = max(per_s, 0.001), max(burst, 1.0), clock
+        self.level, self.at = self.burst, clock()
+
+    def take(self) -> float:
+        now = self.clock()
+        self.level = min(self.burst, self.level + (now - self.at) * self.per_s)
+        self.at = now
+        self.level -= 1.0
+        return 0.0 if self.level >= 0 else -self.level / self.per_s
 
 
 def _reason_label(reason: str) -> str:

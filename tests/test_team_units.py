@@ -110,3 +110,14 @@ def test_metrics_endpoint_requires_the_bearer_token_when_asked() -> None:
     assert any(s.value == 1.0 for s in cancelled if s.name.endswith("_total"))
     assert LATENCY_BUCKETS[:8] == (0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2)
     assert 1.0 in LATENCY_BUCKETS and LATENCY_BUCKETS[8] - LATENCY_BUCKETS[7] == pytest.approx(0.05)
+
+
+def test_message_bucket_paces_a_flood_and_lets_typing_through() -> None:
+    from ouzel.server.team import MessageBucket
+
+    clock = FakeClock()
+    bucket = MessageBucket(per_s=10, burst=20, clock=clock)
+    assert all(bucket.take() == 0 for _ in range(20)), "a burst of 20 passes at once"
+    assert bucket.take() == pytest.approx(0.1)
+    clock.now += 10
+    assert bucket.take() == 0, "after a pause the bucket is full again"
