@@ -108,6 +108,8 @@ class VllmOptions:
     max_model_len: int | None = None
     tool_call_parser: str | None = None
     key: KeySource | None = None
+    data_parallel_size: int = 1  # engine replicas on this box, one per GPU group
+    tensor_parallel_size: int = 1  # GPUs one replica spans
     extra: tuple[str, ...] = ()
 
 
@@ -144,6 +146,14 @@ def build_vllm_command(options: VllmOptions) -> VllmLaunch:
     ]
     if options.max_model_len:
         argv += ["--max-model-len", str(options.max_model_len)]
+    for flag, size in (
+        ("--data-parallel-size", options.data_parallel_size),
+        ("--tensor-parallel-size", options.tensor_parallel_size),
+    ):
+        if size < 1:
+            raise GpuServeError(f"{flag} must be at least 1, got {size}")
+        if size > 1:
+            argv += [flag, str(size)]
     warnings = []
     if options.tool_call_parser:
         argv += ["--enable-auto-tool-choice", "--tool-call-parser", options.tool_call_parser]

@@ -30,6 +30,16 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--port", type=int, help="port (default: from base_url, else 8000)")
     serve.add_argument("--max-model-len", type=int, metavar="TOKENS", help="context length")
     serve.add_argument("--tool-call-parser", metavar="NAME", help="vLLM tool-call parser, or none")
+    serve.add_argument(
+        "--data-parallel-size",
+        type=int,
+        default=1,
+        metavar="N",
+        help="vLLM engine replicas on this box (one per GPU or GPU group); default 1",
+    )
+    serve.add_argument(
+        "--tensor-parallel-size", type=int, default=1, metavar="N", help="GPUs per replica"
+    )
     keys = serve.add_mutually_exclusive_group()
     keys.add_argument("--api-key-env", metavar="VAR", help="environment variable with the key")
     keys.add_argument("--api-key-file", metavar="FILE", help="file with the key")
@@ -104,6 +114,8 @@ def _serve(args: argparse.Namespace) -> int:
             max_model_len=args.max_model_len or profile.context_length,
             tool_call_parser=parser,
             key=key,
+            data_parallel_size=args.data_parallel_size,
+            tensor_parallel_size=args.tensor_parallel_size,
             extra=tuple(extra),
         )
     )

@@ -160,3 +160,17 @@ def test_serve_runs_vllm_with_the_key_in_its_environment(
     assert lines[-1] == "key=s3cret-key"
     assert not any("s3cret-key" in line for line in lines[:-1])
     assert "s3cret-key" not in out.stderr + out.stdout
+
+
+def test_data_and_tensor_parallel_sizes(user_env: dict[str, str]) -> None:
+    out = run_ouzel(
+        "gpu", "serve", "--dry-run", "--data-parallel-size", "4", "--tensor-parallel-size", "2",
+        env=user_env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "--enable-prefix-caching" in out.stdout
+    assert "--data-parallel-size 4 --tensor-parallel-size 2" in out.stdout
+    default = run_ouzel("gpu", "serve", "--dry-run", env=user_env)
+    assert "parallel-size" not in default.stdout
+    bad = run_ouzel("gpu", "serve", "--dry-run", "--data-parallel-size", "0", env=user_env)
+    assert bad.returncode != 0 and "--data-parallel-size must be at least 1" in bad.stderr
