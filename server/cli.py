@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ouzel.inference.privacy import is_loopback_host
 from ouzel.server import __version__, remote, tokens
+from ouzel.server.pathmap import PathMap
 from ouzel.server.remote import ConnectionLimits, RemoteConfig
 from ouzel.server.transport import ReadLimits
 
@@ -60,6 +61,14 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="team server: per-user tokens (`ouzel tokens add NAME`); re-read on change, so a "
         "revoked user's sessions close without a restart",
+    )
+    parser.add_argument(
+        "--path-map",
+        action="append",
+        default=[],
+        metavar="EDITOR=SERVER",
+        help="TCP: map the editor's folder to the server's checkout in URIs both ways "
+        "(e.g. /home/me/proj=/srv/proj); repeatable",
     )
     limits = parser.add_argument_group("team server limits (per connection)")
     limits.add_argument("--max-message-mb", type=float, default=32.0, help="default: 32")
@@ -156,6 +165,7 @@ def _remote_config(args: argparse.Namespace) -> RemoteConfig:
         tokens_file=args.tokens_file,
         limits=_limits(args),
         metrics=args.metrics,
+        path_map=PathMap.parse(args.path_map) if args.path_map else None,
     )
     if config.metrics and not is_loopback_host(config.metrics[0]) and not config.authenticated:
         raise ValueError("--metrics on a non-loopback address needs --token-file or --tokens-file")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ouzel.inference.privacy import is_loopback_host
+from ouzel.server.pathmap import PathMap
 from ouzel.server.transport import ReadLimits
 
 TOKEN_ENV = "OUZEL_TOKEN"
@@ -61,6 +62,7 @@ class RemoteConfig:
     tokens_file: Path | None = None  # per-user tokens (server/tokens.py)
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     metrics: tuple[str, int] | None = None  # --metrics HOST:PORT
+    path_map: PathMap | None = None  # --path-map EDITOR=SERVER (server/pathmap.py)
 
     @property
     def tls(self) -> bool:

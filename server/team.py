@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ouzel.server.metrics import ServerMetrics, serve_metrics
+from ouzel.server.pathmap import PathMap
 from ouzel.server.remote import (
     REQUEST_FAILED,
     SINGLE_TOKEN_USER,
@@ -243,7 +244,7 @@ class TeamServer:
             connection.user = "local"
             self.metrics.sessions.labels(user="local").inc()
         try:
-            await serve(server, self._throttled_reader(reader), StreamWriterAdapter(writer))
+            await serve(server, self._throttled_reader(reader), self._writer(writer))
         except ConnectionLimitExceeded as exc:
             self.metrics.limit_closes.labels(reason=_reason_label(str(exc))).inc()
             connection.close(str(exc))
@@ -264,14 +265,35 @@ class TeamServer:
         """`read_message_limited`, pausing when the connection is past its message rate."""
         rate = self.limits.max_messages_per_s
         bucket = MessageBucket(rate, burst=2 * rate)
+        path_map = self.remote.path_map
 
         async def receive() -> bytes | None:
             wait = bucket.take()
             if wait > 0:
                 await asyncio.sleep(wait)
-            return await read_message_limited(reader, self.limits.read)
+            body = await read_message_limited(reader, self.limits.read)
+            return path_map.incoming(body) if path_map and body is not None else body
 
         return receive
+
+    def _writer(self, writer: asyncio.StreamWriter) -> Any:
+        adapter = StreamWriterAdapter(writer)
+        if self.remote.path_map is None:
+            return adapter
+        return MappedWriter(adapter, self.remote.path_map)
+
+
+class MappedWriter:
+    """A writer that maps server URIs back to the editor's (see server/pathmap.py)."""
+
+    def __init__(self, inner: StreamWriterAdapter, path_map: PathMap) -> None:
+        self.inner, self.path_map = inner, path_map
+
+    def write(self, data: bytes) -> None:
+        self.inner.write(self.path_map.outgoing(data))
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class MessageBucket:

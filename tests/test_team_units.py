@@ -121,3 +121,35 @@ def test_message_bucket_paces_a_flood_and_lets_typing_through() -> None:
     assert bucket.take() == pytest.approx(0.1)
     clock.now += 10
     assert bucket.take() == 0, "after a pause the bucket is full again"
+
+
+def test_path_map_rewrites_only_uri_fields_on_folder_boundaries() -> None:
+    from ouzel.server.pathmap import PathMap, PathMapError
+
+    paths = PathMap.parse(["/home/me/proj=/srv/proj"])
+    message = {
+        "params": {
+            "rootPath": "/home/me/proj",
+            "rootUri": "file:///home/me/proj",
+            "textDocument": {"uri": "file:///home/me/proj/a.py", "text": "file:///home/me/proj"},
+            "other": {"uri": "file:///home/me/project/b.py"},
+        }
+    }
+    mapped = paths.rewrite(message, to_server=True)["params"]
+    assert mapped["rootPath"] == "/srv/proj" and mapped["rootUri"] == "file:///srv/proj"
+    assert mapped["textDocument"] == {
+        "uri": "file:///srv/proj/a.py",
+        "text": "file:///home/me/proj",
+    }
+    assert mapped["other"]["uri"] == "file:///home/me/project/b.py", "not a prefix of /project"
+    edit = {"result": {"changes": {"file:///srv/proj/a.py": [{"newText": "x"}]}}}
+    assert paths.rewrite(edit, to_server=False)["result"]["changes"] == {
+        "file:///home/me/proj/a.py": [{"newText": "x"}]
+    }
+    framed = b'Content-Length: 40\r\n\r\n{"result": {"uri": "file:///srv/proj/a"}}'
+    header, _, body = paths.outgoing(framed).partition(b"\r\n\r\n")
+    assert header == b"Content-Length: %d" % len(body) and b"/home/me/proj/a" in body
+    assert paths.incoming(b"{not json") == b"{not json"
+    for bad in (["nosep"], ["a=/b"], ["/a="]):
+        with pytest.raises(PathMapError):
+            PathMap.parse(bad)

@@ -306,3 +306,52 @@ def test_tls_handshake_garbage_and_silence_are_closed(tmp_path: Path) -> None:
         for sock in (locals().get("silent"), locals().get("garbage")):
             if isinstance(sock, (socket.socket, ssl.SSLSocket)):
                 sock.close()
+
+
+def test_path_map_serves_an_editor_folder_from_the_server_checkout(tmp_path: Path) -> None:
+    checkout = tmp_path / "srv" / "proj"
+    checkout.mkdir(parents=True)
+    (checkout / "mod.py").write_text("def served_here():\n    return 1\n")
+    editor_root = Path("/home/editor-only/proj")  # does not exist on this machine
+    server = TcpServer(tmp_path, "--path-map", f"{editor_root}={checkout}")
+    try:
+        client = server.connect()
+        assert "result" in client.initialize(editor_root)
+        editor_uri = (editor_root / "mod.py").as_uri()
+        client.notify(
+            "textDocument/didOpen",
+            {
+                "textDocument": {
+                    "uri": editor_uri,
+                    "languageId": "python",
+                    "version": 1,
+                    "text": (checkout / "mod.py").read_text(),
+                }
+            },
+        )
+        outline = client.request(
+            "textDocument/documentSymbol", {"textDocument": {"uri": editor_uri}}
+        )
+        assert [s["name"] for s in outline["result"]] == ["served_here"]
+
+        def found() -> list[dict[str, Any]] | None:
+            answer = client.request("workspace/symbol", {"query": "served_here"})
+            return answer.get("result") or None
+
+        symbols = wait_for(found, 90, "the server-side checkout to be indexed and found")
+        assert symbols[0]["location"]["uri"] == editor_uri, "server paths map back to the editor's"
+        assert str(checkout) not in json.dumps(symbols)
+    finally:
+        server.close()
+
+
+def test_bad_path_map_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ouzel.server.cli", "serve", "--tcp", "127.0.0.1:0"]
+        + ["--path-map", "relative=/srv"],
+        capture_output=True,
+        text=True,
+        env=server_env(tmp_path),
+        timeout=60,
+    )
+    assert done.returncode == 2 and "must be absolute" in done.stderr
