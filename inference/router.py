@@ -109,6 +109,7 @@ class Router:
         # generated(profile, first_token_s or None, total_s) after each successful call.
         self.on_served: list[Callable[[str, str, bool, float | None], None]] = []
         self.on_generated: list[Callable[[str, float | None, float], None]] = []
+        self._turns: dict[str, int] = {}  # round-robin position of profiles with endpoints
         self.monitor = HealthMonitor(self.backends.probe_targets, self.backends.probe_interval_s)
 
     # --- profiles and backends ---------------------------------------------------------
@@ -127,12 +128,30 @@ class Router:
             if profile is None:
                 candidates.append(Candidate(name, None, False, "not configured", silent=True))
                 continue
-            entry = self.entry(name, profile, settings)
-            remote = profile_is_remote(profile)
-            candidates.append(
-                Candidate(name, entry, remote, self.skip_reason(entry, remote, settings))
-            )
+            for endpoint_name, endpoint in self._spread(name, profile):
+                entry = self.entry(endpoint_name, endpoint, settings)
+                remote = profile_is_remote(endpoint)
+                candidates.append(
+                    Candidate(
+                        endpoint_name, entry, remote, self.skip_reason(entry, remote, settings)
+                    )
+                )
         return candidates
+
+    def _spread(self, name: str, profile: ModelProfile) -> list[tuple[str, ModelProfile]]:
+        """A profile with `endpoints`: one candidate per URL (`name@N`, each with its own
+        breaker), starting one further on each call, so requests take turns; a failing or
+        ejected endpoint falls through to the next."""
+        if not profile.endpoints:
+            return [(name, profile)]
+        endpoints = [
+            (f"{name}@{index}", profile.model_copy(update={"base_url": url, "endpoints": []}))
+            for index, url in enumerate(profile.endpoints)
+        ]
+        turn = self._turns.get(name, 0)
+        self._turns[name] = turn + 1
+        start = turn % len(endpoints)
+        return endpoints[start:] + endpoints[:start]
 
     @staticmethod
     def skip_reason(entry: BackendEntry, remote: bool, settings: Settings) -> str | None:

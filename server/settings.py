@@ -144,6 +144,13 @@ class ModelProfile(Section):
         description="Base URL of an OpenAI-compatible server (…/v1).",
         json_schema_extra={"trust": "user"},
     )
+    endpoints: list[str] = Field(
+        default_factory=list,
+        description="Several base URLs of the same model (…/v1): requests are spread over "
+        "them in turn and an endpoint whose breaker is open is skipped until it recovers. "
+        "Empty: `base_url` alone. For prefix-cache-aware routing put llm-d in front instead.",
+        json_schema_extra={"trust": "user"},
+    )
     location: Literal["auto", "local", "remote"] = Field(
         "auto",
         description="`auto` and `local`: remote unless `base_url` is a loopback address "
