@@ -24,7 +24,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--replace", action="store_true", help="replace NAME's existing token")
     revoke = sub.add_parser("revoke", help="remove NAME's token (open sessions are closed)")
     revoke.add_argument("name")
-    sub.add_parser("list", help="the names that have a token")
+    listing = sub.add_parser("list", help="the names that have a token")
+    for action in (add, revoke, listing):  # `--file` before or after the action
+        action.add_argument("--file", type=Path, default=argparse.SUPPRESS, help="tokens file")
 
 
 def _run(args: argparse.Namespace) -> int:
