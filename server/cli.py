@@ -12,12 +12,16 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ouzel.inference.privacy import is_loopback_host
 from ouzel.server import __version__, remote, tokens
 from ouzel.server.pathmap import PathMap
 from ouzel.server.remote import ConnectionLimits, RemoteConfig
 from ouzel.server.transport import ReadLimits
+
+if TYPE_CHECKING:
+    from ouzel.server.settings import TeamServerSettings
 
 
 @dataclass(frozen=True)
@@ -71,23 +75,19 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         "(e.g. /home/me/proj=/srv/proj); repeatable",
     )
     limits = parser.add_argument_group("team server limits (per connection)")
-    limits.add_argument("--max-message-mb", type=float, default=32.0, help="default: 32")
-    limits.add_argument("--max-concurrent-requests", type=int, default=16, help="default: 16")
-    limits.add_argument("--idle-timeout", type=float, default=3600.0, help="seconds; 3600")
-    limits.add_argument(
-        "--header-timeout", type=float, default=10.0, help="seconds to send a header; 10"
-    )
-    limits.add_argument("--tls-handshake-timeout", type=float, default=10.0, help="seconds; 10")
+    limits.add_argument("--max-message-mb", type=float, help="default: 32")
+    limits.add_argument("--max-concurrent-requests", type=int, help="default: 16")
+    limits.add_argument("--idle-timeout", type=float, help="seconds; 3600")
+    limits.add_argument("--header-timeout", type=float, help="seconds to send a header; 10")
+    limits.add_argument("--tls-handshake-timeout", type=float, help="seconds; 10")
     limits.add_argument(
         "--max-messages-per-second",
         type=float,
-        default=40.0,
         help="messages read per connection per second (burst 2x); past it reading pauses; 40",
     )
     limits.add_argument(
         "--auth-failures-per-minute",
         type=float,
-        default=5.0,
         help="failed authentications allowed per peer address (burst 5); default: 5",
     )
     parser.add_argument(
@@ -156,16 +156,23 @@ def _remote_config(args: argparse.Namespace) -> RemoteConfig:
             print(f"ouzel: wrote a new token to {args.token_file}", file=sys.stderr)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ValueError("--tls-cert and --tls-key go together")
-    if args.tokens_file:
-        tokens.read_tokens_file(args.tokens_file)  # fail early on a bad file
+    from ouzel.server.settings import load_for_workspace
+
+    team = load_for_workspace(None).settings.team_server
+    tokens_file = args.tokens_file or (
+        Path(team.tokens_file).expanduser() if team.tokens_file else None
+    )
+    if tokens_file:
+        tokens.read_tokens_file(tokens_file)  # fail early on a bad file
+    path_map = args.path_map or team.path_map
     config = RemoteConfig(
         token=token,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
-        tokens_file=args.tokens_file,
-        limits=_limits(args),
+        tokens_file=tokens_file,
+        limits=_limits(args, team),
         metrics=args.metrics,
-        path_map=PathMap.parse(args.path_map) if args.path_map else None,
+        path_map=PathMap.parse(path_map) if path_map else None,
     )
     if config.metrics and not is_loopback_host(config.metrics[0]) and not config.authenticated:
         raise ValueError("--metrics on a non-loopback address needs --token-file or --tokens-file")
@@ -174,21 +181,27 @@ def _remote_config(args: argparse.Namespace) -> RemoteConfig:
     return config
 
 
-def _limits(args: argparse.Namespace) -> ConnectionLimits:
-    positive = ("max_message_mb", "max_concurrent_requests", "idle_timeout", "header_timeout")
-    for name in (*positive, "max_messages_per_second"):
-        if getattr(args, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive")
+def _limits(args: argparse.Namespace, team: TeamServerSettings) -> ConnectionLimits:
+    """Each limit from its flag, else from the user config's [team_server] (a workspace file
+    never reaches these: they are "user" settings)."""
+
+    def pick(flag: str, setting: str) -> float:
+        value = getattr(args, flag)
+        value = getattr(team, setting) if value is None else value
+        if value <= 0:
+            raise ValueError(f"--{flag.replace('_', '-')} must be positive")
+        return float(value)
+
     return ConnectionLimits(
         read=ReadLimits(
-            max_message_bytes=int(args.max_message_mb * 1024 * 1024),
-            idle_timeout_s=args.idle_timeout,
-            header_timeout_s=args.header_timeout,
+            max_message_bytes=int(pick("max_message_mb", "max_message_mb") * 1024 * 1024),
+            idle_timeout_s=pick("idle_timeout", "idle_timeout_s"),
+            header_timeout_s=pick("header_timeout", "header_timeout_s"),
         ),
-        max_concurrent_requests=args.max_concurrent_requests,
-        tls_handshake_timeout_s=args.tls_handshake_timeout,
-        auth_failures_per_minute=args.auth_failures_per_minute,
-        max_messages_per_s=args.max_messages_per_second,
+        max_concurrent_requests=int(pick("max_concurrent_requests", "max_concurrent_requests")),
+        tls_handshake_timeout_s=pick("tls_handshake_timeout", "tls_handshake_timeout_s"),
+        auth_failures_per_minute=pick("auth_failures_per_minute", "auth_failures_per_minute"),
+        max_messages_per_s=pick("max_messages_per_second", "max_messages_per_second"),
     )
 
 

@@ -327,6 +327,70 @@ class RoutingSettings(Section):
     )
 
 
+class TeamServerSettings(Section):
+    """`ouzel serve --tcp` limits for a shared server (flags override these). User config
+    only: a workspace file can never change what a server allows its clients."""
+
+    tokens_file: str | None = Field(
+        None,
+        description="Per-user tokens file (`ouzel tokens add NAME`); like --tokens-file.",
+        json_schema_extra={"trust": "user"},
+    )
+    max_message_mb: float = Field(
+        32.0,
+        gt=0,
+        le=1024,
+        description="Largest message a client may send (MB).",
+        json_schema_extra={"trust": "user"},
+    )
+    max_concurrent_requests: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Requests in flight per connection; more get -32803.",
+        json_schema_extra={"trust": "user"},
+    )
+    max_messages_per_second: float = Field(
+        40.0,
+        gt=0,
+        le=10000,
+        description="Messages read per connection per second (burst 2x); past it reading pauses.",
+        json_schema_extra={"trust": "user"},
+    )
+    idle_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="A connection silent this long is closed.",
+        json_schema_extra={"trust": "user"},
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Time to send a message header (slowloris guard).",
+        json_schema_extra={"trust": "user"},
+    )
+    tls_handshake_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Time to finish the TLS handshake.",
+        json_schema_extra={"trust": "user"},
+    )
+    auth_failures_per_minute: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Failed logins allowed per peer address (burst 5).",
+        json_schema_extra={"trust": "user"},
+    )
+    path_map: list[str] = Field(
+        default_factory=list,
+        description="EDITOR_PATH=SERVER_PATH pairs mapped in URIs both ways (like --path-map).",
+        json_schema_extra={"trust": "user"},
+    )
+
+
 class PrivacySettings(Section):
     """What may leave this machine."""
 
@@ -566,6 +630,7 @@ class Settings(Section):
     )
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    team_server: TeamServerSettings = Field(default_factory=TeamServerSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)

@@ -355,3 +355,23 @@ def test_bad_path_map_is_refused(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 2 and "must be absolute" in done.stderr
+
+
+def test_limits_come_from_the_user_config_too(tmp_path: Path) -> None:
+    config = tmp_path / "config" / "ouzel"
+    config.mkdir(parents=True)
+    tokens_file = tmp_path / "tokens.json"
+    alice = add_user(tmp_path, tokens_file, "alice")
+    (config / "config.toml").write_text(
+        f"[team_server]\nmax_message_mb = 1\ntokens_file = '{tokens_file}'\n"
+    )
+    server = TcpServer(tmp_path)
+    try:
+        refused = server.connect().initialize(tmp_path, options={"authToken": "guess"})
+        assert refused["error"]["code"] == AUTH_FAILED, "tokens_file from the user config"
+        client = server.connect()
+        assert "result" in client.initialize(tmp_path, options={"authToken": alice})
+        client.send_bytes(b"Content-Length: %d\r\n\r\n" % (2 * 1024 * 1024))
+        assert client.closed.wait(10), "max_message_mb = 1 from the user config"
+    finally:
+        server.close()
