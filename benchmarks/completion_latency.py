@@ -38,10 +38,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from rpc import StdioServer  # noqa: E402  (tests/rpc.py: a raw JSON-RPC client)
 
+from ouzel.inference import catalog  # noqa: E402
 from ouzel.inference.llama_cpp import (  # noqa: E402
     LlamaOptions,
-    embedded_model_path,
     fim_token_texts,
+    find_model_file,
     open_llama,
 )
 from ouzel.inference.templates import detect_template  # noqa: E402
@@ -272,7 +273,8 @@ class RawModel:
     """llama-cpp-python without ouzel: the same model file, options and prompts."""
 
     def __init__(self, settings: Any, path_in_prompt: str) -> None:
-        self.llm = open_llama(embedded_model_path(), LlamaOptions())
+        # The file `ouzel serve` loads for the default `local` profile.
+        self.llm = open_llama(find_model_file(catalog.default_model()), LlamaOptions())
         self.template = detect_template(self.llm.metadata, fim_token_texts(self.llm))
         self.settings = settings
         self.path_in_prompt = path_in_prompt
