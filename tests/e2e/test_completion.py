@@ -328,13 +328,16 @@ def test_huge_binary_crlf_and_cjk_documents(editor: Editor) -> None:
     uri = editor.open("blob.bin", binary, language="plaintext")
     assert isinstance(editor.inline(uri, 1, len("header = \x00\x7f"), invoked=True), list)
 
-    # Windows line endings: a block still comes with "\n" alone between its lines (clients
-    # insert it as the document's line break; a "\r" would show as ^M in Neovim).
+    # Windows line endings: what comes has "\n" alone between its lines (clients insert it
+    # as the document's line break; a "\r" would show as ^M in Neovim). Whether the real
+    # model proposes a block here varies (the FIM model may propose nothing before
+    # `return True`); tests/completion/test_completion_pipeline.py checks a CRLF block from
+    # scripted model output.
     editor.configure({"maxTimeMs": 20000})  # a whole block, also on busy cores
     crlf = "def is_prime(n):\r\n    if n < 2:\r\n        return False\r\n    "
     uri = editor.open("crlf.py", crlf + "\r\n    return True\r\n")
-    block = editor.inline(uri, 3, 4)[0]["insertText"]
-    assert "\n" in block and "\r" not in block
+    items = editor.inline(uri, 3, 4, invoked=True)
+    assert all("\r" not in item["insertText"] for item in items), items
 
     # CJK text before the cursor (one UTF-16 unit each) and a supplementary character.
     cjk = 'greeting = "你好，世界𠀋"\nname = '
