@@ -4,15 +4,16 @@ Read this file first. `build_engine` makes every process-wide service once per p
 (a TCP server with several editors loads a model once); `build_session` makes one
 connection's session and its features, in dependency order, handing each its
 dependencies through its constructor. Handlers reach features through the session's typed
-attributes (`session.completion`, `session.context`, `session.models`) and shared services
-through `session.engine`; nothing is looked up by name and nothing is built on first use.
+attributes (`session.completion`, `session.context`, `session.models`, `session.agent`)
+and shared services through `session.engine`; nothing is looked up by name and nothing is built on first use.
 
     Engine (process)                       Session (connection, or headless for the CLI)
       router      Router (backends)          models      SessionModels(router)
       telemetry   Telemetry (a file)         context     SessionContext(context, index)
       index       IndexService (per root)    completion  CompletionEngine(models, context,
       context     ContextService (Jedi)                                   telemetry)
-      jedi        JediCompleter (popup)
+      jedi        JediCompleter (popup)      agent       AgentService(models.backend_for)
+      chat        ChatStores (per root)
 
 Adding a feature (code actions, chat, agent): build its process-wide part in
 `build_engine`, its per-session part in `build_session`, add its routes to
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ouzel.inference.router import Router
+from ouzel.server.features.agent import AgentService
 from ouzel.server.features.chat.service import ChatStores
 from ouzel.server.features.completion import CompletionEngine
 from ouzel.server.features.completion_jedi import JediCompleter
@@ -111,6 +113,8 @@ def build_session(
         context_provider=context.provide,
     )
     session.models, session.context, session.completion = models, context, completion
+    # The agent: its turns (undo) per session, its model from `routing.agent`.
+    session.agent = AgentService(session, models.backend_for)
 
     # Events, in the order listeners run.
     session.documents.on_change(completion.document_changed)

@@ -28,6 +28,7 @@ from ouzel.server.app import Engine
 from ouzel.server.client import LspClient
 from ouzel.server.documents import UnknownDocumentError
 from ouzel.server.handlers import (
+    agent,
     chat,
     code_actions,
     completion,
@@ -108,7 +109,7 @@ def feature_routes() -> list[Route]:
 
 
 def chat_routes() -> list[Route]:
-    """AI code actions and chat (docs/CHAT.md)."""
+    """AI code actions and chat (docs/CHAT.md), the agent (docs/AGENT.md)."""
     return [
         Route(types.TEXT_DOCUMENT_CODE_ACTION, code_actions.code_action, code_actions.OPTIONS),
         Route(types.CODE_ACTION_RESOLVE, code_actions.resolve),
@@ -120,6 +121,8 @@ def chat_routes() -> list[Route]:
         Route(chat.LOAD, chat.chat_load),
         Route(chat.SEARCH, chat.chat_search),
         Route(chat.DELETE, chat.chat_delete),
+        Route(agent.AGENT_COMMAND, agent.agent_command, command=True),
+        Route(agent.UNDO_COMMAND, agent.undo_command, command=True),
     ]
 
 

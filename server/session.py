@@ -24,6 +24,7 @@ from ouzel.server.settings import Settings
 
 if TYPE_CHECKING:
     from ouzel.server.app import Engine
+    from ouzel.server.features.agent import AgentService
     from ouzel.server.features.completion import CompletionEngine
     from ouzel.server.features.context.service import SessionContext
     from ouzel.server.features.models import SessionModels
@@ -116,6 +117,7 @@ class Session:
     models: SessionModels
     completion: CompletionEngine
     context: SessionContext
+    agent: AgentService
 
     def __init__(self, client: Client, engine: Engine, server: OuzelServer | None = None) -> None:
         self.client = client

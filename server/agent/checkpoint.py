@@ -21,11 +21,18 @@ class Checkpoint:
     files: dict[str, _Before] = field(default_factory=dict)  # by real path, in touch order
     created_folders: list[tuple[str, str]] = field(default_factory=list)  # (root, relative)
 
-    def remember(self, sandbox: Sandbox, resolved: Resolved, before: FileState | None) -> None:
-        """Call before the first write of a file in this turn."""
+    def remember(
+        self,
+        sandbox: Sandbox,
+        resolved: Resolved,
+        before: FileState | None,
+        missing: list[str] | None = None,
+    ) -> None:
+        """Call before the first write of a file in this turn (`missing`: the folders it
+        needs, when they were seen earlier)."""
         if resolved.real not in self.files:
             self.files[resolved.real] = _Before(resolved, before)
-            for folder in sandbox.missing_folders(resolved):
+            for folder in sandbox.missing_folders(resolved) if missing is None else missing:
                 self.created_folders.append((resolved.root, folder))
 
     def wrote(self, resolved: Resolved, sha: str) -> None:

@@ -19,7 +19,14 @@ from typing import Any, Literal
 
 from ouzel.inference.backend import Backend, closing_stream
 from ouzel.inference.types import BackendError, ChatMessage, ToolCall
-from ouzel.server.agent.tools import AgentContext, EditStats, ToolOutcome, execute, tool_specs
+from ouzel.server.agent.tools import (
+    AgentContext,
+    EditStats,
+    ToolOutcome,
+    execute,
+    tool_specs,
+    until_cancelled,
+)
 
 Status = Literal["done", "steps", "tokens", "time", "cancelled", "error"]
 Record = dict[str, Any]
@@ -52,6 +59,7 @@ class AgentResult:
     error: str = ""
     turn_id: str = ""
     messages: list[ChatMessage] = field(default_factory=list)
+    backend: str = ""  # the profile that served the last model call (the router's name)
 
 
 def wrap_result(name: str, call_id: str, outcome: ToolOutcome) -> str:
@@ -133,6 +141,7 @@ class AgentLoop:
         self._previous_calls: set[tuple[str, str]] = set()
         self.tokens = 0
         self.steps = 0
+        self.backend_name = ""
 
     def _record(self, record: Record) -> None:
         self.transcript.append(record)
@@ -171,9 +180,17 @@ class AgentLoop:
                 break
             self.steps += 1
             try:
-                text, calls = await asyncio.wait_for(self._ask(messages, specs), left)
+                # A cancel ends the wait at once, even before the server sent a byte.
+                text, calls = await asyncio.wait_for(
+                    until_cancelled(self.ctx, self._ask(messages, specs)), left
+                )
             except asyncio.TimeoutError:
                 status = "time"
+                break
+            except asyncio.CancelledError:
+                if not self.ctx.cancel.cancelled:
+                    raise
+                status = "cancelled"
                 break
             except BackendError as exc:
                 status, error = "error", str(exc)
@@ -228,6 +245,7 @@ class AgentLoop:
             error=error,
             turn_id=self.ctx.checkpoint.turn_id,
             messages=messages,
+            backend=self.backend_name,
         )
 
     async def _ask(
@@ -240,6 +258,8 @@ class AgentLoop:
         )
         async with closing_stream(stream) as chunks:
             async for chunk in chunks:
+                if chunk.backend:
+                    self.backend_name = chunk.backend
                 if chunk.text:
                     pieces.append(chunk.text)
                     if self.on_delta is not None:

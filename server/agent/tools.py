@@ -59,6 +59,12 @@ class AgentContext:
     index: Any = None  # ouzel.indexer.index.WorkspaceIndex, when the workspace has one
     read_hashes: dict[str, str] = field(default_factory=dict)  # real path → sha256 at read
     stats: EditStats = field(default_factory=EditStats)
+    # The editor's text of a file open there (real path → text), else None: an open
+    # document's buffer is the truth for reads, edits and the stale check.
+    buffers: Callable[[str], str | None] | None = None
+
+    def buffer(self, resolved: Resolved) -> str | None:
+        return self.buffers(resolved.real) if self.buffers is not None else None
 
 
 @dataclass(frozen=True)
@@ -179,13 +185,23 @@ def _text_of(data: bytes, path: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def current_text(
+    ctx: AgentContext, resolved: Resolved, state: FileState, path: str
+) -> tuple[str, str]:
+    """The file's text as the user sees it (the open buffer, else the disk) and its hash."""
+    buffer = ctx.buffer(resolved)
+    if buffer is not None:
+        return buffer, sha256(buffer.encode("utf-8", errors="surrogatepass"))
+    return _text_of(state.data, path), state.sha256
+
+
 async def read_file(ctx: AgentContext, args: ReadFileArgs) -> ToolOutcome:
     resolved = ctx.sandbox.check_read(args.path)
     state = ctx.sandbox.read_state(resolved)
     if state is None:
         return refused(f"`{args.path}` does not exist")
-    text = _text_of(state.data, args.path)
-    ctx.read_hashes[resolved.real] = state.sha256
+    text, digest = current_text(ctx, resolved, state, args.path)
+    ctx.read_hashes[resolved.real] = digest
     lines = text.splitlines()
     start = (args.start_line or 1) - 1
     end = min(len(lines), args.end_line or len(lines), start + MAX_READ_LINES)
@@ -439,7 +455,7 @@ def _inside(ctx: AgentContext, module: str) -> tuple[str, list[str]] | None:
 # --- writing -----------------------------------------------------------------------------
 
 
-async def _until_cancelled(ctx: AgentContext, waiting: Awaitable[T]) -> T:
+async def until_cancelled(ctx: AgentContext, waiting: Awaitable[T]) -> T:
     """Await a confirmation, giving up (CancelledError) when the turn is cancelled."""
     loop = asyncio.get_running_loop()
     cancelled: asyncio.Future[None] = loop.create_future()
@@ -490,13 +506,13 @@ async def _propose_edit(ctx: AgentContext, args: ProposeEditArgs) -> ToolOutcome
     state = ctx.sandbox.read_state(resolved)
     if state is None:
         return refused(f"`{args.path}` does not exist")
+    original, digest = current_text(ctx, resolved, state, args.path)
     known = ctx.read_hashes.get(resolved.real)
-    if known is not None and known != state.sha256:
+    if known is not None and known != digest:
         return refused(
             f"`{args.path}` changed since you read it (someone else edited it); read it again "
             "before editing"
         )
-    original = _text_of(state.data, args.path)
     work, crlf = _split_newlines(original)
     old = args.old_text.replace("\r\n", "\n") if crlf else args.old_text
     new = args.new_text.replace("\r\n", "\n") if crlf else args.new_text
@@ -538,7 +554,7 @@ async def _confirm_and_write(
         protected=resolved.protected,
     )
     if proposal.protected:
-        allowed = await _until_cancelled(
+        allowed = await until_cancelled(
             ctx, ctx.confirmer.confirm_protected(proposal.path, proposal.protected)
         )
         if allowed is not True:
@@ -546,14 +562,16 @@ async def _confirm_and_write(
                 f"the user declined writing the protected file `{proposal.path}` "
                 f"({proposal.protected})"
             )
-    decision = await _until_cancelled(ctx, ctx.confirmer.confirm_edit(proposal))
+    # Folders a new file needs, seen before the editor (which may create them) is asked.
+    missing = ctx.sandbox.missing_folders(resolved)
+    decision = await until_cancelled(ctx, ctx.confirmer.confirm_edit(proposal))
     accepted = _accepted(decision, len(changes))
     if not any(accepted):
         return refused(f"the user declined the edit to `{proposal.path}`")
     final = new if all(accepted) else apply_hunks(old, changes, accepted)
-    data = final.encode("utf-8")
-    ctx.checkpoint.remember(ctx.sandbox, resolved, state)
-    ctx.sandbox.write_bytes(resolved, data, state.sha256 if state else None)
+    data = final.encode("utf-8", errors="surrogatepass")
+    ctx.checkpoint.remember(ctx.sandbox, resolved, state, missing)
+    _write(ctx, resolved, state, data)
     written = sha256(data)
     ctx.checkpoint.wrote(resolved, written)
     ctx.read_hashes[resolved.real] = written
@@ -563,6 +581,19 @@ async def _confirm_and_write(
         rejected = [str(i + 1) for i, take in enumerate(accepted) if not take]
         note = f"; the user rejected hunk(s) {', '.join(rejected)} of {len(changes)}"
     return ToolOutcome(f"{verb} {proposal.path}{note}", wrote=(proposal.path,))
+
+
+def _write(ctx: AgentContext, resolved: Resolved, state: FileState | None, data: bytes) -> None:
+    """The one write to disk. An editor that already saved exactly this text (VS Code's
+    `files.refactoring.autoSave`) is not written again; one that created the new file empty
+    (a `CreateFile` it ran) is filled."""
+    current = ctx.sandbox.read_state(resolved)
+    if current is not None and current.data == data:
+        return
+    expect = state.sha256 if state is not None else None
+    if state is None and current is not None and current.data == b"":
+        expect = current.sha256
+    ctx.sandbox.write_bytes(resolved, data, expect)
 
 
 def _accepted(decision: object, count: int) -> list[bool]:
@@ -601,10 +632,10 @@ async def run_command(ctx: AgentContext, args: RunCommandArgs) -> ToolOutcome:
         risk=risk,
         destructive=tuple(commands.destructive_reasons(args.argv)),
     )
-    if await _until_cancelled(ctx, ctx.confirmer.confirm_command(proposal)) is not True:
+    if await until_cancelled(ctx, ctx.confirmer.confirm_command(proposal)) is not True:
         return refused(f"the user declined running {json.dumps(args.argv)}")
     if proposal.destructive and (
-        await _until_cancelled(ctx, ctx.confirmer.confirm_destructive(proposal)) is not True
+        await until_cancelled(ctx, ctx.confirmer.confirm_destructive(proposal)) is not True
     ):
         return refused(
             f"the user declined the destructive command ({'; '.join(proposal.destructive)})"

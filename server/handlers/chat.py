@@ -52,7 +52,7 @@ def _token(params: dict[str, Any], method: str) -> str | int | None:
     return token
 
 
-def _position(value: Any, what: str) -> tuple[int, int]:
+def _position(value: Any, what: str, method: str = CHAT) -> tuple[int, int]:
     if (
         not isinstance(value, dict)
         or not all(
@@ -62,26 +62,27 @@ def _position(value: Any, what: str) -> tuple[int, int]:
         or value["line"] < 0
         or value["character"] < 0
     ):
-        raise JsonRpcInvalidParams(f"{CHAT}: `{what}` must be {{line, character}} (non-negative)")
+        raise JsonRpcInvalidParams(f"{method}: `{what}` must be {{line, character}} (non-negative)")
     return value["line"], value["character"]
 
 
-def chat_request(session: Session, params: Any) -> service.ChatRequest:
-    """Validate `ouzel/chat` params (the document snapshot is taken here, before awaiting)."""
-    params = _object(params, CHAT)
-    message = _string(params, "message", CHAT)
+def chat_request(session: Session, params: Any, method: str = CHAT) -> service.ChatRequest:
+    """Validate `ouzel/chat` params (the document snapshot is taken here, before awaiting);
+    `method` names the request in error messages (the agent takes the same params)."""
+    params = _object(params, method)
+    message = _string(params, "message", method)
     assert message is not None
     if len(message) > MAX_MESSAGE_CHARS:
         raise JsonRpcInvalidParams(
-            f"{CHAT}: `message` is longer than {MAX_MESSAGE_CHARS} characters"
+            f"{method}: `message` is longer than {MAX_MESSAGE_CHARS} characters"
         )
-    conversation_id = _string(params, "conversationId", CHAT, required=False)
+    conversation_id = _string(params, "conversationId", method, required=False)
     flags = params.get("context") or {}
     if not isinstance(flags, dict):
-        raise JsonRpcInvalidParams(f"{CHAT}: `context` must be an object")
+        raise JsonRpcInvalidParams(f"{method}: `context` must be an object")
     max_tokens = params.get("maxTokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-        raise JsonRpcInvalidParams(f"{CHAT}: `maxTokens` must be a positive integer")
+        raise JsonRpcInvalidParams(f"{method}: `maxTokens` must be a positive integer")
     request = service.ChatRequest(
         message,
         conversation_id,
@@ -94,24 +95,28 @@ def chat_request(session: Session, params: Any) -> service.ChatRequest:
     text_document = params.get("textDocument")
     if text_document is not None:
         if not isinstance(text_document, dict) or not isinstance(text_document.get("uri"), str):
-            raise JsonRpcInvalidParams(f"{CHAT}: `textDocument` must be {{uri}}")
+            raise JsonRpcInvalidParams(f"{method}: `textDocument` must be {{uri}}")
         doc = session.documents.get(text_document["uri"])
         request.document = doc
         selection = params.get("selection")
         if selection is not None:
             if not isinstance(selection, dict):
-                raise JsonRpcInvalidParams(f"{CHAT}: `selection` must be a Range")
-            _selection(session, doc, request, selection)
+                raise JsonRpcInvalidParams(f"{method}: `selection` must be a Range")
+            _selection(session, doc, request, selection, method)
     elif params.get("selection") is not None:
-        raise JsonRpcInvalidParams(f"{CHAT}: `selection` needs `textDocument`")
+        raise JsonRpcInvalidParams(f"{method}: `selection` needs `textDocument`")
     return request
 
 
 def _selection(
-    session: Session, doc: Document, request: service.ChatRequest, selection: dict[str, Any]
+    session: Session,
+    doc: Document,
+    request: service.ChatRequest,
+    selection: dict[str, Any],
+    method: str = CHAT,
 ) -> None:
-    start = _position(selection.get("start"), "selection.start")
-    end = _position(selection.get("end"), "selection.end")
+    start = _position(selection.get("start"), "selection.start", method)
+    end = _position(selection.get("end"), "selection.end", method)
     start_offset = doc.offset(*start, session.encoding).offset
     end_offset = doc.offset(*end, session.encoding).offset
     first, last = sorted((start_offset, end_offset))
@@ -123,6 +128,13 @@ def _selection(
 
 
 async def chat(session: Session, params: Any) -> dict[str, Any]:
+    mode = params.get("mode", "chat") if isinstance(params, dict) else "chat"
+    if mode == "agent":  # the agent takes the same params (docs/AGENT.md)
+        from ouzel.server.handlers import agent
+
+        return await agent.agent(session, params, CHAT)
+    if mode not in ("chat", None):
+        raise JsonRpcInvalidParams(f'{CHAT}: `mode` must be "chat" or "agent"')
     request = chat_request(session, params)
     stream = ProgressStream(session, _token(params, CHAT), "chat")
     try:

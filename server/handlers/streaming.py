@@ -104,6 +104,10 @@ class ProgressStream:
             value["references"] = references
         self._send(value)
 
+    def report_fields(self, fields: dict[str, Any]) -> None:
+        """A report with its own fields (the agent's `message`, `delta`, `tool`)."""
+        self._send({"kind": "report", **self.extra, **fields})
+
     def end(self, message: str) -> None:
         self._send({"kind": "end", "message": message, **self.extra})
         self.close()

@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS turns (
     status TEXT NOT NULL,
     backend TEXT NOT NULL DEFAULT '',
     created TEXT NOT NULL,
-    finished TEXT
+    finished TEXT,
+    mode TEXT NOT NULL DEFAULT 'chat',
+    tools TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns(conversation_id, seq);
 """
@@ -65,12 +67,15 @@ class Turn:
     message: str
     reply: str
     references: list[dict[str, Any]]
-    status: str  # streaming | done | cancelled | error | interrupted
+    status: str  # streaming | done | cancelled | error | interrupted (agent: also the
+    # loop's stop: steps | tokens | time)
     backend: str
     created: str
+    mode: str = "chat"  # chat | agent
+    tools: list[dict[str, Any]] = field(default_factory=list)  # agent: {name, summary, status}
 
     def json(self) -> dict[str, Any]:
-        return {
+        value: dict[str, Any] = {
             "turnId": self.turn_id,
             "message": self.message,
             "reply": self.reply,
@@ -78,7 +83,11 @@ class Turn:
             "status": self.status,
             "created": self.created,
             "backend": self.backend,
+            "mode": self.mode,
         }
+        if self.mode == "agent":
+            value["tools"] = self.tools
+        return value
 
 
 @dataclass
@@ -156,6 +165,13 @@ class ChatStore:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(turns)")}
+        for column, declaration in (
+            ("mode", "TEXT NOT NULL DEFAULT 'chat'"),
+            ("tools", "TEXT NOT NULL DEFAULT '[]'"),
+        ):
+            if column not in columns:  # a store made before agent turns existed
+                db.execute(f"ALTER TABLE turns ADD COLUMN {column} {declaration}")
         db.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
         )
@@ -187,7 +203,7 @@ class ChatStore:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def start_turn(self, conversation_id: str | None, message: str) -> Turn:
+    def start_turn(self, conversation_id: str | None, message: str, mode: str = "chat") -> Turn:
         """Record the user's message; a new conversation when `conversation_id` is None."""
         stamp = now()
         with self._lock, self._db:
@@ -204,11 +220,11 @@ class ChatStore:
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE conversation_id = ?",
                 (conversation_id,),
             ).fetchone()[0]
-            turn = Turn(new_id("t"), conversation_id, message, "", [], "streaming", "", stamp)
+            turn = Turn(new_id("t"), conversation_id, message, "", [], "streaming", "", stamp, mode)
             self._db.execute(
-                "INSERT INTO turns(id, conversation_id, seq, message, status, created) "
-                "VALUES (?, ?, ?, ?, 'streaming', ?)",
-                (turn.turn_id, conversation_id, seq, message, stamp),
+                "INSERT INTO turns(id, conversation_id, seq, message, status, created, mode) "
+                "VALUES (?, ?, ?, ?, 'streaming', ?, ?)",
+                (turn.turn_id, conversation_id, seq, message, stamp, mode),
             )
             self._db.execute(
                 "UPDATE conversations SET updated = ? WHERE id = ?", (stamp, conversation_id)
@@ -222,15 +238,26 @@ class ChatStore:
         status: str,
         backend: str,
         references: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
     ) -> None:
         """Store the reply and the final status in one transaction."""
         stamp = now()
         turn.reply, turn.status, turn.backend, turn.references = reply, status, backend, references
+        if tools is not None:
+            turn.tools = tools
         with self._lock, self._db:
             self._db.execute(
-                "UPDATE turns SET reply = ?, status = ?, backend = ?, refs = ?, finished = ? "
-                "WHERE id = ?",
-                (reply, status, backend, json.dumps(references), stamp, turn.turn_id),
+                "UPDATE turns SET reply = ?, status = ?, backend = ?, refs = ?, finished = ?, "
+                "tools = ? WHERE id = ?",
+                (
+                    reply,
+                    status,
+                    backend,
+                    json.dumps(references),
+                    stamp,
+                    json.dumps(turn.tools),
+                    turn.turn_id,
+                ),
             )
             self._db.execute(
                 "UPDATE conversations SET updated = ? WHERE id = ?", (stamp, turn.conversation_id)
@@ -341,6 +368,10 @@ def _turn(row: sqlite3.Row) -> Turn:
         references = json.loads(row["refs"] or "[]")
     except ValueError:
         references = []
+    try:
+        tools = json.loads(row["tools"] or "[]")
+    except ValueError:
+        tools = []
     return Turn(
         row["id"],
         row["conversation_id"],
@@ -350,6 +381,8 @@ def _turn(row: sqlite3.Row) -> Turn:
         row["status"],
         row["backend"],
         row["created"],
+        row["mode"] or "chat",
+        tools if isinstance(tools, list) else [],
     )
 
 
