@@ -128,3 +128,46 @@ def test_one_store_per_workspace(tmp_path: Path) -> None:
     assert a != b and a.name.startswith("proj-") and a.suffix == ".sqlite3"
     assert store_path(tmp_path, None).name == "no-workspace.sqlite3"
     assert sqlite3.sqlite_version  # stdlib sqlite3 only
+
+
+def test_agent_turns_keep_their_mode_and_tools(tmp_path: Path) -> None:
+    store = ChatStore(tmp_path / "chat.sqlite3")
+    chat = store.start_turn(None, "explain area")
+    store.finish_turn(chat, "It multiplies.", "done", "remote", [])
+    agent = store.start_turn(chat.conversation_id, "rename area", mode="agent")
+    tools = [
+        {"name": "read_file", "summary": "geometry.py", "status": "ok"},
+        {"name": "propose_edit", "summary": "geometry.py", "status": "refused", "reason": "no"},
+    ]
+    store.finish_turn(agent, "Renamed.", "steps", "remote", [], tools)
+    store.close()
+    first, second = ChatStore(tmp_path / "chat.sqlite3").load(chat.conversation_id).turns
+    assert first.json()["mode"] == "chat" and "tools" not in first.json()
+    assert second.json()["mode"] == "agent" and second.json()["tools"] == tools
+    assert second.status == "steps"
+
+
+def test_a_store_made_before_agent_turns_gains_the_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE conversations (id TEXT PRIMARY KEY, title TEXT NOT NULL,
+            created TEXT NOT NULL, updated TEXT NOT NULL);
+        CREATE TABLE turns (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, seq INTEGER
+            NOT NULL, message TEXT NOT NULL, reply TEXT NOT NULL DEFAULT '', refs TEXT NOT
+            NULL DEFAULT '[]', status TEXT NOT NULL, backend TEXT NOT NULL DEFAULT '',
+            created TEXT NOT NULL, finished TEXT);
+        INSERT INTO conversations VALUES ('c-old', 'old', '2026-01-01', '2026-01-01');
+        INSERT INTO turns (id, conversation_id, seq, message, reply, status, created)
+            VALUES ('t-old', 'c-old', 1, 'hello', 'hi', 'done', '2026-01-01');
+        """
+    )
+    db.commit()
+    db.close()
+    store = ChatStore(path)
+    (old,) = store.load("c-old").turns
+    assert old.json()["mode"] == "chat" and old.reply == "hi"
+    turn = store.start_turn("c-old", "rename", mode="agent")
+    store.finish_turn(turn, "done", "done", "local", [], [{"name": "glob"}])
+    assert [t.mode for t in store.load("c-old").turns] == ["chat", "agent"]

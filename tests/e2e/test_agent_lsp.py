@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,7 +90,7 @@ class Editor:
         self.take: Callable[[str, int, dict[str, Any]], bool] = lambda uri, i, a: True
         self.answer_question: Callable[[dict[str, Any]], str | None] = lambda q: None
         self.applied = True
-        self.lock = threading.Lock()
+        self.saves = False  # VS Code's files.refactoring.autoSave: the editor writes too
         client.request_handlers["workspace/applyEdit"] = self._apply_edit
         client.request_handlers["window/showMessageRequest"] = self._question
 
@@ -153,6 +152,8 @@ class Editor:
             ]
             if taken:
                 self.change(uri, apply_edits(self.text(uri), taken))
+                if self.saves:
+                    Path(uri.removeprefix("file://")).write_text(self.text(uri))
         return {"applied": True}
 
 
@@ -391,6 +392,24 @@ def test_only_the_first_hunk_of_each_file_accepted(
     assert sorted(undone["restored"]) == ["geometry.py", "main.py"]
     assert (workspace / "geometry.py").read_text() == GEOMETRY
     assert (workspace / "main.py").read_text() == MAIN
+
+
+def test_an_editor_that_saves_the_edit_itself_is_not_overwritten(
+    ouzel: StdioServer, workspace: Path, model: tuple[Plan, ScriptedServer]
+) -> None:
+    plan, _ = model
+    client = ouzel.client
+    editor = Editor(client)
+    editor.saves = True
+    before = tree(workspace)
+    plan.steps = two_file_plan()
+    result = run_agent(client, {"message": "Rename area to surface"})["result"]
+    assert result["edits"]["applied"] == 3 and result["edits"]["refused"] == 0, result
+    assert (workspace / "geometry.py").read_text() == GEOMETRY_NEW
+    assert (workspace / "notes" / "CHANGES.md").read_text() == NOTES
+    undone = undo(client)["result"]
+    assert "problems" not in undone, undone
+    assert tree(workspace) == before
 
 
 def test_a_protected_file_refused_by_the_user_writes_nothing(
