@@ -86,6 +86,9 @@ class Endpoint:
     # answers a bare `functions.NAME:` when its model picked "message" and then a tool:
     # such an answer is asked again once with that tool forced.
     stream_tool_calls: bool = True
+    # True for chat templates that drop `tool` messages (that same format): tool results
+    # go as `user` messages; the agent's results are delimited data either way.
+    tool_results_as_user: bool = False
 
 
 def normalize_base_url(url: str) -> str:
@@ -206,7 +209,10 @@ class OpenAICompatBackend:
         model = await self.model_id()
         params: dict[str, Any] = {
             "model": model,
-            "messages": [_message_json(message) for message in messages],
+            "messages": [
+                _message_json(message, self.endpoint.tool_results_as_user)
+                for message in messages
+            ],
             "max_tokens": max_tokens,
             "temperature": temperature,
             "stream": True,
@@ -654,7 +660,9 @@ def _model_ids(page: Any) -> list[str] | None:
     return [i for i in ids if isinstance(i, str)]
 
 
-def _message_json(message: ChatMessage) -> dict[str, Any]:
+def _message_json(message: ChatMessage, tool_results_as_user: bool = False) -> dict[str, Any]:
+    if message.role == "tool" and tool_results_as_user:
+        return {"role": "user", "content": message.content}
     body: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.role == "tool":
         body["tool_call_id"] = message.tool_call_id or ""

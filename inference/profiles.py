@@ -42,6 +42,8 @@ BACKEND_FIELDS: dict[str, tuple[str, ...]] = {
         "connect_timeout_s",
         "read_timeout_s",
         "context_length",
+        "stream_tool_calls",
+        "tool_results_as_user",
     ),
 }
 
@@ -59,6 +61,8 @@ def endpoint_for(profile: ModelProfile) -> Endpoint:
         connect_timeout_s=profile.connect_timeout_s,
         read_timeout_s=profile.read_timeout_s,
         context_length=profile.context_length,
+        stream_tool_calls=profile.stream_tool_calls,
+        tool_results_as_user=profile.tool_results_as_user,
     )
 
 

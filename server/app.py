@@ -135,6 +135,7 @@ def build_session(
         session.ended.append(lambda: engine.index.detach(session))
     session.started.append(models.start_probes)
     session.ended.append(context.close)
+    session.ended.append(session.agent.close)
     return session
 
 

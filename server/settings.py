@@ -215,6 +215,18 @@ class ModelProfile(Section):
         description="What `ouzel gpu serve` loads (a Hugging Face id or a folder); empty: `model`.",
         json_schema_extra={"trust": "user"},
     )
+    stream_tool_calls: bool = Field(
+        True,
+        description="Stream answers when tools are offered (the agent). Off for servers that "
+        "cannot stream tool calls, such as llama-cpp-python's `chatml-function-calling`.",
+        json_schema_extra={"trust": "user"},
+    )
+    tool_results_as_user: bool = Field(
+        False,
+        description="Send tool results as `user` messages (still delimited as data), for chat "
+        "templates that drop `tool` messages (llama-cpp-python's `chatml-function-calling`).",
+        json_schema_extra={"trust": "user"},
+    )
     tool_call_parser: str = Field(
         "auto",
         description="vLLM `--tool-call-parser` for `ouzel gpu serve`; `auto` picks it from the "
@@ -282,8 +294,9 @@ class RoutingSettings(Section):
         json_schema_extra={"trust": "user"},
     )
     agent: list[str] = Field(
-        default_factory=lambda: ["remote", "local"],
-        description="Profiles for agent edits.",
+        default_factory=lambda: ["remote", LOCAL_CHAT_PROFILE],
+        description="Profiles for agent edits (in-process models are offered no tools: they "
+        "can only answer in text).",
         json_schema_extra={"trust": "user"},
     )
     embeddings: list[str] = Field(

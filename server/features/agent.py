@@ -240,6 +240,12 @@ class AgentService:
         self.backend_source = backend_source
         self.turns: list[AgentTurn] = []
         self.running: str | None = None  # the turn id of the turn running now
+        self._cancel: CancelToken | None = None  # the running turn's
+
+    def close(self) -> None:
+        """The session ended: stop the running turn (no one is left to confirm)."""
+        if self._cancel is not None:
+            self._cancel.cancel()
 
     # --- where files are in the editor ---------------------------------------------------
 
@@ -290,13 +296,13 @@ class AgentService:
         record = AgentTurn(turn.turn_id, turn.conversation_id, Checkpoint(turn.turn_id), sandbox)
         self.turns.append(record)
         del self.turns[:-MAX_TURNS_KEPT]
-        self.running = turn.turn_id
+        self.running, self._cancel = turn.turn_id, stream.cancel
         try:
             return await self._run(
                 request, stream, confirmer, settings, store, turn, record, history
             )
         finally:
-            self.running = None
+            self.running, self._cancel = None, None
 
     async def _run(
         self,

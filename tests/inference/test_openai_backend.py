@@ -142,6 +142,21 @@ async def test_tool_call_round_trip() -> None:
     }
 
 
+async def test_tool_results_as_user_messages_for_templates_that_drop_tool_messages() -> None:
+    with ScriptedServer(lambda seen: Reply(events=chat_text_events(["ok"]))) as server:
+        backend = backend_for(server, tool_results_as_user=True)
+        call = ToolCall("call_7", "read_file", "{}")
+        messages = [
+            ChatMessage("user", "go"),
+            ChatMessage("assistant", "", tool_calls=(call,)),
+            ChatMessage("tool", "<tool-result>x</tool-result>", tool_call_id="call_7"),
+        ]
+        await chat(backend, messages, [READ_FILE])
+        sent = server.seen[-1].body["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == "call_7"
+    assert sent[2] == {"role": "user", "content": "<tool-result>x</tool-result>"}
+
+
 async def test_parallel_tool_calls_and_a_nameless_one() -> None:
     two = [
         chat_chunk(
