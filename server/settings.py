@@ -619,6 +619,12 @@ class AgentSettings(Section):
         description="Wall time of one agent turn.",
         json_schema_extra={"trust": "any"},
     )
+    tools: list[str] = Field(
+        default_factory=list,
+        description='Offer the model only these tools (e.g. `["read_file", "propose_edit"]` '
+        "for a small model); empty: every tool. Listing `run_command` does not turn commands on.",
+        json_schema_extra={"trust": "user"},
+    )
     protected: list[str] = Field(
         default_factory=list,
         description="More files (gitignore-style) whose writes always need a confirmation "

@@ -24,6 +24,7 @@ from ouzel.server.agent.tools import (
     EditStats,
     ToolOutcome,
     execute,
+    refused,
     tool_specs,
     until_cancelled,
 )
@@ -142,6 +143,7 @@ class AgentLoop:
         self.tokens = 0
         self.steps = 0
         self.backend_name = ""
+        self.offered: set[str] = set()
 
     def _record(self, record: Record) -> None:
         self.transcript.append(record)
@@ -159,6 +161,7 @@ class AgentLoop:
         specs = tool_specs(settings, self.ctx.index is not None)
         if self.only_tools:
             specs = [spec for spec in specs if spec.name in self.only_tools]
+        self.offered = {spec.name for spec in specs}
         self._record({"kind": "user", "text": request, "turn": self.ctx.checkpoint.turn_id})
         answer = ""
         status: Status = "done"
@@ -307,6 +310,13 @@ class AgentLoop:
             repeated = self._repeated(call)
             if repeated is not None:
                 outcome = repeated
+            elif self.only_tools and call.name not in self.only_tools:
+                # Left out by the settings: refused, never run (the others explain
+                # themselves: commands off, no index).
+                outcome = refused(
+                    f"`{call.name}` is not offered in this turn; use one of "
+                    f"{', '.join(sorted(self.offered))}"
+                )
             else:
                 try:
                     outcome = await asyncio.wait_for(execute(self.ctx, call), left)

@@ -360,6 +360,7 @@ class AgentService:
                 on_record=on_record,
                 on_delta=on_delta,
                 max_answer_tokens=max(1024, settings.chat.max_tokens),
+                only_tools=settings.agent.tools,
             )
             loop_ref.append(loop)
             result = await loop.run(_message(self.session, request), _history_messages(history))

@@ -503,3 +503,23 @@ def test_no_model_is_an_error_result_not_a_crash(tmp_path: Path, workspace: Path
             assert process.client.request("ouzel/status")["result"]["version"]
         finally:
             process.close()
+
+
+def test_agent_tools_limits_what_the_model_is_offered(
+    tmp_path: Path, workspace: Path, model: tuple[Plan, ScriptedServer]
+) -> None:
+    plan, server = model
+    process = start(tmp_path, workspace, server, tools=["read_file", "propose_edit"])
+    try:
+        plan.steps = [[("create_file", {"path": "x.py", "content": "x = 1\n"})]]
+        result = run_agent(process.client, {"message": "go"})["result"]
+        offered = [
+            {tool["function"]["name"] for tool in seen.body.get("tools", [])}
+            for seen in server.seen
+            if isinstance(seen.body, dict) and "messages" in seen.body
+        ]
+        assert offered and all(names == {"read_file", "propose_edit"} for names in offered)
+        # A call to a tool that was not offered is refused like an unknown one.
+        assert result["edits"]["refused"] == 1 and not (workspace / "x.py").exists()
+    finally:
+        process.close()

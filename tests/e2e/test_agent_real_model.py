@@ -79,14 +79,18 @@ def test_a_real_model_edits_only_through_confirmed_proposals(
             "routing": {"agent": ["remote"]},
             "index": {"enabled": False},
             "chat": {"max_tokens": 200},
-            "agent": {"max_steps": 8, "max_wall_s": 420},
+            "agent": {
+                "max_steps": 8,
+                "max_wall_s": 420,
+                "tools": ["read_file", "propose_edit"],
+            },
         }
         client.initialize(root=ws, options=options)
         editor = Editor(client)
         message = (
             "Rename the function `add` to `plus`. Two files: in util.py change "
             "`def add(a, b):` to `def plus(a, b):`; in main.py change `add` to `plus` in the "
-            "import and in the call. Use read_file and propose_edit only. Then stop."
+            "import and in the call. Then stop."
         )
         response = client.request(
             "workspace/executeCommand",
@@ -94,11 +98,12 @@ def test_a_real_model_edits_only_through_confirmed_proposals(
             timeout=600,
         )
         result = response["result"]
-        print(f"status {result['status']}, steps {result['steps']}, edits {result['edits']}")
         after = tree(ws)
         changed = {path for path in set(before) | set(after) if before.get(path) != after.get(path)}
         # The real model drove the loop: its tool calls were parsed, executed and streamed.
         tools = [v["tool"] for v in progress(client, "q") if "tool" in v]
+        print(f"status {result['status']}, steps {result['steps']}, edits {result['edits']}")
+        print("tools:", [(t["name"], t["summary"], t["status"]) for t in tools])
         assert tools, result
         assert result["backend"] == "remote"
         # Every file that changed on disk was shown to the user first and holds exactly what
