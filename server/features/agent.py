@@ -185,7 +185,7 @@ def tool_summary(name: str, arguments: str) -> str:
         return value[:120] if isinstance(value, str) else ""
 
     if name == "read_file":
-        start, end = args.get("start_line"), args.get("end_line")
+        start, end = _line(args.get("start_line")), _line(args.get("end_line"))
         lines = f" lines {start or 1}-{end or 'end'}" if start or end else ""
         return f"{text('path')}{lines}"
     if name in ("list_dir",):
@@ -202,6 +202,13 @@ def tool_summary(name: str, arguments: str) -> str:
         argv = args.get("argv")
         return json.dumps(argv)[:200] if isinstance(argv, list) else "(no argv)"
     return ""
+
+
+def _line(value: object) -> int | str | None:
+    """A line number as the model gave it, for display ("end" past any real file)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return value if value < 10_000_000 else "end"
 
 
 def tool_entry(record: Record) -> dict[str, Any]:
