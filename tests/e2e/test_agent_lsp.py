@@ -523,3 +523,37 @@ def test_agent_tools_limits_what_the_model_is_offered(
         assert result["edits"]["refused"] == 1 and not (workspace / "x.py").exists()
     finally:
         process.close()
+
+
+def test_commands_are_asked_with_their_argv_and_destructive_ones_twice(
+    tmp_path: Path, workspace: Path, model: tuple[Plan, ScriptedServer]
+) -> None:
+    plan, server = model
+    process = start(tmp_path, workspace, server, run_command=True)
+    try:
+        client = process.client
+        editor = Editor(client)
+        answers = iter(["Run", "Run", "Refuse"])
+        editor.answer_question = lambda question: next(answers)
+        (workspace / "sub").mkdir()
+        (workspace / "sub" / "keep.txt").write_text("keep\n")
+        plan.steps = [
+            [("run_command", {"argv": ["touch", "made.txt"]})],
+            [("run_command", {"argv": ["rm", "-r", "sub"], "cwd": "."})],
+        ]
+        result = run_agent(client, {"message": "tidy up"})["result"]
+        assert result["status"] == "done", result
+        first, second, third = editor.questions
+        assert '["touch", "made.txt"]' in first["message"] and str(workspace) in first["message"]
+        assert [a["title"] for a in first["actions"]] == ["Run", "Refuse"]
+        assert '["rm", "-r", "sub"]' in second["message"]
+        assert "destructive" in third["message"] and "recursive delete" in third["message"]
+        assert [a["title"] for a in third["actions"]] == ["Run anyway", "Refuse"]
+        assert (workspace / "made.txt").exists()  # confirmed once, ran
+        assert (workspace / "sub" / "keep.txt").exists()  # refused at the second question
+        loaded = client.request("ouzel/chatLoad", {"conversationId": result["conversationId"]})
+        tools = loaded["result"]["turns"][0]["tools"]
+        assert [t["status"] for t in tools] == ["ok", "refused"]
+        assert tools[0]["summary"] == '["touch", "made.txt"]'
+    finally:
+        process.close()
