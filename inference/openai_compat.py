@@ -210,8 +210,7 @@ class OpenAICompatBackend:
         params: dict[str, Any] = {
             "model": model,
             "messages": [
-                _message_json(message, self.endpoint.tool_results_as_user)
-                for message in messages
+                _message_json(message, self.endpoint.tool_results_as_user) for message in messages
             ],
             "max_tokens": max_tokens,
             "temperature": temperature,
