@@ -427,6 +427,10 @@ def test_cancel_mid_turn(
     while plan.calls < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert plan.calls == 2
+    # One turn at a time per session: a second one is an error result, nothing starts.
+    busy = run_agent(client, {"message": "another"})["result"]
+    assert busy["status"] == "error" and "still running" in busy["error"], busy
+    assert busy["turnId"] is None and plan.calls == 2
     started = time.monotonic()
     client.notify("$/cancelRequest", {"id": msg_id})
     # As LSP says, a cancelled request answers -32800; the turn is stored as cancelled.
