@@ -561,3 +561,29 @@ def test_commands_are_asked_with_their_argv_and_destructive_ones_twice(
         assert tools[0]["summary"] == '["touch", "made.txt"]'
     finally:
         process.close()
+
+
+def test_undo_leaves_what_the_user_changed_after_the_agent_alone(
+    ouzel: StdioServer, workspace: Path, model: tuple[Plan, ScriptedServer]
+) -> None:
+    plan, _ = model
+    client = ouzel.client
+    editor = Editor(client)
+    geometry = editor.open(workspace / "geometry.py")
+    plan.steps = two_file_plan()[:3]
+    run_agent(client, {"message": "Rename area to surface"})
+    typed = GEOMETRY_NEW + "# mine\n"
+    editor.change(geometry, typed)  # the user goes on editing the buffer (not saved)
+    (workspace / "main.py").write_text("print('the user saved this')\n")  # and saves another
+    undone = undo(client)["result"]
+    problems = "\n".join(undone["problems"])
+    assert "geometry.py: the editor's text changed" in problems
+    assert "main.py" in problems and "changed after the agent" in problems
+    assert undone["restored"] == ["geometry.py"]
+    assert (workspace / "geometry.py").read_text() == GEOMETRY  # the disk is restored
+    assert editor.text(geometry) == typed  # the buffer is left alone
+    assert (workspace / "main.py").read_text() == "print('the user saved this')\n"
+    message = client.wait_notification(
+        "window/showMessage", lambda n: "agent undo" in n["params"]["message"]
+    )
+    assert message["params"]["type"] == 2
