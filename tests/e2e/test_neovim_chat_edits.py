@@ -347,12 +347,56 @@ def test_a_two_file_edit_with_a_new_file_is_asked_file_by_file(nvim: Editor) -> 
     assert "- def b():" in screen and "-     return 2" in screen
     nvim.type("n")
     assert answer_of(nvim) == {"applied": True}
-    assert (nvim.workspace / "helpers.py").exists()
+    # The new file is a buffer, attached to the server, which writes the file itself
+    # (docs/AGENT.md); the editor does not create or truncate anything on disk.
+    assert not (nvim.workspace / "helpers.py").exists()
     helpers = nvim.lua(
         "return vim.api.nvim_buf_get_lines(vim.uri_to_bufnr(...), 0, -1, false)", new_uri
     )
     assert helpers == ["def b():", "    return 2", ""]
+    assert nvim.lua(
+        "return vim.lsp.buf_is_attached(vim.uri_to_bufnr(...), require('ouzel').client().id)",
+        new_uri,
+    )
+    opened = [
+        n
+        for n in nvim.lua("return Scripted.notifications")
+        if n["method"] == "textDocument/didOpen"
+    ]
+    assert new_uri in [n["params"]["textDocument"]["uri"] for n in opened]
     assert "\n".join(nvim.lines()) + "\n" == THREE
+
+
+def test_creating_a_file_that_exists_is_refused_and_leaves_it_alone(nvim: Editor) -> None:
+    uri = open_file(nvim, "three.py", THREE)
+    existing = nvim.workspace / "notes.txt"
+    existing.write_text("keep me\n")
+    params = {
+        "label": "Ouzel agent: create notes.txt",
+        "edit": {
+            "documentChanges": [
+                {
+                    "kind": "create",
+                    "uri": existing.as_uri(),
+                    "options": {"overwrite": False, "ignoreIfExists": False},
+                    "annotationId": "create",
+                },
+                {
+                    "textDocument": {"uri": existing.as_uri()},
+                    "edits": [text_edit((0, 0), (0, 0), "new text\n", "create")],
+                },
+            ],
+            "changeAnnotations": {
+                "create": {"label": "Create notes.txt", "needsConfirmation": True},
+            },
+        },
+    }
+    send(nvim, params)
+    answer = answer_of(nvim)
+    assert answer["applied"] is False and "already exists" in answer["failureReason"]
+    assert existing.read_text() == "keep me\n"
+    assert nvim.lua("return vim.bo.filetype") == "python", "nothing was asked"
+    assert uri == (nvim.workspace / "three.py").as_uri()
 
 
 def test_two_edits_at_once_are_asked_one_after_the_other(nvim: Editor) -> None:

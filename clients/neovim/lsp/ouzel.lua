@@ -29,6 +29,11 @@ return {
     ['workspace/applyEdit'] = function(err, params, ctx)
       return require('ouzel.confirm').handler(err, params, ctx)
     end,
+    -- The agent's questions (a protected file, a command to run), asked with vim.ui.select
+    -- in turn with the hunk floats.
+    ['window/showMessageRequest'] = function(err, params, ctx)
+      return require('ouzel.ask').handler(err, params, ctx)
+    end,
   },
   -- Streamed requests of a server that exits get no answer: end them (chat shows why).
   on_exit = function(_, _, client_id)

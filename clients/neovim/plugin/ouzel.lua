@@ -1,6 +1,6 @@
 -- ouzel: AI ghost text from a self-hosted language server. See `:help ouzel`.
 --
--- Startup cost is a user command, eight <Plug> mappings, four highlight links and four
+-- Startup cost is a user command, ten <Plug> mappings, four highlight links and four
 -- autocmds; the Lua modules load when an ouzel client attaches or a command runs. Start the
 -- server with `vim.lsp.enable('ouzel')` (the config is in lsp/ouzel.lua).
 
@@ -19,7 +19,7 @@ vim.api.nvim_create_user_command('Ouzel', function(args)
 end, {
   nargs = '*',
   range = true,
-  desc = 'ouzel: status, index, toggle, chat or cancel',
+  desc = 'ouzel: status, index, toggle, chat, agent or cancel',
   complete = function(lead, line)
     return require('ouzel.commands').complete(lead, line)
   end,
@@ -40,6 +40,8 @@ end
 -- Normal-mode actions (no default keys): the chat, and stopping streamed work.
 vim.keymap.set('n', '<Plug>(ouzel-chat)', '<Cmd>Ouzel chat<CR>', { desc = 'ouzel: chat' })
 vim.keymap.set('x', '<Plug>(ouzel-chat)', ':Ouzel chat<CR>', { desc = 'ouzel: chat about it' })
+vim.keymap.set('n', '<Plug>(ouzel-agent)', '<Cmd>Ouzel agent<CR>', { desc = 'ouzel: agent' })
+vim.keymap.set('x', '<Plug>(ouzel-agent)', ':Ouzel agent<CR>', { desc = 'ouzel: agent on it' })
 vim.keymap.set('n', '<Plug>(ouzel-cancel)', '<Cmd>Ouzel cancel<CR>', { desc = 'ouzel: cancel' })
 
 local group = vim.api.nvim_create_augroup('ouzel', { clear = true })

@@ -3,6 +3,8 @@
 --- with the references as `file:line` (`<CR>`/`gf` open them), the project rules the server
 --- used at the top, a stop key, the history (`ouzel/chatList`, `ouzel/chatLoad`), and code
 --- blocks applied through `ouzel.applyCodeBlock` (confirmed hunk by hunk). docs/CHAT.md.
+--- Agent mode (`gm`, or a question starting with `/agent `) sends the turn to the agent
+--- instead (`ouzel.agent`); its steps stream here too (see `ouzel.agent`, docs/AGENT.md).
 
 local api = vim.api
 local jobs = require('ouzel.jobs')
@@ -26,9 +28,26 @@ M.HEADER = 4 -- title, rules, keys, blank
 --- @field streamed string
 --- @field refs_shown boolean
 --- @field source? ouzel.ChatSource
+--- @field mode 'chat'|'agent'
+--- @field tools string[] the agent's steps as shown
+--- @field turn_id? string
+--- @field undo? table the agent result's undo command, while it can be undone
 
---- @type {buf?: integer, conversation_id?: string, client_id?: integer, token?: string, turns: ouzel.ChatTurn[], references: table<string, string>}
-M.state = { turns = {}, references = {} }
+--- @class ouzel.ChatState
+--- @field buf? integer
+--- @field conversation_id? string
+--- @field client_id? integer
+--- @field token? string
+--- @field turns ouzel.ChatTurn[]
+--- @field references table<string, string>
+--- @field mode 'chat'|'agent' what `i` and `:Ouzel chat` questions go to
+--- @field last_undo? ouzel.ChatTurn the last agent turn that can be undone
+
+--- @type ouzel.ChatState
+M.state = { turns = {}, references = {}, mode = 'chat' }
+
+--- The agent-mode prefix of a question: `/agent fix the tests` goes to the agent once.
+M.AGENT_PREFIX = '/agent'
 
 --- @param buf integer
 --- @param fn fun()
@@ -50,8 +69,19 @@ local function present(value)
   return value
 end
 
-local KEYS = 'Keys: i ask · <C-c> stop · <CR>/gf open file:line · ga apply code block · '
-  .. 'gh history · q close'
+local KEYS = 'Keys: i ask · gm chat/agent mode · gu undo agent turn · <C-c> stop · '
+  .. '<CR>/gf open file:line · ga apply code block · gh history · q close'
+
+--- The title line of the chat buffer.
+--- @param title? string
+--- @return string
+function M.title_line(title)
+  local line = '# Ouzel chat' .. (title and (': ' .. title) or '')
+  if M.state.mode == 'agent' then
+    line = line .. ' (agent mode: the agent edits files, you confirm each hunk)'
+  end
+  return line
+end
 
 local function set_keys(buf)
   local function map(lhs, fn, desc)
@@ -64,6 +94,8 @@ local function set_keys(buf)
   map('gf', M.open_reference, 'ouzel: open the file:line under the cursor')
   map('ga', M.apply_block, 'ouzel: apply the code block under the cursor')
   map('gh', M.history, 'ouzel: past conversations')
+  map('gm', M.toggle_mode, 'ouzel: switch between chat and agent mode')
+  map('gu', M.undo_at_cursor, 'ouzel: undo the agent turn under the cursor (or the last)')
   map('q', function()
     if not pcall(vim.cmd.close) then -- the last window: show another buffer instead
       vim.cmd.bprevious()
@@ -84,10 +116,10 @@ function M.buffer()
   vim.bo[buf].bufhidden = 'hide'
   vim.bo[buf].swapfile = false
   vim.bo[buf].filetype = 'markdown'
-  M.state = { buf = buf, turns = {}, references = {} }
+  M.state = { buf = buf, turns = {}, references = {}, mode = M.state.mode or 'chat' }
   edit(buf, function()
     api.nvim_buf_set_lines(buf, 0, -1, false, {
-      '# Ouzel chat',
+      M.title_line(),
       'Rules: shown with the first answer',
       KEYS,
       '',
@@ -126,6 +158,7 @@ local function append(buf, lines)
     api.nvim_buf_set_lines(buf, -1, -1, false, lines)
   end)
 end
+M.append = append
 
 --- Append streamed text at the end of the buffer (the answer is always the last thing).
 --- @param buf integer
@@ -142,6 +175,7 @@ local function append_text(buf, text)
     api.nvim_win_set_cursor(win, { api.nvim_buf_line_count(buf), 0 })
   end
 end
+M.append_text = append_text
 
 --- Lines of a reference list: `- path:line-end (source label)`.
 --- @param references table[]
@@ -215,15 +249,17 @@ end
 --- @param message string
 --- @param token string
 --- @param source? ouzel.ChatSource
+--- @param mode? 'chat'|'agent'
 --- @return ouzel.ChatTurn
-function M.begin_turn(client, message, token, source)
+function M.begin_turn(client, message, token, source, mode)
   local buf = M.open(false)
   M.state.client_id = client.id
   M.state.token = token
   local start = api.nvim_buf_line_count(buf)
-  local lines = { '## You' }
+  local agent = mode == 'agent'
+  local lines = { agent and '## You (agent)' or '## You' }
   vim.list_extend(lines, vim.split(message, '\n', { plain = true }))
-  vim.list_extend(lines, { '', '## Ouzel', '' })
+  vim.list_extend(lines, { '', agent and '## Ouzel agent' or '## Ouzel', '' })
   append(buf, lines)
   local answer = api.nvim_buf_line_count(buf) - 1
   local turn = {
@@ -235,6 +271,8 @@ function M.begin_turn(client, message, token, source)
     streamed = '',
     refs_shown = false,
     source = source,
+    mode = agent and 'agent' or 'chat',
+    tools = {},
   }
   table.insert(M.state.turns, turn)
   return turn
@@ -332,16 +370,15 @@ local function client_for(bufnr)
   return client, false
 end
 
---- Ask `message` in the chat, from `bufnr` (its document and selection go along as context).
+--- The client, request params and source of a question (chat or agent) asked from `bufnr`
+--- (its document and selection go along as context); nil with a message when it cannot go.
 --- @param message string
 --- @param bufnr? integer the buffer the question is about
 --- @param lines? {[1]: integer, [2]: integer} 1-based first and last line of a selection
-function M.ask(message, bufnr, lines)
-  message = vim.trim(message or '')
-  if message == '' then
-    vim.notify('ouzel: ask something: :Ouzel chat {question}', vim.log.levels.WARN)
-    return
-  end
+--- @return vim.lsp.Client?
+--- @return table params
+--- @return ouzel.ChatSource?
+function M.prepare(message, bufnr, lines)
   if bufnr == nil or bufnr == M.state.buf then
     -- Asked from the chat buffer: about the file of the last question, without a selection.
     local last = M.state.turns[#M.state.turns]
@@ -354,16 +391,15 @@ function M.ask(message, bufnr, lines)
       "ouzel: no server is running; open a file after vim.lsp.enable('ouzel')",
       vim.log.levels.WARN
     )
-    return
+    return nil, {}, nil
   end
   if M.state.token and jobs.active[M.state.token] then
     vim.notify('ouzel: an answer is still streaming; stop it with <C-c> first', vim.log.levels.WARN)
-    return
+    return nil, {}, nil
   end
-  local token = jobs.new_token('chat')
   local params = {
     message = message,
-    workDoneToken = token,
+    workDoneToken = jobs.new_token('chat'),
     conversationId = M.state.conversation_id,
   }
   local source = nil --- @type ouzel.ChatSource?
@@ -383,6 +419,46 @@ function M.ask(message, bufnr, lines)
       vim.log.levels.WARN
     )
   end
+  return client, params, source
+end
+
+--- A question's mode and text: `/agent …` goes to the agent, `/chat …` to the chat, anything
+--- else to the chat buffer's mode.
+--- @param message string
+--- @return 'chat'|'agent' mode
+--- @return string message without the prefix
+function M.split_mode(message)
+  local trimmed = vim.trim(message or '')
+  for _, mode in ipairs({ 'agent', 'chat' }) do
+    local prefix = '/' .. mode
+    if trimmed == prefix or vim.startswith(trimmed, prefix .. ' ') then
+      return mode --[[@as 'chat'|'agent']], vim.trim(trimmed:sub(#prefix + 1))
+    end
+  end
+  return M.state.mode or 'chat', trimmed
+end
+
+--- Ask `message` in the chat, from `bufnr` (its document and selection go along as context).
+--- In agent mode, or with the `/agent ` prefix, the agent gets it (`ouzel.agent.run`).
+--- @param message string
+--- @param bufnr? integer the buffer the question is about
+--- @param lines? {[1]: integer, [2]: integer} 1-based first and last line of a selection
+function M.ask(message, bufnr, lines)
+  local mode
+  mode, message = M.split_mode(message)
+  if mode == 'agent' then
+    require('ouzel.agent').run(message, bufnr, lines)
+    return
+  end
+  if message == '' then
+    vim.notify('ouzel: ask something: :Ouzel chat {question}', vim.log.levels.WARN)
+    return
+  end
+  local client, params, source = M.prepare(message, bufnr, lines)
+  if not client then
+    return
+  end
+  local token = params.workDoneToken
   local turn = M.begin_turn(client, message, token, source)
   local sent = jobs.start(client, 'ouzel/chat', params, token, {
     title = 'Ouzel chat',
@@ -403,9 +479,33 @@ function M.ask(message, bufnr, lines)
   end
 end
 
+--- `gm`: switch the chat buffer between chat and agent mode.
+--- @param mode? 'chat'|'agent' (default: the other one)
+--- @return 'chat'|'agent'
+function M.toggle_mode(mode)
+  M.state.mode = mode or (M.state.mode == 'agent' and 'chat' or 'agent')
+  local buf = M.state.buf
+  if buf and api.nvim_buf_is_valid(buf) then
+    local first = api.nvim_buf_get_lines(buf, 0, 1, false)[1] or ''
+    local title = first:match('^# Ouzel chat: (.-)%s*%(agent mode')
+      or first:match('^# Ouzel chat: (.*)$')
+    edit(buf, function()
+      api.nvim_buf_set_lines(buf, 0, 1, false, { M.title_line(title) })
+    end)
+  end
+  vim.notify(
+    M.state.mode == 'agent'
+        and 'ouzel: agent mode: questions go to the agent, which proposes edits you confirm'
+      or 'ouzel: chat mode',
+    vim.log.levels.INFO
+  )
+  return M.state.mode
+end
+
 --- `i` in the chat buffer: ask a follow-up question.
 function M.prompt()
-  vim.ui.input({ prompt = 'Ask ouzel: ' }, function(answer)
+  local prompt = M.state.mode == 'agent' and 'Ask the ouzel agent: ' or 'Ask ouzel: '
+  vim.ui.input({ prompt = prompt }, function(answer)
     if type(answer) == 'string' and vim.trim(answer) ~= '' then
       M.ask(answer)
     end
@@ -528,6 +628,18 @@ local function turn_at(row)
   return found
 end
 
+--- `gu`: undo the agent turn under the cursor, else the last agent turn.
+function M.undo_at_cursor()
+  local turn = nil
+  if api.nvim_get_current_buf() == M.state.buf then
+    turn = turn_at(api.nvim_win_get_cursor(0)[1] - 1)
+  end
+  if not (turn and turn.mode == 'agent' and turn.undo) then
+    turn = M.state.last_undo
+  end
+  require('ouzel.agent').undo(turn)
+end
+
 --- `ga`: replace the selection the question was about with the code block under the cursor,
 --- through `ouzel.applyCodeBlock` (the change is confirmed hunk by hunk like any AI edit).
 function M.apply_block()
@@ -582,16 +694,28 @@ function M.render(client, conversation)
   M.state.conversation_id = conversation.conversationId
   M.state.client_id = client.id
   M.state.turns = {}
+  M.state.last_undo = nil
   local lines = {
-    '# Ouzel chat: ' .. tostring(present(conversation.title) or conversation.conversationId),
+    M.title_line(tostring(present(conversation.title) or conversation.conversationId)),
     'Rules: shown with the next answer',
     KEYS,
     '',
   }
   for _, turn in ipairs(type(conversation.turns) == 'table' and conversation.turns or {}) do
-    table.insert(lines, '## You')
+    local agent = turn.mode == 'agent'
+    table.insert(lines, agent and '## You (agent)' or '## You')
     vim.list_extend(lines, vim.split(tostring(present(turn.message) or ''), '\n', { plain = true }))
-    vim.list_extend(lines, { '', '## Ouzel' })
+    vim.list_extend(lines, { '', agent and '## Ouzel agent' or '## Ouzel' })
+    local tools = present(turn.tools)
+    for _, tool in ipairs(agent and type(tools) == 'table' and tools or {}) do
+      local line = require('ouzel.agent').tool_line({ tool = tool })
+      if line then
+        table.insert(lines, line)
+      end
+    end
+    if agent and type(tools) == 'table' and #tools > 0 then
+      table.insert(lines, '')
+    end
     if type(turn.references) == 'table' then
       remember(turn.references)
       vim.list_extend(lines, M.reference_lines(turn.references))
@@ -676,7 +800,7 @@ function M.new()
   if buf and api.nvim_buf_is_valid(buf) then
     api.nvim_buf_delete(buf, { force = true })
   end
-  M.state = { turns = {}, references = {} }
+  M.state = { turns = {}, references = {}, mode = M.state.mode or 'chat' }
   M.open()
 end
 

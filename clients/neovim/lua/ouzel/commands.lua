@@ -1,4 +1,4 @@
---- `:Ouzel {status|index|toggle|chat|cancel}`.
+--- `:Ouzel {status|index|toggle|chat|agent|cancel}`.
 
 local M = {}
 
@@ -59,6 +59,32 @@ local function chat(args)
   end)
 end
 
+--- `:Ouzel agent [task]`, `:'<,'>Ouzel agent [task]`, `:Ouzel agent undo`.
+--- @param args {args: string, range: integer, line1: integer, line2: integer}
+local function agent(args)
+  local agent_module = require('ouzel.agent')
+  local task = vim.trim((args.args or ''):gsub('^%s*agent', '', 1))
+  if task == 'undo' then
+    if (args.range or 0) > 0 then
+      vim.notify('ouzel: :Ouzel agent undo takes no range', vim.log.levels.ERROR)
+      return
+    end
+    agent_module.undo()
+    return
+  end
+  local bufnr = vim.api.nvim_get_current_buf()
+  local lines = args.range and args.range > 0 and { args.line1, args.line2 } or nil
+  if task ~= '' then
+    agent_module.run(task, bufnr, lines)
+    return
+  end
+  vim.ui.input({ prompt = 'Ask the ouzel agent: ' }, function(answer)
+    if type(answer) == 'string' and vim.trim(answer) ~= '' then
+      agent_module.run(answer, bufnr, lines)
+    end
+  end)
+end
+
 local function cancel()
   local jobs = package.loaded['ouzel.jobs']
   local count = jobs and jobs.cancel() or 0
@@ -75,6 +101,7 @@ M.subcommands = {
   index = index,
   toggle = toggle,
   chat = chat,
+  agent = agent,
   cancel = cancel,
 }
 
@@ -83,15 +110,14 @@ function M.run(args)
   local name = args.fargs[1] or 'status'
   local run = M.subcommands[name]
   if not run then
+    local known = 'status, index or toggle, chat, agent or cancel'
     vim.notify(
-      ('ouzel: unknown subcommand %q; try :Ouzel status, index or toggle, chat or cancel'):format(
-        name
-      ),
+      ('ouzel: unknown subcommand %q; try :Ouzel %s'):format(name, known),
       vim.log.levels.ERROR
     )
     return
   end
-  if name ~= 'chat' and (#args.fargs > 1 or (args.range or 0) > 0) then
+  if name ~= 'chat' and name ~= 'agent' and (#args.fargs > 1 or (args.range or 0) > 0) then
     vim.notify(('ouzel: :Ouzel %s takes no argument or range'):format(name), vim.log.levels.ERROR)
     return
   end
@@ -106,6 +132,11 @@ function M.complete(lead, line)
     return vim.tbl_filter(function(name)
       return vim.startswith(name, lead)
     end, { 'history', 'new' })
+  end
+  if line and line:match('^%S*Ouzel%s+agent%s+%S*$') then
+    return vim.tbl_filter(function(name)
+      return vim.startswith(name, lead)
+    end, { 'undo' })
   end
   local names = vim.tbl_keys(M.subcommands)
   table.sort(names)

@@ -4,6 +4,13 @@
 --- rest); exactly the accepted hunks are applied and the server is told what happened.
 --- Edits without such annotations, and Neovim 0.12+ (which asks by itself), keep Neovim's
 --- own handler. The pure rules live in `ouzel.hunks`.
+---
+--- File operations are done the careful way rather than Neovim 0.11's: a CreateFile makes a
+--- buffer for the new file (the server writes it; Neovim would truncate an existing file
+--- even with `overwrite = false`), and a DeleteFile of a file that is already gone only
+--- drops its buffer. Every buffer an edit changes is attached to the ouzel client first and
+--- its changes are flushed before the answer, so the server has the editor's text (the
+--- agent writes exactly that, docs/AGENT.md) when it reads the answer.
 
 local api = vim.api
 local hunks = require('ouzel.hunks')
@@ -11,6 +18,19 @@ local hunks = require('ouzel.hunks')
 local M = {}
 
 M.namespace = api.nvim_create_namespace('ouzel.confirm')
+
+--- Buffers the plugin changed through an ouzel edit since `take_touched` (the agent brings
+--- them in line with the disk after a turn).
+--- @type table<integer, boolean>
+M.touched = {}
+
+--- The touched buffers, forgetting them.
+--- @return table<integer, boolean>
+function M.take_touched()
+  local touched = M.touched
+  M.touched = {}
+  return touched
+end
 
 --- Whether Neovim confirms annotated edits itself (0.12 and later).
 --- @return boolean
@@ -161,26 +181,109 @@ function M.ask(list, title, encoding, finish)
   step(1)
 end
 
+--- @param value any
+--- @return any
+local function present(value)
+  if value == vim.NIL then
+    return nil
+  end
+  return value
+end
+
+--- A CreateFile that would overwrite a file the edit does not allow to, described.
+--- @param edit table lsp.WorkspaceEdit
+--- @return string?
+local function existing_target(edit)
+  for _, change in ipairs(present(edit.documentChanges) or {}) do
+    if type(change) == 'table' and present(change.kind) == 'create' then
+      local options = present(change.options) or {}
+      local path = vim.uri_to_fname(change.uri)
+      if
+        vim.uv.fs_stat(path)
+        and present(options.overwrite) ~= true
+        and present(options.ignoreIfExists) ~= true
+      then
+        return ('%s already exists; the edit would create it'):format(display_name(change.uri))
+      end
+    end
+  end
+  return nil
+end
+
+--- The buffer of `uri`, loaded, listed and attached to `client`.
+--- @param uri string
+--- @param client? vim.lsp.Client
+--- @return integer
+local function document_buffer(uri, client)
+  local bufnr = vim.uri_to_bufnr(uri)
+  if not api.nvim_buf_is_loaded(bufnr) then
+    vim.fn.bufload(bufnr)
+  end
+  vim.bo[bufnr].buflisted = true
+  if client and not vim.lsp.buf_is_attached(bufnr, client.id) then
+    -- The server learns the buffer's text (didOpen) before the accepted hunks (didChange).
+    vim.lsp.buf_attach_client(bufnr, client.id)
+  end
+  M.touched[bufnr] = true
+  return bufnr
+end
+
+--- A file operation: create makes a buffer (not a file: the server writes it), delete
+--- removes the file if it is still there and drops its buffer, rename is Neovim's.
+--- @param change table CreateFile | DeleteFile | RenameFile
+--- @param encoding string
+--- @param client? vim.lsp.Client
+local function file_operation(change, encoding, client)
+  local kind = present(change.kind)
+  if kind == 'create' then
+    local bufnr = document_buffer(change.uri, client)
+    local options = present(change.options) or {}
+    if present(options.overwrite) == true then
+      api.nvim_buf_set_lines(bufnr, 0, -1, false, {})
+    end
+  elseif kind == 'delete' then
+    local path = vim.uri_to_fname(change.uri)
+    local options = present(change.options) or {}
+    if vim.uv.fs_stat(path) then
+      vim.fs.rm(path, { recursive = present(options.recursive) == true })
+    end
+    local bufnr = vim.fn.bufnr(path)
+    if bufnr > 0 then
+      M.touched[bufnr] = nil
+      api.nvim_buf_delete(bufnr, { force = true })
+    end
+  else
+    vim.lsp.util.apply_workspace_edit({ documentChanges = { change } }, encoding)
+  end
+end
+
 --- Apply a workspace edit whose text edits have been checked: text edits with
---- `vim.lsp.util.apply_text_edits` per document, file operations with Neovim's own code.
+--- `vim.lsp.util.apply_text_edits` per document, file operations as above; then send the
+--- changes to the server at once (not after Neovim's debounce), before the answer.
 --- @param edit table lsp.WorkspaceEdit
 --- @param encoding string
-local function apply(edit, encoding)
+--- @param client? vim.lsp.Client
+local function apply(edit, encoding, client)
   if edit.documentChanges then
     for _, change in ipairs(edit.documentChanges) do
-      if change.kind then
-        vim.lsp.util.apply_workspace_edit({ documentChanges = { change } }, encoding)
+      if present(change.kind) then
+        file_operation(change, encoding, client)
       else
-        local bufnr = vim.uri_to_bufnr(change.textDocument.uri)
+        local bufnr = document_buffer(change.textDocument.uri, client)
         vim.lsp.util.apply_text_edits(change.edits, bufnr, encoding)
       end
     end
-    return
+  else
+    for uri, edits in pairs(edit.changes or {}) do
+      vim.lsp.util.apply_text_edits(edits, document_buffer(uri, client), encoding)
+    end
   end
-  for uri, edits in pairs(edit.changes or {}) do
-    vim.lsp.util.apply_text_edits(edits, vim.uri_to_bufnr(uri), encoding)
+  if client then
+    -- Neovim 0.11 has no public flush; its requests use this one (client.lua).
+    pcall(vim.lsp._changetracking.flush, client)
   end
 end
+M.apply = apply
 
 --- @param list ouzel.Hunk[]
 --- @param accepted table<integer, boolean>
@@ -261,13 +364,16 @@ local function await(start)
   return result
 end
 
+M.await = await
+
 --- The decision and its outcome for an edit that needs confirmation.
 --- @param params table lsp.ApplyWorkspaceEditParams
 --- @param encoding string the client's offset encoding
+--- @param client? vim.lsp.Client the server's client (its buffers are attached and flushed)
 --- @return {applied: boolean, failureReason?: string}
-function M.confirm(params, encoding)
+function M.confirm(params, encoding, client)
   local edit = params.edit
-  local problem = hunks.problem(edit) or stale(edit)
+  local problem = hunks.problem(edit) or stale(edit) or existing_target(edit)
   if problem then
     vim.notify('ouzel: edit not applied: ' .. problem, vim.log.levels.WARN)
     return { applied = false, failureReason = problem }
@@ -278,7 +384,7 @@ function M.confirm(params, encoding)
     M.ask(list, title, encoding, done)
   end)
   local taken = count_accepted(list, accepted)
-  problem = stale(edit)
+  problem = stale(edit) or existing_target(edit)
   if problem then
     vim.notify('ouzel: edit not applied: ' .. problem, vim.log.levels.WARN)
     return { applied = false, failureReason = problem }
@@ -289,7 +395,7 @@ function M.confirm(params, encoding)
     vim.notify(('ouzel: %s: every change rejected'):format(title), vim.log.levels.INFO)
     return { applied = false, failureReason = 'the user rejected every change' }
   end
-  local ok, err = pcall(apply, subset, encoding)
+  local ok, err = pcall(apply, subset, encoding, client)
   if not ok then
     vim.notify('ouzel: applying the edit failed: ' .. tostring(err), vim.log.levels.ERROR)
     return { applied = false, failureReason = tostring(err) }
@@ -307,12 +413,25 @@ end
 --- @param ctx lsp.HandlerContext
 function M.handler(err, params, ctx)
   local default = vim.lsp.handlers['workspace/applyEdit']
-  if M.native() or type(params) ~= 'table' or not hunks.needs_confirmation(params.edit) then
+  if type(params) ~= 'table' or type(params.edit) ~= 'table' then
     return default(err, params, ctx)
   end
   local client = vim.lsp.get_client_by_id(ctx.client_id)
   local encoding = client and client.offset_encoding or 'utf-16'
-  return M.confirm(params, encoding)
+  if M.native() or not hunks.needs_confirmation(params.edit) then
+    if M.native() or not hunks.has_file_operations(params.edit) then
+      return default(err, params, ctx)
+    end
+    -- An undo of the agent (docs/AGENT.md): buffers set back, created files deleted; the
+    -- server has already deleted them on disk, which Neovim's own handler treats as an error.
+    local problem = hunks.problem(params.edit) or existing_target(params.edit)
+    if problem then
+      return { applied = false, failureReason = problem }
+    end
+    local ok, failure = pcall(apply, params.edit, encoding, client)
+    return ok and { applied = true } or { applied = false, failureReason = tostring(failure) }
+  end
+  return M.confirm(params, encoding, client)
 end
 
 return M

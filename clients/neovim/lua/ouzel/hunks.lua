@@ -107,6 +107,21 @@ function M.needs_confirmation(edit)
   return false
 end
 
+--- Whether `edit` creates, renames or deletes a file.
+--- @param edit any lsp.WorkspaceEdit
+--- @return boolean
+function M.has_file_operations(edit)
+  if type(edit) ~= 'table' then
+    return false
+  end
+  for _, change in ipairs(changes_of(edit)) do
+    if change.operation then
+      return true
+    end
+  end
+  return false
+end
+
 --- The hunks the user must decide on: one per (document, annotation), in edit order.
 --- Changes that need no confirmation are not hunks; they are applied as they are.
 --- @param edit table lsp.WorkspaceEdit
