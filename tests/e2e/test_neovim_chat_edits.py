@@ -353,7 +353,7 @@ def test_a_two_file_edit_with_a_new_file_is_asked_file_by_file(nvim: Editor) -> 
     helpers = nvim.lua(
         "return vim.api.nvim_buf_get_lines(vim.uri_to_bufnr(...), 0, -1, false)", new_uri
     )
-    assert helpers == ["def b():", "    return 2", ""]
+    assert helpers == ["def b():", "    return 2"], "the file's text, its last line end in 'eol'"
     assert nvim.lua(
         "return vim.lsp.buf_is_attached(vim.uri_to_bufnr(...), require('ouzel').client().id)",
         new_uri,

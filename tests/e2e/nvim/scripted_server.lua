@@ -22,6 +22,7 @@ Scripted = {
   commands = {},
   cancelled = {},
   apply_results = {}, -- answers to Scripted.apply_edit: { ok, result, err }
+  request_results = {}, -- answers to Scripted.server_request: { method, ok, result, err }
   -- method -> function(params, id): a result to answer at once, or nil to answer later
   -- with Scripted.respond(id, err, result) (streamed work: chat, code actions)
   on = {},
@@ -45,6 +46,19 @@ function Scripted.apply_edit(params)
   vim.schedule(coroutine.wrap(function()
     local ok, result, err = pcall(dispatchers.server_request, 'workspace/applyEdit', params)
     table.insert(Scripted.apply_results, { ok = ok, result = result, err = err })
+  end))
+end
+
+--- Send any request to the client as a server does (`window/showMessageRequest`, an
+--- applyEdit); the answer lands in request_results as { method, ok, result, err }.
+function Scripted.server_request(method, params)
+  local dispatchers = assert(Scripted.dispatchers, 'no client has started the scripted server')
+  vim.schedule(coroutine.wrap(function()
+    local ok, result, err = pcall(dispatchers.server_request, method, params)
+    table.insert(
+      Scripted.request_results,
+      { method = method, ok = ok, result = result == nil and vim.NIL or result, err = err }
+    )
   end))
 end
 

@@ -233,7 +233,8 @@ end
 --- @param change table CreateFile | DeleteFile | RenameFile
 --- @param encoding string
 --- @param client? vim.lsp.Client
-local function file_operation(change, encoding, client)
+--- @param created table<integer, boolean> buffers made for new files, filled in here
+local function file_operation(change, encoding, client, created)
   local kind = present(change.kind)
   if kind == 'create' then
     local bufnr = document_buffer(change.uri, client)
@@ -241,6 +242,7 @@ local function file_operation(change, encoding, client)
     if present(options.overwrite) == true then
       api.nvim_buf_set_lines(bufnr, 0, -1, false, {})
     end
+    created[bufnr] = true
   elseif kind == 'delete' then
     local path = vim.uri_to_fname(change.uri)
     local options = present(change.options) or {}
@@ -264,13 +266,23 @@ end
 --- @param encoding string
 --- @param client? vim.lsp.Client
 local function apply(edit, encoding, client)
+  local created = {} --- @type table<integer, boolean>
   if edit.documentChanges then
     for _, change in ipairs(edit.documentChanges) do
       if present(change.kind) then
-        file_operation(change, encoding, client)
+        file_operation(change, encoding, client, created)
       else
         local bufnr = document_buffer(change.textDocument.uri, client)
         vim.lsp.util.apply_text_edits(change.edits, bufnr, encoding)
+      end
+    end
+    -- A new file's text "a\n" inserted into its empty buffer leaves an empty last line;
+    -- Neovim keeps a file's last line end in 'eol' instead, so the buffer is the file.
+    for bufnr in pairs(created) do
+      local count = api.nvim_buf_line_count(bufnr)
+      if count > 1 and api.nvim_buf_get_lines(bufnr, count - 1, count, false)[1] == '' then
+        api.nvim_buf_set_lines(bufnr, count - 1, count, false, {})
+        vim.bo[bufnr].endofline = true
       end
     end
   else
