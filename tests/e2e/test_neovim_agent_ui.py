@@ -478,3 +478,27 @@ def test_history_shows_agent_turns_with_their_steps(nvim: Editor) -> None:
     assert lines[lines.index("## You (agent)") + 1] == "rename area"
     assert "- read_file geometry.py (ok)" in lines and "- propose_edit geometry.py (ok)" in lines
     assert "## You" in lines and "Clearer." in lines
+
+
+def test_an_undo_that_left_a_file_alone_says_so(nvim: Editor) -> None:
+    nvim.command("Ouzel chat new")
+    nvim.command("Ouzel agent undo")
+    undo = wait_request(nvim, "workspace/executeCommand")
+    respond(
+        nvim,
+        undo,
+        {
+            "turnId": "t-4",
+            "restored": ["main.py"],
+            "deleted": [],
+            "problems": ["geometry.py changed after the agent wrote it; left alone"],
+        },
+    )
+    nvim.wait(
+        "return vim.fn.execute('messages'):find('not undone: geometry.py', 1, true) ~= nil",
+        10,
+        "the warning",
+    )
+    lines = chat_lines(nvim)
+    assert "_(agent turn t-4 undone: restored main.py)_" in lines
+    assert "- not undone: geometry.py changed after the agent wrote it; left alone" in lines

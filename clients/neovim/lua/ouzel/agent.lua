@@ -471,6 +471,12 @@ function M.undo(turn)
       table.insert(parts, 'deleted ' .. table.concat(deleted, ', '))
     end
     local summary = #parts > 0 and table.concat(parts, '; ') or 'nothing to restore'
+    -- Files the user changed after the agent wrote them are left alone (docs/AGENT.md).
+    local problems = present(result.problems)
+    local left = {}
+    for _, problem in ipairs(type(problems) == 'table' and problems or {}) do
+      table.insert(left, type(problem) == 'string' and problem or vim.inspect(problem))
+    end
     if turn and chat.state.last_undo == turn then
       chat.state.last_undo = nil
     end
@@ -479,12 +485,23 @@ function M.undo(turn)
     end
     local buf = chat.state.buf
     if buf and api.nvim_buf_is_valid(buf) then
-      chat.append(buf, {
+      local shown = {
         ('_(agent turn %s undone: %s)_'):format(tostring(present(result.turnId) or ''), summary),
-        '',
-      })
+      }
+      for _, problem in ipairs(left) do
+        table.insert(shown, '- not undone: ' .. problem:gsub('[\r\n]+', ' '))
+      end
+      table.insert(shown, '')
+      chat.append(buf, shown)
     end
-    vim.notify('ouzel: agent turn undone: ' .. summary, vim.log.levels.INFO)
+    if #left > 0 then
+      vim.notify(
+        ('ouzel: agent turn undone: %s; not undone: %s'):format(summary, table.concat(left, '; ')),
+        vim.log.levels.WARN
+      )
+    else
+      vim.notify('ouzel: agent turn undone: ' .. summary, vim.log.levels.INFO)
+    end
   end)
 end
 
