@@ -189,9 +189,10 @@ function M.equals_disk(bufnr)
   return bytes == disk
 end
 
---- After the server wrote files: reload each buffer of `bufnrs` whose text equals its file
---- on disk (so it is unmodified and Neovim knows the file's new time: no W12/W13 prompt).
---- A buffer the user changed since is left alone.
+--- After the server wrote files: reload each modified buffer of `bufnrs` whose text equals
+--- its file on disk (so it is unmodified and Neovim knows the file's new time: no W12/W13
+--- prompt; an unmodified buffer with the same text gets none). A buffer whose text differs
+--- (the user changed it since) is left alone.
 --- @param bufnrs integer[]
 --- @return integer[] reloaded
 function M.sync(bufnrs)
@@ -201,6 +202,7 @@ function M.sync(bufnrs)
       api.nvim_buf_is_valid(bufnr)
       and api.nvim_buf_is_loaded(bufnr)
       and vim.bo[bufnr].buftype == ''
+      and vim.bo[bufnr].modified
       and M.equals_disk(bufnr)
     then
       local ok = pcall(api.nvim_buf_call, bufnr, function()
