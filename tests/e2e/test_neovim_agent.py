@@ -86,6 +86,10 @@ def nvim(tmp_path: Path, workspace: Path, model: tuple[Plan, ScriptedServer]) ->
         "completion": {"enabled": False},
     }
     with editor(workspace, tmp_path / "home", options={"settings": settings}) as running:
+        # The same settings at initialize too: the server pulls `workspace/configuration`
+        # after `initialized`, and on a loaded machine a command sent as soon as the client
+        # is up could otherwise start before they arrive (no remote model yet).
+        running.lua("vim.lsp.config('ouzel', { init_options = ... })", settings)
         running.open(workspace / "geometry.py")
         running.wait_attached(timeout=START_S)
         running.wait(
