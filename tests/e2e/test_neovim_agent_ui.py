@@ -502,3 +502,31 @@ def test_an_undo_that_left_a_file_alone_says_so(nvim: Editor) -> None:
     lines = chat_lines(nvim)
     assert "_(agent turn t-4 undone: restored main.py)_" in lines
     assert "- not undone: geometry.py changed after the agent wrote it; left alone" in lines
+
+
+def test_c_c_in_the_chat_buffer_cancels_the_turn(nvim: Editor) -> None:
+    nvim.command("Ouzel agent rename everything")
+    request = wait_request(nvim, "workspace/executeCommand")
+    token = request["params"]["arguments"][0]["workDoneToken"]
+    nvim.lua("vim.api.nvim_set_current_win(vim.fn.bufwinid(require('ouzel.chat').state.buf))")
+    nvim.type("<C-c>")
+    cancels = wait_for(
+        lambda: [
+            n
+            for n in nvim.lua("return Scripted.notifications")
+            if n["method"] == "window/workDoneProgress/cancel"
+        ],
+        10,
+        "the cancel",
+    )
+    assert cancels[0]["params"] == {"token": token}
+    assert "Ouzel agent (stopping)" in nvim.lua("return require('ouzel.jobs').running()")
+    respond(
+        nvim,
+        request,
+        result(status="cancelled", answer="", files=[], edits={"proposed": 0, "applied": 0}),
+    )
+    idle(nvim)
+    lines = chat_lines(nvim)
+    assert any(line.startswith("_(stopped, 4 step(s)") for line in lines), lines
+    assert nvim.lua("return require('ouzel.chat').state.token") is None
