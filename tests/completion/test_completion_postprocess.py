@@ -186,3 +186,70 @@ def test_should_stop_sees_the_lines_of_crlf_and_cr_model_text() -> None:
     assert not ended("result = 1\r\n    return result\r\n")
     assert ended("result = 1\r\n    return result\r\nprint(")
     assert ended("result = 1\r    return result\rprint(")
+
+
+# --- cases from the HumanEval infilling benchmark (issue 14) ---------------------------------
+
+SEPARATE_PAREN_GROUPS = (  # HumanEval/1: the same line in both branches of an if
+    "    for c in paren_string:\n"
+    "        if c == '(':\n"
+    "            current_depth += 1\n"
+    "            current_string.append(c)\n"
+    "        elif c == ')':\n"
+    "            current_depth -= 1\n"
+    "            |\n"
+    "\n"
+    "            if current_depth == 0:\n"
+)
+
+
+def test_a_line_that_also_appears_three_lines_up_is_kept() -> None:
+    cursor = at(SEPARATE_PAREN_GROUPS)
+    raw = "current_string.append(c)\n\n    return"
+    assert postprocess(raw, cursor, "multi", 8) == "current_string.append(c)"
+
+
+def test_a_copy_of_the_line_right_above_is_still_dropped() -> None:
+    cursor = at("    total += 1\n    |\n    print(total)\n")
+    assert postprocess("total += 1\n", cursor, "multi", 8) == ""
+
+
+MAKE_PALINDROME = (  # HumanEval/10: the model indented its answer again
+    "    while not is_palindrome(string[beginning_of_suffix:]):\n"
+    "        beginning_of_suffix += 1\n"
+    "\n"
+    "    |\n"
+)
+LARGEST_DIVISOR = (  # HumanEval/24
+    "    for i in reversed(range(n)):\n        if n % i == 0:\n            |\n"
+)
+
+
+def test_indentation_the_blank_line_already_has_is_not_written_twice() -> None:
+    raw = "    return string + string[:beginning_of_suffix][::-1]\n\n\n"
+    expected = "return string + string[:beginning_of_suffix][::-1]"
+    assert postprocess(raw, at(MAKE_PALINDROME), "multi", 8) == expected
+    assert postprocess("    return i\n    return", at(LARGEST_DIVISOR), "multi", 8) == "return i"
+    assert postprocess("    return i", at(LARGEST_DIVISOR), "single", 8) == "return i"
+
+
+def test_a_block_with_excess_indentation_keeps_its_shape() -> None:
+    # Lines after the first are whole lines: the model put the first at column 16.
+    raw = "    if i > 1:\n" + " " * 20 + "return i\n" + " " * 16 + "return 1\n"
+    expected = "if i > 1:\n" + " " * 16 + "return i\n" + " " * 12 + "return 1"
+    assert postprocess(raw, at(LARGEST_DIVISOR), "multi", 8) == expected
+
+
+def test_indentation_a_line_may_take_is_left_alone() -> None:
+    # One level deeper than a block opener above: the model's extra level is allowed.
+    assert postprocess("    return x\n", at("def f(x):\n|\n"), "multi", 8) == "    return x"
+    cursor = at("class A:\n    def f(self):\n    |\n")  # the editor did not indent enough
+    assert postprocess("    return 1\n", cursor, "multi", 8) == "    return 1"
+    # Not a blank line: the model's spaces are text inside the line.
+    assert postprocess("  + 1", at("x = y|\n"), "single", 8) == "  + 1"
+
+
+def test_should_stop_sees_the_block_without_the_excess_indentation() -> None:
+    ended = block_ended(at(LARGEST_DIVISOR), max_lines=8)
+    assert not ended("    return i\n")
+    assert ended("    return i\n    return 1")
