@@ -175,7 +175,8 @@ async def test_fim_model_gets_prefix_and_suffix(session: Session) -> None:
     )
     assert suggestion is not None and suggestion.text == "width * height"
     prompt = backend.requests[0].prompt
-    assert prompt.startswith("<|file_sep|>geometry.py\n<|fim_prefix|>def area")
+    # A lone file: Qwen's file-level FIM prompt, no <|file_sep|>path header (issue 14).
+    assert prompt.startswith("<|fim_prefix|>def area")
     assert prompt.endswith("<|fim_suffix|>\n<|fim_middle|>")
     assert backend.requests[0].special_tokens
 

@@ -85,6 +85,13 @@ def test_qwen_renders_repository_files_then_the_fim_prompt() -> None:
     )
 
 
+def test_qwen_without_repository_files_gets_the_plain_fim_prompt() -> None:
+    # The raw model's own format; a <|file_sep|>path header before a lone file cost
+    # exact match on HumanEval infilling (issue 14).
+    prompt = TEMPLATES["qwen"].render("x = hel", "\nprint(x)\n", "app/main.py")
+    assert prompt == "<|fim_prefix|>x = hel<|fim_suffix|>\nprint(x)\n<|fim_middle|>"
+
+
 def test_starcoder_deepseek_codellama_codestral_formats() -> None:
     assert (
         TEMPLATES["starcoder"].render("a", "b", "f.py")
