@@ -52,6 +52,9 @@ LoadState = Literal["unloaded", "loading", "ready", "failed"]
 # Prompt tokens evaluated per llama_decode call: small enough that a cancel lands fast,
 # large enough to keep batched evaluation efficient.
 PROMPT_CHUNK = 64
+# Background work (warm-up, speculative) evaluates in smaller chunks, so a keystroke that
+# preempts it waits for at most this many tokens (about 0.2 s on one busy core).
+BACKGROUND_CHUNK = 16
 GGUF_MAGIC = b"GGUF"
 
 
@@ -232,6 +235,9 @@ class BackendStats:
 class LlamaCppBackend:
     """A GGUF model in this process, behind the `Backend` protocol."""
 
+    # Background requests (CompletionRequest.background) yield to any other work.
+    supports_background = True
+
     def __init__(
         self,
         model_path: Path | None,
@@ -264,6 +270,10 @@ class LlamaCppBackend:
         self._lock = threading.Lock()
         self._closing = CancelToken()  # stops a running generation when the backend closes
         self._token_counts: dict[str, int] = {}
+        # Foreground work submitted to the worker and not started yet: background work
+        # stops at its next prompt chunk or token while this is non-empty.
+        self._waiting: set[object] = set()
+        self._waiting_lock = threading.Lock()
         self._pieces: dict[int, bytes] = {}
         self.end_of_turn: list[str] = []  # texts a chat answer stops at (see end_of_turn_texts)
 
@@ -374,13 +384,46 @@ class LlamaCppBackend:
     async def complete(self, request: CompletionRequest, cancel: CancelToken) -> CompletionResult:
         """Complete `request.prompt`; raises BackendWarming while the model still loads."""
         self.require_ready()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._complete, request, cancel)
+        future = asyncio.wrap_future(
+            self._submit(not request.background, self._complete, request, cancel)
+        )
         try:
             return await future
         except asyncio.CancelledError:
             cancel.cancel()  # the worker stops between tokens
             raise
+
+    def _submit(
+        self, foreground: bool, work: Callable[..., Any], *args: Any
+    ) -> concurrent.futures.Future[Any]:
+        """Queue `work` on the worker; foreground work preempts running background work."""
+        if not foreground:
+            return self._executor.submit(work, *args)
+        key = object()
+        with self._waiting_lock:
+            self._waiting.add(key)
+
+        def started() -> None:
+            with self._waiting_lock:
+                self._waiting.discard(key)
+
+        def run() -> Any:
+            started()
+            return work(*args)
+
+        future = self._executor.submit(run)
+        future.add_done_callback(lambda _: started())  # also when cancelled before it ran
+        return future
+
+    @property
+    def foreground_waiting(self) -> bool:
+        """Other work waits for the worker: background work should stop now."""
+        return bool(self._waiting)
+
+    def _halted(self, request: CompletionRequest, cancel: CancelToken) -> bool:
+        if cancel.cancelled or self._closing.cancelled:
+            return True
+        return request.background and bool(self._waiting)
 
     def stream_chat(
         self,
@@ -410,7 +453,7 @@ class LlamaCppBackend:
         def push(chunk: ChatChunk) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, chunk)
 
-        self._executor.submit(self._chat, messages, cancel, max_tokens, temperature, push)
+        self._submit(True, self._chat, messages, cancel, max_tokens, temperature, push)
         try:
             while True:
                 chunk = await queue.get()
@@ -457,14 +500,22 @@ class LlamaCppBackend:
         llm = self._llm
         if llm is None:
             raise BackendUnavailable(self.error or f"{self.name} is not loaded")
-        if cancel.cancelled:
+        if self._halted(request, cancel):
             return self._finish(CompletionResult("", "cancelled", self.name), started)
         tokens = self._prompt_tokens(llm, request)
-        reused = self._evaluate_prompt(llm, tokens, cancel)
+        reused = self._evaluate_prompt(
+            llm,
+            tokens,
+            lambda: self._halted(request, cancel),
+            BACKGROUND_CHUNK if request.background else PROMPT_CHUNK,
+        )
         result = CompletionResult("", "cancelled", self.name, len(tokens), reused)
-        if cancel.cancelled or self._closing.cancelled:
+        if self._halted(request, cancel):
             return self._finish(result, started)
-        self._generate(llm, tokens, request, cancel, result, started)
+        if request.max_tokens <= 0:  # a warm-up: the prompt is in the KV cache now
+            result.stop_reason = "length"
+            return self._finish(result, started)
+        self._generate(llm, tokens, request, lambda: self._halted(request, cancel), result, started)
         return self._finish(result, started)
 
     def _prompt_tokens(self, llm: Llama, request: CompletionRequest) -> list[int]:
@@ -479,7 +530,13 @@ class LlamaCppBackend:
             tokens = tokens[:keep_bos] + tokens[len(tokens) - (room - keep_bos) :]
         return tokens
 
-    def _evaluate_prompt(self, llm: Llama, tokens: list[int], cancel: CancelToken) -> int:
+    def _evaluate_prompt(
+        self,
+        llm: Llama,
+        tokens: list[int],
+        halted: Callable[[], bool],
+        chunk: int = PROMPT_CHUNK,
+    ) -> int:
         """Evaluate all but the last prompt token, reusing the cached common prefix.
 
         Returns how many prompt tokens the KV cache already held. The last token is left
@@ -491,10 +548,10 @@ class LlamaCppBackend:
         differs = np.flatnonzero(llm.input_ids[:limit] != np.asarray(tokens[:limit]))
         reused = int(differs[0]) if len(differs) else max(limit, 0)
         llm.n_tokens = reused  # the next eval drops the cache from here on
-        for begin in range(reused, len(tokens) - 1, PROMPT_CHUNK):
-            if cancel.cancelled or self._closing.cancelled:
+        for begin in range(reused, len(tokens) - 1, chunk):
+            if halted():
                 break
-            llm.eval(tokens[begin : min(begin + PROMPT_CHUNK, len(tokens) - 1)])
+            llm.eval(tokens[begin : min(begin + chunk, len(tokens) - 1)])
         return reused
 
     def _generate(
@@ -502,7 +559,7 @@ class LlamaCppBackend:
         llm: Llama,
         tokens: list[int],
         request: CompletionRequest,
-        cancel: CancelToken,
+        halted: Callable[[], bool],
         result: CompletionResult,
         started: float,
     ) -> None:
@@ -544,7 +601,7 @@ class LlamaCppBackend:
             if len(produced) >= request.max_tokens:
                 reason = "length"
                 break
-            if cancel.cancelled or self._closing.cancelled:
+            if halted():
                 reason = "cancelled"
                 break
             if deadline is not None and now >= deadline:

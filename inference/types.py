@@ -73,6 +73,12 @@ class CompletionRequest:
     # Called with the text generated so far after each token; True ends generation there
     # (e.g. the suggested block ended). Backends that cannot call it may ignore it.
     should_stop: Callable[[str], bool] | None = field(default=None, compare=False)
+    # Low priority (a warm-up or a speculative suggestion): any other request on the same
+    # backend preempts it between prompt chunks or tokens, and it ends "cancelled".
+    # With max_tokens 0 only the prompt is evaluated (into the KV cache). Backends that
+    # cannot tell priorities apart say so with `supports_background` False (or absent),
+    # and the completion pipeline sends them no background work.
+    background: bool = False
 
 
 @dataclass

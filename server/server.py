@@ -94,6 +94,7 @@ def feature_routes() -> list[Route]:
         ),
         Route(completion.DID_SHOW, completion.did_show),
         Route(completion.DID_PARTIALLY_ACCEPT, completion.did_partially_accept),
+        Route(completion.CURSOR_REST, completion.cursor_rest),
         Route(completion.ACCEPT_COMMAND, completion.accepted, command=True),
         Route(types.WORKSPACE_SYMBOL, symbols.workspace_symbol, symbols.WORKSPACE_SYMBOL_OPTIONS),
         Route(

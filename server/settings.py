@@ -116,6 +116,28 @@ class CompletionSettings(Section):
         description="Time cap for gathering repository context for one suggestion.",
         json_schema_extra={"trust": "any"},
     )
+    warm_up: bool = Field(
+        True,
+        description="Evaluate the prompt for a place in the background (no text generated) "
+        "when a file opens, when editing pauses and when the cursor rests, so the first "
+        "suggestion there finds it in the model's KV cache. Local models only; any real "
+        "request preempts it.",
+        json_schema_extra={"trust": "any"},
+    )
+    warm_idle_ms: int = Field(
+        800,
+        ge=50,
+        le=10000,
+        description="Editing pause after which the place of the last edit is warmed up.",
+        json_schema_extra={"trust": "any"},
+    )
+    speculative: bool = Field(
+        True,
+        description="After a suggestion is returned, compute in the background the one that "
+        "follows its acceptance, so accepting and continuing is answered from the cache. "
+        "Local models only; any real request cancels it.",
+        json_schema_extra={"trust": "any"},
+    )
 
 
 class ModelProfile(Section):

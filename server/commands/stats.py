@@ -14,7 +14,12 @@ from typing import Any
 
 from ouzel.server.cli import Command, register
 
-KIND_LABELS = {"cold": "cold", "reused": "KV-reused", "cache": "type-through cache"}
+KIND_LABELS = {
+    "cold": "cold",
+    "reused": "KV-reused",
+    "cache": "type-through cache",
+    "speculative": "speculative (after an accept)",
+}
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,14 @@
             → prompt (completion_prompt.build_prompt)
             → generation (cancelled by a newer keystroke, didClose or $/cancelRequest)
             → dropped if the document moved on → post-processing → cache → telemetry
+            → speculative: the suggestion after accepting this one, in the background
+
+Background work (local models only, `CompletionRequest.background`): warm-ups evaluate
+the prompt for a place with nothing generated (a file opened, editing paused, the cursor
+rested: `ouzel/cursorRest`), so the first request there finds it in the KV cache; the
+speculative suggestion lands in the type-through cache under the text the document will
+have once the suggestion is accepted. One background job per session; a request the
+cache cannot answer cancels it, and the backend preempts it for any other work.
 
 One `CompletionEngine` per session, built by `server/app.py` with what it needs: where
 backends come from (`SessionModels.backend_for`, process-wide backends and KV caches),
@@ -20,9 +28,9 @@ import hashlib
 import logging
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ouzel.inference.backend import Backend
@@ -47,7 +55,8 @@ BackendSource = Callable[[TaskKind, Settings], Awaitable[Backend | None]]
 # The prompt template a backend's model expects (`SessionModels.template_for`).
 TemplateSource = Callable[[Backend, Settings], PromptTemplate]
 
-Kind = Literal["cold", "reused", "cache"]
+Kind = Literal["cold", "reused", "cache", "speculative"]
+BackgroundKind = Literal["warm", "speculative"]
 REUSED_SHARE = 0.5  # a request that found at least this share of its prompt cached is "reused"
 
 
@@ -73,6 +82,17 @@ class _Shown:
 
 
 @dataclass
+class _Background:
+    """The session's one background job."""
+
+    kind: BackgroundKind
+    uri: str
+    text: str  # the document text it works for (speculative: after the acceptance)
+    token: CancelToken
+    task: asyncio.Future[None] | None = None
+
+
+@dataclass
 class CompletionEngine:
     session: Session
     backend_source: BackendSource  # unit tests give a fake backend
@@ -85,6 +105,17 @@ class CompletionEngine:
     # The (line, version) of each document's last model call: was the next one typed
     # on the same line, right after it?
     _last_call: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _background: _Background | None = None
+    _idle: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    # (uri, version, offset) of the last place whose prompt went to the model (real
+    # requests and warm-ups): warming it again would evaluate nothing new.
+    _last_place: tuple[str, int, int] | None = None
+    # What background work did: "warm", "warmed", "speculative", "speculated",
+    # "preempted", "speculative_hit" (for tests, the debug log and `ouzel/status`).
+    background_counts: Counter[str] = field(default_factory=Counter)
+    # A request got a model: warm-ups on open and on an editing pause may use it (they
+    # never load a model for a session that has not asked for ghost text).
+    _model_seen: bool = False
 
     # --- the pipeline --------------------------------------------------------------------
 
@@ -104,11 +135,17 @@ class CompletionEngine:
         try:
             hit = self.cache.lookup(doc.uri, doc.text, offset)
             if hit is not None:
+                kind: Kind = "speculative" if hit.entry.speculative else "cache"
+                if hit.entry.speculative and hit.typed == 0:
+                    self.background_counts["speculative_hit"] += 1
+                    # Accepted and continuing: the one after this, in the background.
+                    self._speculate(snap, offset, hit.remaining, hit.entry.snippets)
                 return self._served(
-                    Suggestion(hit.entry.id, hit.remaining, offset, doc.version, "cache", 0.0),
+                    Suggestion(hit.entry.id, hit.remaining, offset, doc.version, kind, 0.0),
                     doc,
                     started,
                 )
+            self.cancel_background()  # the user went elsewhere: the model is needed now
             if not invoked and settings.debounce_ms:
                 await asyncio.sleep(settings.debounce_ms / 1000)
             if token.cancelled:
@@ -135,10 +172,12 @@ class CompletionEngine:
         backend = await self.backend_source("inline_completion", snap.settings)
         if backend is None or token.cancelled:
             return None
+        self._model_seen = True
         snippets = await self._snippets(snap, offset)
         plan = self.build_plan(backend, snap, offset, snippets)
         if plan is None or token.cancelled:
             return None
+        self._last_place = (doc.uri, doc.version, offset)
         call = asyncio.ensure_future(backend.complete(plan.request, token))
         call.add_done_callback(self._model_call_recorder(doc, offset, plan))
         try:
@@ -180,8 +219,12 @@ class CompletionEngine:
             uuid.uuid4().hex[:16], text, offset, doc.version, _kind(result), latency_ms
         )
         self.cache.store(
-            doc.uri, CachedSuggestion(suggestion.id, text, doc.text, offset, latency_ms)
+            doc.uri,
+            CachedSuggestion(
+                suggestion.id, text, doc.text, offset, latency_ms, snippets=plan.snippets
+            ),
         )
+        self._speculate(snap, offset, text, plan.snippets)
         return self._served(suggestion, doc, started, result)
 
     def build_plan(
@@ -247,6 +290,175 @@ class CompletionEngine:
         current = self.session.documents.find(doc.uri)
         return current is not None and current.version == doc.version and current.text == doc.text
 
+    # --- background work: warm-ups and the speculative suggestion ------------------------
+
+    def warm(self, snap: Snapshot, offset: int, load: bool = True) -> bool:
+        """Evaluate the prompt for `offset` in the background (nothing generated), so a
+        request there finds it in the KV cache. False when there is nothing to do.
+
+        `load` False: only once this session's ghost text has a model (no loading).
+        """
+        settings = snap.settings.completion
+        doc = snap.document
+        if not (settings.enabled and settings.warm_up) or doc.uri in self._pending:
+            return False
+        if not load and not self._model_seen:
+            return False
+        if self._last_place == (doc.uri, doc.version, offset):
+            return False  # the model saw this place's prompt last
+        background = self._background
+        if background is not None and background.uri == doc.uri and background.text == doc.text:
+            return False  # a speculative suggestion (or a warm-up) for this text is running
+
+        async def run(backend: Backend, token: CancelToken) -> None:
+            snippets = await self._snippets(snap, offset)
+            plan = self.build_plan(backend, snap, offset, snippets)
+            if plan is None:  # no suggestion right here (mid-word): the line's start
+                line_start = doc.starts[doc.position(offset, "utf-32")[0]]
+                plan = self.build_plan(backend, snap, line_start, snippets)
+            if plan is None or token.cancelled:
+                return
+            request = replace(plan.request, max_tokens=0, background=True, should_stop=None)
+            self._last_place = (doc.uri, doc.version, offset)
+            result = await backend.complete(request, token)
+            if result.stop_reason == "cancelled":
+                self.background_counts["preempted"] += 1
+                self._last_place = None
+                return
+            self.background_counts["warmed"] += 1
+            log.debug(
+                "warmed %s at %d: %d prompt tokens (%d reused) in %.0f ms",
+                doc.uri,
+                offset,
+                result.prompt_tokens,
+                result.reused_tokens,
+                result.total_s * 1000,
+            )
+
+        self._run_background("warm", snap, doc.text, run)
+        return True
+
+    def warm_file_head(self, snap: Snapshot) -> bool:
+        """Warm the file from its start: its first lines up to the prompt's in-file budget
+        (the prefix every place near the top shares)."""
+        doc = snap.document
+        settings = snap.settings.completion
+        budget = settings.prompt_tokens * (1 - settings.suffix_share)
+        if snap.settings.context.enabled:
+            budget -= snap.settings.context.budget_tokens
+        used, line = 0, 0
+        while line + 1 < len(doc.starts):
+            used += max(1, len(doc.line_text(line)) // 3)  # about 3 characters a token
+            if used > budget * 0.9:
+                break
+            line += 1
+        return self.warm(snap, doc.starts[line], load=False)
+
+    def _speculate(
+        self, snap: Snapshot, offset: int, text: str, snippets: Sequence[ContextSnippet]
+    ) -> None:
+        """Compute, in the background, the suggestion after `text` is accepted at `offset`."""
+        settings = snap.settings.completion
+        if not (settings.enabled and settings.speculative) or not text:
+            return
+        doc = snap.document
+        accepted = Document.create(
+            doc.uri,
+            doc.language_id,
+            doc.version,
+            doc.text[:offset] + text + doc.text[offset:],
+        )
+        after = replace(snap, document=accepted)
+        at = offset + len(text)
+
+        async def run(backend: Backend, token: CancelToken) -> None:
+            plan = self.build_plan(backend, after, at, snippets)
+            if plan is None or token.cancelled:
+                return
+            started = time.perf_counter()
+            result = await backend.complete(replace(plan.request, background=True), token)
+            if token.cancelled or result.stop_reason == "cancelled":
+                self.background_counts["preempted"] += 1
+                return
+            suggestion = postprocess(
+                result.text,
+                plan.cursor,
+                plan.mode,
+                settings.max_lines,
+                truncated=result.stop_reason in ("length", "time"),
+            )
+            if not suggestion:
+                return
+            latency_ms = (time.perf_counter() - started) * 1000
+            self.cache.store(
+                doc.uri,
+                CachedSuggestion(
+                    uuid.uuid4().hex[:16],
+                    suggestion,
+                    accepted.text,
+                    at,
+                    latency_ms,
+                    speculative=True,
+                    snippets=tuple(snippets),
+                ),
+            )
+            self.background_counts["speculated"] += 1
+            log.debug("speculative suggestion for %s at %d: %r", doc.uri, at, suggestion)
+
+        self._run_background("speculative", snap, accepted.text, run)
+
+    def _run_background(
+        self,
+        kind: BackgroundKind,
+        snap: Snapshot,
+        text: str,
+        work: Callable[[Backend, CancelToken], Awaitable[None]],
+    ) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a headless caller): nothing runs behind it
+            return
+        self.cancel_background()
+        job = _Background(kind, snap.uri, text, CancelToken())
+        self._background = job
+        self.background_counts[kind] += 1
+
+        async def guarded() -> None:
+            try:
+                backend = await self.backend_source("inline_completion", snap.settings)
+                if backend is None or not getattr(backend, "supports_background", False):
+                    return  # remote models get no background work
+                if not job.token.cancelled:
+                    await work(backend, job.token)
+            except BackendError as exc:  # loading, or down: the real request will say
+                log.debug("background %s skipped: %s", kind, exc)
+            except asyncio.CancelledError:
+                job.token.cancel()
+            except Exception:
+                log.exception("background %s failed", kind)
+            finally:
+                if self._background is job:
+                    self._background = None
+
+        job.task = asyncio.ensure_future(guarded())
+
+    def cancel_background(self, uri: str | None = None) -> None:
+        """Stop the background job (only if it is for `uri`, when given)."""
+        job = self._background
+        if job is not None and (uri is None or job.uri == uri):
+            job.token.cancel()
+            self._background = None
+
+    @property
+    def background_kind(self) -> BackgroundKind | None:
+        job = self._background
+        return job.kind if job is not None else None
+
+    async def background_idle(self) -> None:
+        """Wait until no background job runs (tests, the benchmark)."""
+        while (job := self._background) is not None and job.task is not None:
+            await asyncio.wait({job.task})
+
     # --- document events -----------------------------------------------------------------
 
     def document_changed(self, kind: str, doc: Document, previous: Document | None) -> None:
@@ -255,9 +467,52 @@ class CompletionEngine:
             pending = self._pending.pop(doc.uri, None)
             if pending is not None:
                 pending.cancel()
+            job = self._background
+            if job is not None and job.uri == doc.uri and job.text != doc.text:
+                self.cancel_background()  # computed for a text the document does not have
         if kind == "close":
             self.cache.forget(doc.uri)
             self._last_call.pop(doc.uri, None)
+            timer = self._idle.pop(doc.uri, None)
+            if timer is not None:
+                timer.cancel()
+        elif kind == "open":
+            self._after_open(doc)
+        elif kind == "change" and previous is not None:
+            self._warm_when_idle(doc, previous)
+
+    def _after_open(self, doc: Document) -> None:
+        try:
+            snap = self.session.snapshot(doc)
+        except Exception:  # not a document this session can snapshot: nothing to warm
+            return
+        self.warm_file_head(snap)
+
+    def _warm_when_idle(self, doc: Document, previous: Document) -> None:
+        """Warm the place of this edit once editing pauses (and no request went there)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        settings = self.session.snapshot(doc).settings.completion
+        if not (settings.enabled and settings.warm_up):
+            return
+        timer = self._idle.pop(doc.uri, None)
+        if timer is not None:
+            timer.cancel()
+        at = _edit_end(previous.text, doc.text)
+
+        def fire() -> None:
+            self._idle.pop(doc.uri, None)
+            current = self.session.documents.find(doc.uri)
+            if current is None or current.version != doc.version:
+                return
+            place = self._last_place
+            if place is not None and place[:2] == (doc.uri, doc.version):
+                return  # a request already evaluated this version's prompt
+            self.warm(self.session.snapshot(current), at, load=False)
+
+        self._idle[doc.uri] = loop.call_later(settings.warm_idle_ms / 1000, fire)
 
     # --- telemetry -----------------------------------------------------------------------
 
@@ -362,6 +617,17 @@ class CompletionEngine:
     def _record(self, event: str, **fields: Any) -> None:
         if self.telemetry is not None and self.session.settings.telemetry:
             self.telemetry.record(event, **fields)
+
+
+def _edit_end(old: str, new: str) -> int:
+    """Where an edit that turned `old` into `new` ends in `new` (its cursor, usually)."""
+    limit = min(len(old), len(new))
+    start, step = 0, 4096
+    while step:
+        while start < limit and old[start : start + step] == new[start : start + step]:
+            start += step
+        step //= 8
+    return min(len(new), start + max(0, len(new) - len(old)))
 
 
 def _kind(result: CompletionResult) -> Kind:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
+from ouzel.inference.templates import ContextSnippet
+
 
 @dataclass(frozen=True)
 class CachedSuggestion:
@@ -20,6 +22,9 @@ class CachedSuggestion:
     document_text: str
     offset: int
     latency_ms: float  # how long the model call took when it was computed
+    # Computed in the background for the text after accepting another suggestion.
+    speculative: bool = False
+    snippets: tuple[ContextSnippet, ...] = ()  # the repository context its prompt had
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ def summarize(events: Iterable[dict[str, Any]], since: float | None = None) -> S
         if kind == "served":
             summary.served += 1
             summary.served_ids.add(suggestion)
-            summary.cache_hits += event.get("kind") == "cache"
+            summary.cache_hits += event.get("kind") in ("cache", "speculative")
             latency = event.get("latencyMs")
             if isinstance(latency, (int, float)):
                 summary.latencies_ms.setdefault(str(event.get("kind")), []).append(latency)

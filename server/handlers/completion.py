@@ -6,6 +6,8 @@
 - Telemetry like Copilot's language server: the item's command `ouzel.accepted` runs on
   accept; `textDocument/didShowCompletion` and `textDocument/didPartiallyAcceptCompletion`
   report showing and partial accepts.
+- `ouzel/cursorRest` (notification, docs/ARCHITECTURE.md "Ghost text"): the cursor rests
+  at a place; its prompt is warmed into the model's KV cache in the background.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ log = logging.getLogger("ouzel.server.handlers.completion")
 ACCEPT_COMMAND = "ouzel.accepted"
 DID_SHOW = "textDocument/didShowCompletion"
 DID_PARTIALLY_ACCEPT = "textDocument/didPartiallyAcceptCompletion"
+CURSOR_REST = "ouzel/cursorRest"
 INLINE_OPTIONS = types.InlineCompletionOptions()
 COMPLETION_OPTIONS = types.CompletionOptions(trigger_characters=["."], resolve_provider=False)
 
@@ -147,6 +150,26 @@ async def _jedi_items(session: Session, snap: Snapshot, offset: int) -> list[Jed
 
 def _accept_command(suggestion_id: str) -> types.Command:
     return types.Command(title="ouzel: accepted", command=ACCEPT_COMMAND, arguments=[suggestion_id])
+
+
+def cursor_rest(session: Session, params: Any) -> None:
+    """`ouzel/cursorRest` {textDocument: {uri}, position}: warm the prompt there."""
+    document = params.get("textDocument") if isinstance(params, dict) else None
+    position = params.get("position") if isinstance(params, dict) else None
+    uri = document.get("uri") if isinstance(document, dict) else None
+    line = position.get("line") if isinstance(position, dict) else None
+    character = position.get("character") if isinstance(position, dict) else None
+    if not (isinstance(uri, str) and isinstance(line, int) and isinstance(character, int)):
+        log.warning("%s needs {textDocument: {uri}, position: {line, character}}", CURSOR_REST)
+        return
+    doc = session.documents.find(uri)
+    if doc is None:
+        log.debug("%s for a document that is not open: %s", CURSOR_REST, uri)
+        return
+    snap = session.snapshot(doc)
+    resolved = doc.offset(line, character, snap.encoding)
+    if resolved.in_range:
+        session.completion.warm(snap, resolved.offset)
 
 
 # --- telemetry -----------------------------------------------------------------------------
