@@ -362,17 +362,27 @@ class CompletionEngine:
         if not (settings.enabled and settings.speculative) or not text:
             return
         doc = snap.document
+        accepted_text = doc.text[:offset] + text + doc.text[offset:]
+        at = offset + len(text)
+        # Accepting a line's rest leaves the cursor at its end, where the next thing is a
+        # new line: the speculation starts one, with the line's indentation, and its
+        # suggestion begins with that newline (typing Enter types through it).
+        lead = ""
+        line_end = accepted_text.find("\n", at)
+        if (
+            not text.endswith("\n")
+            and accepted_text[at : line_end if line_end >= 0 else None].strip() == ""
+        ):
+            line_start = accepted_text.rfind("\n", 0, at) + 1
+            line = accepted_text[line_start:at]
+            lead = "\n" + line[: len(line) - len(line.lstrip())]
         accepted = Document.create(
-            doc.uri,
-            doc.language_id,
-            doc.version,
-            doc.text[:offset] + text + doc.text[offset:],
+            doc.uri, doc.language_id, doc.version, accepted_text[:at] + lead + accepted_text[at:]
         )
         after = replace(snap, document=accepted)
-        at = offset + len(text)
 
         async def run(backend: Backend, token: CancelToken) -> None:
-            plan = self.build_plan(backend, after, at, snippets)
+            plan = self.build_plan(backend, after, at + len(lead), snippets)
             if plan is None or token.cancelled:
                 return
             started = time.perf_counter()
@@ -394,8 +404,8 @@ class CompletionEngine:
                 doc.uri,
                 CachedSuggestion(
                     uuid.uuid4().hex[:16],
-                    suggestion,
-                    accepted.text,
+                    lead + suggestion,
+                    accepted_text,
                     at,
                     latency_ms,
                     speculative=True,
@@ -405,7 +415,7 @@ class CompletionEngine:
             self.background_counts["speculated"] += 1
             log.debug("speculative suggestion for %s at %d: %r", doc.uri, at, suggestion)
 
-        self._run_background("speculative", snap, accepted.text, run)
+        self._run_background("speculative", snap, accepted_text, run)
 
     def _run_background(
         self,

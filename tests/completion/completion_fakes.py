@@ -26,12 +26,16 @@ class ScriptedBackend:
         char_delay: float = 0.0,
         template: PromptTemplate = TEMPLATES["plain"],
         honour_cancel: bool = True,
+        supports_background: bool = False,
+        prompt_delay: float = 0.0,
     ) -> None:
         self.name = "scripted"
         self.reply = reply if callable(reply) else (lambda prompt: reply)
         self.char_delay = char_delay
         self.template = template
         self.honour_cancel = honour_cancel
+        self.supports_background = supports_background
+        self.prompt_delay = prompt_delay  # "evaluating the prompt", checking cancel every 10 ms
         self.requests: list[CompletionRequest] = []
         self.tokens: list[CancelToken] = []
         self.cancelled = 0
@@ -41,6 +45,15 @@ class ScriptedBackend:
         self.requests.append(request)
         self.tokens.append(cancel)
         self.started.set()
+        waited = 0.0
+        while waited < self.prompt_delay:
+            if cancel.cancelled:
+                self.cancelled += 1
+                return CompletionResult("", "cancelled", self.name, 10, 0)
+            await asyncio.sleep(0.01)
+            waited += 0.01
+        if request.max_tokens <= 0:
+            return CompletionResult("", "length", self.name, 10, 0)
         text = ""
         for ch in self.reply(request.prompt)[: request.max_tokens * 4]:
             if self.honour_cancel and cancel.cancelled:

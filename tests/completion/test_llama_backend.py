@@ -169,3 +169,64 @@ async def test_requests_while_loading_are_warming_not_failures() -> None:
         await loading.complete(plain("x"), CancelToken())
     await loading.wait_ready()
     loading.close()
+
+
+async def test_a_warm_up_evaluates_the_prompt_and_generates_nothing(
+    backend: LlamaCppBackend,
+) -> None:
+    prompt = SOURCE.replace("offset", "position") + "\n# warm\n"
+    warm = await backend.complete(plain(prompt, max_tokens=0, background=True), CancelToken())
+    assert warm.stop_reason == "length" and warm.generated_tokens == 0 and warm.text == ""
+    real = await backend.complete(plain(prompt, max_tokens=4), CancelToken())
+    assert real.reused_tokens >= real.prompt_tokens - 1  # all of it from the KV cache
+
+
+async def test_a_real_request_preempts_background_work_between_chunks(
+    backend: LlamaCppBackend,
+) -> None:
+    llm = backend._llm
+    assert llm is not None
+    chunks: list[int] = []
+    evaluate = llm.eval
+
+    def counted(tokens: list[int]) -> None:
+        chunks.append(len(tokens))
+        evaluate(tokens)
+
+    long_prompt = "# preempted\n" + (SOURCE * 3).replace("line", "row")
+    llm.eval = counted  # type: ignore[method-assign]
+    try:
+        background = asyncio.ensure_future(
+            backend.complete(plain(long_prompt, max_tokens=0, background=True), CancelToken())
+        )
+        await wait_until(lambda: len(chunks) >= 2, 60, "two warm-up chunks")
+        real = await backend.complete(plain(long_prompt[:300], max_tokens=2), CancelToken())
+        warm = await background
+    finally:
+        llm.eval = evaluate  # type: ignore[method-assign]
+    assert warm.stop_reason == "cancelled"  # preempted, not finished
+    assert warm.prompt_tokens > 16 * 6 and chunks[0] <= 16  # small background chunks
+    assert real.stop_reason in ("length", "stop")
+    assert real.reused_tokens >= 16  # what the warm-up evaluated serves the real request
+
+
+async def test_background_generation_yields_to_a_queued_request(
+    backend: LlamaCppBackend,
+) -> None:
+    seen: list[str] = []
+    speculative = asyncio.ensure_future(
+        backend.complete(
+            plain(
+                SOURCE + "\nclass Y",
+                max_tokens=200,
+                background=True,
+                should_stop=lambda t: seen.append(t) and False,
+            ),
+            CancelToken(),
+        )
+    )
+    await wait_until(lambda: len(seen) >= 2, 60, "background tokens")
+    real = await backend.complete(plain("x = 1\ny =", max_tokens=2), CancelToken())
+    result = await speculative
+    assert result.stop_reason == "cancelled" and result.generated_tokens < 200
+    assert real.stop_reason in ("length", "stop")
