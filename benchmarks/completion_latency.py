@@ -1,20 +1,28 @@
 """Ghost-text latency: a typing session through `ouzel serve`, next to raw llama-cpp-python.
 
-A scripted typist works on a real file over a real stdio LSP connection with the embedded
-model: at a few places it clears a line and types it again at human speed (jittered
-keystrokes, pauses between words), asking for ghost text after every keystroke like an
-editor does (`$/cancelRequest` for the previous request, as VS Code sends); at some places
-it takes a suggestion by typing its first characters and accepting the rest.
+A scripted typist works on two real files over a real stdio LSP connection with the
+default local model. It jumps between places, within a file and between the files (in a
+random order): at each it clears a line, rests (`--rest` seconds; after 0.3 s of it the
+client sends `ouzel/cursorRest`, as the Neovim and VS Code clients do), then types the line
+again at human speed (jittered keystrokes, pauses between words), asking for ghost text
+after every keystroke like an editor does (`$/cancelRequest` for the previous request, as
+VS Code sends). It waits for the answer to the first keystroke at each place: that is the
+time to the first ghost text at a new place. At some places it takes a suggestion by typing
+its first characters and accepting the rest, then asks at once at the cursor after it (as
+an editor does after an accept): the speculative next suggestion should answer that.
 
 Every model call ouzel finished is replayed at once, in this process, straight through
 llama-cpp-python (`Llama.generate`, its own KV prefix reuse) with the same prompt (checked
 by hash against ouzel's telemetry) and the same number of generated tokens, while the
 server is idle: the two latencies are measured side by side, under the same machine load.
 
-Prints p50/p95 per kind of request (cold, KV-reused, type-through), the share of prompt
-tokens evaluated again, stale results shown (must be 0), and ouzel/raw.
+Prints p50/p95 per kind of request (cold, KV-reused, type-through, speculative), the first
+ghost text at a new place and after an accept, the share of prompt tokens evaluated again,
+stale results shown (must be 0), and ouzel/raw. Repository context is off (`--context`
+turns it on; raw then replays prompts without the snippets and the hashes differ).
 
-    python benchmarks/completion_latency.py [--file F] [--places 6] [--seed 7] [--cps 8]
+    python benchmarks/completion_latency.py [--file F] [--file2 G] [--places 10] [--seed 7]
+        [--cps 8] [--rest 1.0]
 """
 
 from __future__ import annotations
@@ -22,11 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shlex
 import statistics
 import sys
 import tempfile
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +61,11 @@ from ouzel.server.features.completion_prompt import build_prompt  # noqa: E402
 from ouzel.server.features.telemetry import percentile  # noqa: E402
 from ouzel.server.settings import load_settings  # noqa: E402
 
-SETTINGS = {"completion": {"debounceMs": 0}}  # latency without deliberate waiting
+SETTINGS: dict[str, Any] = {
+    "completion": {"debounceMs": 0},  # latency without deliberate waiting
+    "context": {"enabled": False},  # the same prompts as raw (see --context)
+}
+SECOND_VERSIONS = 100_000  # the second file's versions start here (telemetry has no URIs)
 
 
 class StampedQueue(Queue):  # type: ignore[type-arg]
@@ -77,6 +91,9 @@ class Request:
     raw_s: float | None = None
     stale: bool = False
     crossed: bool = False
+    place: int = -1
+    first: bool = False  # the first request at its place (waited for)
+    after_accept: bool = False  # right after accepting a suggestion
 
     @property
     def latency_ms(self) -> float | None:
@@ -104,6 +121,10 @@ class Typist:
     accepted: int = 0
     hash_mismatches: int = 0
     cps: float = 8.0
+    path: str = ""  # the file's path in the prompt
+    rest: float = 1.0
+    place: int = -1
+    owners: dict[int, Typist] = field(default_factory=dict)  # request id → its typist
 
     # --- editing ---------------------------------------------------------------------
 
@@ -147,8 +168,11 @@ class Typist:
                 "context": {"triggerKind": 2},
             },
         )
-        request = Request(request_id, self.version, offset, time.perf_counter(), self.text)
+        request = Request(
+            request_id, self.version, offset, time.perf_counter(), self.text, place=self.place
+        )
         self.requests.append(request)
+        self.owners[request_id] = self
         self.pending = request
         self.shown = None
         return request
@@ -166,7 +190,7 @@ class Typist:
                 message = self.server.client.inbox.get(timeout=remaining)
             except Empty:
                 break
-            self.receive(message)
+            self.owners.get(message.get("id", -1), self).receive(message)
         self.shift = 0.0
 
     def receive(self, message: dict[str, Any]) -> None:
@@ -179,8 +203,9 @@ class Typist:
             return
         request.items = message["result"]["items"]
         self.read_telemetry()
-        if request.version in self.served and self.served[request.version]["kind"] == "cache":
-            request.kind = "cache"
+        served = self.served.get(request.version)
+        if served is not None and served["kind"] in ("cache", "speculative"):
+            request.kind = served["kind"]
         elif request.version in self.models:
             request.kind = self.models[request.version]["kind"]
         if request.items and request.version != self.version:
@@ -225,22 +250,36 @@ class Typist:
             delay += self.rng.uniform(0.4, 0.9)  # a pause between words
         return delay
 
-    def retype(self, line_text: str, start: int, take_suggestion: bool) -> None:
-        """Clear the line after its indentation and type it again."""
+    def retype(self, line_text: str, start: int, take_suggestion: bool, place: int) -> None:
+        """Jump to the line, clear it after its indentation, rest, and type it again."""
         indent = len(line_text) - len(line_text.lstrip())
         content = line_text[indent:]
         cursor = start + indent
-        self.edit(cursor, cursor + len(content), "")
-        request = self.ask(cursor)
-        self.wait(60, until=lambda: request.answered is not None)  # reading the code
-        self.wait(0.8)
+        self.place = place
+        self.edit(cursor, cursor + len(content), "")  # a deletion: no request
+        if self.rest > 0:
+            self.wait(min(0.3, self.rest))
+            line, character = self.position(cursor)
+            self.server.client.notify(
+                "ouzel/cursorRest",
+                {
+                    "textDocument": {"uri": self.uri},
+                    "position": {"line": line, "character": character},
+                },
+            )
+            self.wait(max(0.0, self.rest - 0.3))
         take_at = len(content) * 2 // 5 if take_suggestion else -1
         for index, ch in enumerate(content):
             if index == take_at and self.take_suggestion(cursor):
                 return
             self.edit(cursor, cursor, ch)
             cursor += 1
-            self.ask(cursor)
+            request = self.ask(cursor)
+            if index == 0:  # the first ghost text at this place: wait for it
+                request.first = True
+                self.wait(60, until=lambda r=request: r.answered is not None)
+                self.wait(0.5)
+                continue
             self.wait(self.keystroke_delay(ch))
         self.wait(1.5)  # end of line: a suggestion for what comes next may show
 
@@ -260,11 +299,15 @@ class Typist:
         rest = suggestion[3:]
         if rest:
             self.edit(cursor, cursor, rest)
+            cursor += len(rest)
             self.server.client.request_async(
                 "workspace/executeCommand",
                 {"command": "ouzel.accepted", "arguments": [suggestion_id]},
             )
             self.accepted += 1
+            request = self.ask(cursor)  # what an editor asks right after an accept
+            request.after_accept = True
+            self.wait(30, until=lambda: request.answered is not None)
         self.wait(1.0)
         return True
 
@@ -272,12 +315,11 @@ class Typist:
 class RawModel:
     """llama-cpp-python without ouzel: the same model file, options and prompts."""
 
-    def __init__(self, settings: Any, path_in_prompt: str) -> None:
+    def __init__(self, settings: Any) -> None:
         # The file `ouzel serve` loads for the default `local` profile.
         self.llm = open_llama(find_model_file(catalog.default_model()), LlamaOptions())
         self.template = detect_template(self.llm.metadata, fim_token_texts(self.llm))
         self.settings = settings
-        self.path_in_prompt = path_in_prompt
         self.counts: dict[str, int] = {}
         self.prompt_tokens = 0
         self.reused_tokens = 0
@@ -299,7 +341,7 @@ class RawModel:
             request.text,
             line_starts(request.text),
             request.offset,
-            path=self.path_in_prompt,
+            path=typist.path,
             language_id="python",
             template=self.template,
             count_tokens=self.count,
@@ -349,41 +391,56 @@ def pick_places(text: str, count: int, rng: random.Random) -> list[int]:
     return sorted(set(chosen))
 
 
-def summarize(typist: Typist, raw: RawModel, elapsed: float) -> dict[str, Any]:
-    done = [r for r in typist.requests if r.answered is not None and r.error is None]
+def summarize(typists: list[Typist], raw: RawModel, elapsed: float) -> dict[str, Any]:
+    requests = [r for t in typists for r in t.requests]
+    done = [r for r in requests if r.answered is not None and r.error is None]
     by_kind: dict[str, list[Request]] = {}
     for request in done:
         by_kind.setdefault(request.kind, []).append(request)
-    rows = {}
-    for kind in ("cold", "reused", "cache"):
-        requests = by_kind.get(kind, [])
-        ouzel = [r.latency_ms for r in requests if r.latency_ms is not None]
-        raws = [r.raw_s * 1000 for r in requests if r.raw_s is not None]
-        ratios = [r.latency_ms / (r.raw_s * 1000) for r in requests if r.raw_s and r.latency_ms]
-        rows[kind] = {
-            "n": len(requests),
+
+    def row(chosen: list[Request]) -> dict[str, Any]:
+        ouzel = [r.latency_ms for r in chosen if r.latency_ms is not None]
+        raws = [r.raw_s * 1000 for r in chosen if r.raw_s is not None]
+        ratios = [r.latency_ms / (r.raw_s * 1000) for r in chosen if r.raw_s and r.latency_ms]
+        return {
+            "n": len(chosen),
             "ouzel_p50": percentile(ouzel, 0.5),
             "ouzel_p95": percentile(ouzel, 0.95),
             "raw_p50": percentile(raws, 0.5),
             "raw_p95": percentile(raws, 0.95),
             "ratio_median": statistics.median(ratios) if ratios else None,
         }
+
+    rows = {kind: row(by_kind.get(kind, [])) for kind in ("cold", "reused", "cache", "speculative")}
+    first = [r for r in done if r.first]
+    after_accept = [r for r in done if r.after_accept]
     uncached = [r for r in done if r.raw_s and r.latency_ms]
     ratios = [r.latency_ms / (r.raw_s * 1000) for r in uncached if r.latency_ms]
-    models = list(typist.models.values())
+    merged: dict[int, dict[str, Any]] = {}
+    for typist in typists:  # each read every event; versions tell the files apart
+        merged |= typist.models
+    models = list(merged.values())
     prompt = sum(m["promptTokens"] for m in models)
     reused = sum(m["reusedTokens"] for m in models)
     in_line = [m for m in models if m.get("sameLine")]
     in_line_prompt = sum(m["promptTokens"] for m in in_line)
     in_line_reused = sum(m["reusedTokens"] for m in in_line)
+    served = [e for t in typists for e in t.served.values()]
     return {
         "seconds": round(elapsed, 1),
-        "requests": len(typist.requests),
+        "requests": len(requests),
         "answered": len(done),
-        "cancelled_by_client": sum(r.client_cancelled for r in typist.requests),
-        "shown": sum(1 for r in typist.requests if r.items and not r.stale and not r.crossed),
-        "accepted": typist.accepted,
+        "cancelled_by_client": sum(r.client_cancelled for r in requests),
+        "shown": sum(1 for r in requests if r.items and not r.stale and not r.crossed),
+        "accepted": sum(t.accepted for t in typists),
         "rows": rows,
+        "new_place": row(first) | {"with_text": sum(1 for r in first if r.items)},
+        "new_place_kinds": dict(Counter(r.kind for r in first)),
+        "after_accept": row(after_accept)
+        | {
+            "speculative_hits": sum(r.kind == "speculative" for r in after_accept),
+            "with_text": sum(1 for r in after_accept if r.items),
+        },
         "uncached_ratio_median": statistics.median(ratios) if ratios else None,
         "uncached_ratio_of_medians": (
             statistics.median([r.latency_ms for r in uncached if r.latency_ms])
@@ -397,11 +454,11 @@ def summarize(typist: Typist, raw: RawModel, elapsed: float) -> dict[str, Any]:
         "in_line_reused_share": in_line_reused / in_line_prompt if in_line_prompt else None,
         "raw_reused_share": raw.reused_tokens / raw.prompt_tokens if raw.prompt_tokens else None,
         "cache_server_p95": percentile(
-            [e["latencyMs"] for e in typist.served.values() if e["kind"] == "cache"], 0.95
+            [e["latencyMs"] for e in served if e["kind"] in ("cache", "speculative")], 0.95
         ),
-        "stale_shown": sum(r.stale for r in typist.requests),
-        "crossed_in_flight": sum(r.crossed for r in typist.requests),
-        "prompt_hash_mismatches": typist.hash_mismatches,
+        "stale_shown": sum(r.stale for r in requests),
+        "crossed_in_flight": sum(r.crossed for r in requests),
+        "prompt_hash_mismatches": sum(t.hash_mismatches for t in typists),
     }
 
 
@@ -415,22 +472,44 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
     def ratio(value: float | None) -> str:
         return "–" if value is None else f"{value:.3f}"
 
-    labels = {"cold": "cold", "reused": "KV-reused", "cache": "type-through"}
+    labels = {
+        "cold": "cold",
+        "reused": "KV-reused",
+        "cache": "type-through",
+        "speculative": "speculative",
+    }
     print(
-        f"\nouzel completion latency: {args.file.name}, {args.places} places, seed {args.seed}, "
-        f"{args.cps} chars/s, {report['seconds']} s"
+        f"\nouzel completion latency: {args.file.name} + {args.file2.name}, {args.places} places, "
+        f"seed {args.seed}, {args.cps} chars/s, rest {args.rest} s, {report['seconds']} s"
     )
     print(
-        f"{'kind':<14}{'n':>5}{'ouzel p50':>12}{'ouzel p95':>12}{'raw p50':>10}{'raw p95':>10}{'ouzel/raw':>11}"
+        f"{'kind':<18}{'n':>5}{'ouzel p50':>12}{'ouzel p95':>12}{'raw p50':>10}{'raw p95':>10}"
+        f"{'ouzel/raw':>11}"
     )
-    for kind, row in report["rows"].items():
+
+    def line(label: str, row: dict[str, Any]) -> None:
         print(
-            f"{labels[kind]:<14}{row['n']:>5}{ms(row['ouzel_p50']):>12}{ms(row['ouzel_p95']):>12}"
+            f"{label:<18}{row['n']:>5}{ms(row['ouzel_p50']):>12}{ms(row['ouzel_p95']):>12}"
             f"{ms(row['raw_p50']):>10}{ms(row['raw_p95']):>10}{ratio(row['ratio_median']):>11}"
         )
+
+    for kind, row in report["rows"].items():
+        line(labels[kind], row)
+    line("new place (1st)", report["new_place"])
+    line("after an accept", report["after_accept"])
     print(
-        "(ms at the client; ouzel/raw is the median of per-request ratios; type-through "
-        f"p95 inside the server: {ms(report['cache_server_p95'])} ms)"
+        "(ms at the client; ouzel/raw is the median of per-request ratios; type-through and "
+        f"speculative p95 inside the server: {ms(report['cache_server_p95'])} ms)"
+    )
+    place = report["new_place"]
+    print(
+        f"new place: the first keystroke's answer at each of {place['n']} places "
+        f"({place['with_text']} with ghost text; kinds {report['new_place_kinds']})"
+    )
+    accept = report["after_accept"]
+    print(
+        f"after an accept: {accept['n']} requests, {accept['speculative_hits']} answered by the "
+        f"speculative suggestion, {accept['with_text']} with ghost text"
     )
     print(
         f"uncached requests, ouzel/raw: median ratio {ratio(report['uncached_ratio_median'])}, "
@@ -458,42 +537,57 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
     )
 
 
+def open_document(server: StdioServer, uri: str, text: str, version: int) -> None:
+    server.client.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "python", "version": version, "text": text}},
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--file", type=Path, default=Path(textwrap.__file__), help="a real source file"
     )
-    parser.add_argument("--places", type=int, default=6, help="lines to clear and type again")
+    parser.add_argument(
+        "--file2", type=Path, default=Path(shlex.__file__), help="a second real source file"
+    )
+    parser.add_argument("--places", type=int, default=10, help="lines to clear and type again")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cps", type=float, default=8.0, help="typing speed, characters/second")
+    parser.add_argument(
+        "--rest", type=float, default=1.0, help="seconds the cursor rests at a new place"
+    )
+    parser.add_argument("--context", action="store_true", help="repository context on")
+    parser.add_argument(
+        "--no-background",
+        action="store_true",
+        help="warm-ups and the speculative suggestion off (to compare)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
-    source = args.file.read_text(encoding="utf-8")
-    settings = load_settings(SETTINGS).settings.completion
+    options = json.loads(json.dumps(SETTINGS))
+    options["context"]["enabled"] = args.context
+    if args.no_background:
+        options["completion"] |= {"warmUp": False, "speculative": False}
+    settings = load_settings(options).settings.completion
     with tempfile.TemporaryDirectory(prefix="ouzel-bench-") as folder:
         tmp = Path(folder)
         workspace = tmp / "workspace"
         workspace.mkdir()
-        (workspace / args.file.name).write_text(source, encoding="utf-8")
-        raw = RawModel(settings, args.file.name)
+        sources = {}
+        for path in (args.file, args.file2):
+            sources[path.name] = path.read_text(encoding="utf-8")
+            (workspace / path.name).write_text(sources[path.name], encoding="utf-8")
+        raw = RawModel(settings)
         server = StdioServer(tmp)
         server.client.inbox = StampedQueue()
         try:
-            server.client.initialize(root=workspace, options=SETTINGS)
+            server.client.initialize(root=workspace, options=options)
             warm = (workspace / "warm.py").as_uri()
-            server.client.notify(
-                "textDocument/didOpen",
-                {
-                    "textDocument": {
-                        "uri": warm,
-                        "languageId": "python",
-                        "version": 1,
-                        "text": "x = 1\n",
-                    }
-                },
-            )
+            open_document(server, warm, "x = 1\n", 1)
             server.client.request(  # loads the model (not part of the figures)
                 "textDocument/inlineCompletion",
                 {
@@ -503,32 +597,43 @@ def main() -> int:
                 },
                 timeout=300,
             )
-            uri = (workspace / args.file.name).as_uri()
-            server.client.notify(
-                "textDocument/didOpen",
-                {
-                    "textDocument": {
-                        "uri": uri,
-                        "languageId": "python",
-                        "version": 1,
-                        "text": source,
-                    }
-                },
-            )
-            typist = Typist(
-                server, uri, source, tmp / "state" / "ouzel" / "completions.jsonl", raw, rng
-            )
-            typist.cps = args.cps
+            owners: dict[int, Typist] = {}
+            typists = []
+            telemetry = tmp / "state" / "ouzel" / "completions.jsonl"
+            for number, (name, source) in enumerate(sources.items()):
+                uri = (workspace / name).as_uri()
+                version = 1 if number == 0 else SECOND_VERSIONS
+                open_document(server, uri, source, version)
+                typist = Typist(server, uri, source, telemetry, raw, rng, version=version)
+                typist.cps, typist.rest, typist.path, typist.owners = (
+                    args.cps,
+                    args.rest,
+                    name,
+                    owners,
+                )
+                typists.append(typist)
+            # Places in both files, visited in a random order: jumps within a file and
+            # between the files.
+            visits = [
+                (typist, line)
+                for typist in typists
+                for line in pick_places(typist.text, max(1, args.places // len(typists)), rng)
+            ]
+            rng.shuffle(visits)
             started = time.perf_counter()
-            for number, place in enumerate(pick_places(source, args.places, rng)):
+            for number, (typist, place) in enumerate(visits):
                 starts = line_starts(typist.text)
                 line_text = typist.text[starts[place] : starts[place + 1]].rstrip("\n")
-                typist.retype(line_text, starts[place], take_suggestion=number % 3 == 1)
-            typist.wait(3)
-            report = summarize(typist, raw, time.perf_counter() - started)
+                typist.retype(
+                    line_text, starts[place], take_suggestion=number % 3 == 1, place=number
+                )
+            typists[0].wait(3)
+            report = summarize(typists, raw, time.perf_counter() - started)
         finally:
             server.close()
+    report["uptime"] = Path("/proc/loadavg").read_text().split()[:3]
     print_report(report, args)
+    print(f"load average at the end: {' '.join(report['uptime'])}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

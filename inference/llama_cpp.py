@@ -466,6 +466,20 @@ class LlamaCppBackend:
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         raise BackendError(f"{self.name} is a completion model and has no embeddings")
 
+    def uncached_tokens(self, request: CompletionRequest) -> int:
+        """Prompt tokens of `request` the KV cache does not hold now (an estimate while
+        the worker runs: it reads the cache without waiting for it)."""
+        llm = self._llm
+        if llm is None:
+            return self.count_tokens(request.prompt)
+        import numpy as np
+
+        tokens = self._prompt_tokens(llm, request)
+        limit = min(llm.n_tokens, len(tokens))
+        differs = np.flatnonzero(llm.input_ids[:limit] != np.asarray(tokens[:limit]))
+        cached = int(differs[0]) if len(differs) else max(limit, 0)
+        return len(tokens) - cached
+
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` (cached per string); an estimate until the model is loaded."""
         llm = self._llm

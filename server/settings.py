@@ -131,6 +131,16 @@ class CompletionSettings(Section):
         description="Editing pause after which the place of the last edit is warmed up.",
         json_schema_extra={"trust": "any"},
     )
+    cold_prompt_tokens: int = Field(
+        192,
+        ge=0,
+        le=32768,
+        description="A request whose full prompt has more than this many tokens not in the "
+        "model's KV cache (a new place) gets a prompt of this size instead, without "
+        "repository context; the full prompt is warmed when the cursor rests. 0: always the "
+        "full prompt. Local models only.",
+        json_schema_extra={"trust": "any"},
+    )
     speculative: bool = Field(
         True,
         description="After a suggestion is returned, compute in the background the one that "

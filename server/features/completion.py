@@ -177,6 +177,7 @@ class CompletionEngine:
         plan = self.build_plan(backend, snap, offset, snippets)
         if plan is None or token.cancelled:
             return None
+        plan, small = self._fast_enough(backend, snap, offset, plan)
         self._last_place = (doc.uri, doc.version, offset)
         call = asyncio.ensure_future(backend.complete(plan.request, token))
         call.add_done_callback(self._model_call_recorder(doc, offset, plan))
@@ -224,8 +225,37 @@ class CompletionEngine:
                 suggestion.id, text, doc.text, offset, latency_ms, snippets=plan.snippets
             ),
         )
-        self._speculate(snap, offset, text, plan.snippets)
+        self._speculate(
+            snap,
+            offset,
+            text,
+            plan.snippets,
+            snap.settings.completion.cold_prompt_tokens if small else None,
+        )
         return self._served(suggestion, doc, started, result)
+
+    def _fast_enough(
+        self, backend: Backend, snap: Snapshot, offset: int, plan: PromptPlan
+    ) -> tuple[PromptPlan, bool]:
+        """The plan, or a smaller one (and True) when the KV cache lacks too much of it.
+
+        A first request at a new place would evaluate most of a full prompt; with
+        `completion.cold_prompt_tokens` it gets a prompt of that size (the file around the
+        cursor, no repository context) unless the full one is mostly cached. Warm-ups
+        (the cursor resting, an editing pause) put the full prompt into the cache.
+        """
+        cold = snap.settings.completion.cold_prompt_tokens
+        uncached = getattr(backend, "uncached_tokens", None)
+        if not cold or not callable(uncached):
+            return plan, False
+        missing = uncached(plan.request)
+        if missing <= cold:
+            return plan, False
+        smaller = self.build_plan(backend, snap, offset, (), cold)
+        if smaller is None or uncached(smaller.request) >= missing:
+            return plan, False
+        log.debug("%d prompt tokens not cached: a %d-token prompt instead", missing, cold)
+        return smaller, True
 
     def build_plan(
         self,
@@ -233,11 +263,14 @@ class CompletionEngine:
         snap: Snapshot,
         offset: int,
         snippets: Sequence[ContextSnippet] = (),
+        prompt_tokens: int | None = None,
     ) -> PromptPlan | None:
         """The exact prompt the pipeline sends for `offset` in the snapshot (also for
-        ouzel/context and `ouzel context`)."""
+        ouzel/context and `ouzel context`); `prompt_tokens` overrides the budget."""
         doc, settings = snap.document, snap.settings
         completion = settings.completion
+        if prompt_tokens is not None:
+            completion = completion.model_copy(update={"prompt_tokens": prompt_tokens})
         context_length = getattr(backend, "context_length", None)
         if isinstance(context_length, int):
             # The prompt must leave room for the answer in the model's context.
@@ -355,7 +388,12 @@ class CompletionEngine:
         return self.warm(snap, doc.starts[line], load=False)
 
     def _speculate(
-        self, snap: Snapshot, offset: int, text: str, snippets: Sequence[ContextSnippet]
+        self,
+        snap: Snapshot,
+        offset: int,
+        text: str,
+        snippets: Sequence[ContextSnippet],
+        prompt_tokens: int | None = None,
     ) -> None:
         """Compute, in the background, the suggestion after `text` is accepted at `offset`."""
         settings = snap.settings.completion
@@ -363,40 +401,40 @@ class CompletionEngine:
             return
         doc = snap.document
         accepted_text = doc.text[:offset] + text + doc.text[offset:]
-        at = offset + len(text)
-        # Accepting a line's rest leaves the cursor at its end, where the next thing is a
-        # new line: the speculation starts one, with the line's indentation, and its
-        # suggestion begins with that newline (typing Enter types through it).
-        lead = ""
-        line_end = accepted_text.find("\n", at)
-        if (
-            not text.endswith("\n")
-            and accepted_text[at : line_end if line_end >= 0 else None].strip() == ""
-        ):
-            line_start = accepted_text.rfind("\n", 0, at) + 1
-            line = accepted_text[line_start:at]
-            lead = "\n" + line[: len(line) - len(line.lstrip())]
-        accepted = Document.create(
-            doc.uri, doc.language_id, doc.version, accepted_text[:at] + lead + accepted_text[at:]
-        )
+        accepted = Document.create(doc.uri, doc.language_id, doc.version, accepted_text)
         after = replace(snap, document=accepted)
+        at = offset + len(text)
 
         async def run(backend: Backend, token: CancelToken) -> None:
-            plan = self.build_plan(backend, after, at + len(lead), snippets)
+            plan = self.build_plan(backend, after, at, snippets, prompt_tokens)
             if plan is None or token.cancelled:
                 return
+            request = replace(plan.request, background=True)
+            at_line_end = accepted_text[at:].split("\n", 1)[0].strip() == ""
+            if plan.mode == "single" and at_line_end:
+                # Accepting a line's rest leaves the cursor at its end: what follows is
+                # the next line. The prompt stays the one a request there sends (so the
+                # KV cache serves both); only generation goes on past the newline.
+                request = replace(
+                    request,
+                    stop=tuple(stop for stop in request.stop if stop != "\n"),
+                    should_stop=_next_line_done,
+                )
             started = time.perf_counter()
-            result = await backend.complete(replace(plan.request, background=True), token)
+            result = await backend.complete(request, token)
             if token.cancelled or result.stop_reason == "cancelled":
                 self.background_counts["preempted"] += 1
                 return
-            suggestion = postprocess(
-                result.text,
-                plan.cursor,
-                plan.mode,
-                settings.max_lines,
-                truncated=result.stop_reason in ("length", "time"),
-            )
+            if request.should_stop is _next_line_done:
+                suggestion = _next_line(result.text)
+            else:
+                suggestion = postprocess(
+                    result.text,
+                    plan.cursor,
+                    plan.mode,
+                    settings.max_lines,
+                    truncated=result.stop_reason in ("length", "time"),
+                )
             if not suggestion:
                 return
             latency_ms = (time.perf_counter() - started) * 1000
@@ -404,7 +442,7 @@ class CompletionEngine:
                 doc.uri,
                 CachedSuggestion(
                     uuid.uuid4().hex[:16],
-                    lead + suggestion,
+                    suggestion,
                     accepted_text,
                     at,
                     latency_ms,
@@ -478,8 +516,8 @@ class CompletionEngine:
             if pending is not None:
                 pending.cancel()
             job = self._background
-            if job is not None and job.uri == doc.uri and job.text != doc.text:
-                self.cancel_background()  # computed for a text the document does not have
+            if job is not None and job.uri == doc.uri and not _on_the_way(doc.text, job.text):
+                self.cancel_background()  # computed for a text the document will not have
         if kind == "close":
             self.cache.forget(doc.uri)
             self._last_call.pop(doc.uri, None)
@@ -629,14 +667,45 @@ class CompletionEngine:
             self.telemetry.record(event, **fields)
 
 
-def _edit_end(old: str, new: str) -> int:
-    """Where an edit that turned `old` into `new` ends in `new` (its cursor, usually)."""
-    limit = min(len(old), len(new))
+def _next_line_done(text: str) -> bool:
+    """Generation after a line's end has produced the next non-empty line."""
+    rest = text.lstrip("\n")
+    return rest != text and "\n" in rest and rest.split("\n", 1)[0].strip() != ""
+
+
+def _next_line(text: str) -> str:
+    """The speculative suggestion at a line's end: a newline and the next line (or the
+    rest of this line, when the model continues it)."""
+    text = text.replace("\r", "")
+    if not text.startswith("\n"):
+        return text.split("\n", 1)[0].rstrip()
+    for line in text[1:].split("\n"):
+        if line.strip():
+            return "\n" + line.rstrip()
+    return ""
+
+
+def _common_prefix(a: str, b: str) -> int:
+    limit = min(len(a), len(b))
     start, step = 0, 4096
     while step:
-        while start < limit and old[start : start + step] == new[start : start + step]:
+        while start < limit and a[start : start + step] == b[start : start + step]:
             start += step
         step //= 8
+    return min(start, limit)
+
+
+def _on_the_way(text: str, target: str) -> bool:
+    """`target` is `text` with characters inserted at one place (typing a suggestion)."""
+    if len(text) > len(target):
+        return False
+    prefix = _common_prefix(text, target)
+    return target.endswith(text[prefix:])
+
+
+def _edit_end(old: str, new: str) -> int:
+    """Where an edit that turned `old` into `new` ends in `new` (its cursor, usually)."""
+    start = _common_prefix(old, new)
     return min(len(new), start + max(0, len(new) - len(old)))
 
 

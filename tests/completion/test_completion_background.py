@@ -23,7 +23,7 @@ FIRST = "return width * height"
 
 def replies(prompt: str) -> str:
     """The first suggestion in the body; after it is accepted, a print below it."""
-    return "print(area(4, 5))" if FIRST in prompt else FIRST
+    return "\n\nprint(area(4, 5))\n" if FIRST in prompt else FIRST
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ async def test_accepting_a_suggestion_is_answered_by_the_speculative_one(
     calls = len(backend.requests)
     after = await engine.suggest(session.snapshot(accepted), CURSOR + len(first.text))
     assert after is not None and after.kind == "speculative"
-    assert after.text.startswith("\n    ")  # a new line, then the next suggestion
+    assert after.text == "\nprint(area(4, 5))"  # the line after the accepted one
     assert engine.background_counts["speculative_hit"] == 1
     # Served from the cache; the next speculation (after this one) runs in the background.
     assert all(r.background for r in backend.requests[calls:])
@@ -152,3 +152,31 @@ async def test_cursor_rest_with_bad_params_is_ignored(session: Session) -> None:
     )
     await asyncio.sleep(0.05)
     assert backend.requests == []
+
+
+async def test_a_place_missing_from_the_kv_cache_gets_a_smaller_prompt(session: Session) -> None:
+    backend = background_backend()
+    backend.uncached_tokens = lambda request: backend.count_tokens(request.prompt)  # type: ignore[attr-defined]
+    engine = use(session, backend)
+    session.settings.completion.speculative = False
+    long_text = "".join(f"value_{n} = {n}\n" for n in range(400)) + TEXT
+    doc = open_doc(session, long_text)
+    cursor = len(long_text) - len(TEXT) + CURSOR
+    assert await engine.suggest(session.snapshot(doc), cursor) is not None
+    cold = session.settings.completion.cold_prompt_tokens
+    assert backend.count_tokens(backend.requests[-1].prompt) <= cold + 8
+    session.settings.completion.cold_prompt_tokens = 0  # off: the full prompt
+    await engine.suggest(session.snapshot(doc), cursor - 1)
+    assert backend.count_tokens(backend.requests[-1].prompt) > 4 * cold
+
+
+async def test_typing_into_the_suggestion_keeps_the_speculation(session: Session) -> None:
+    backend = background_backend(char_delay=0.05)
+    engine = use(session, backend)
+    doc = open_doc(session)
+    first = await engine.suggest(session.snapshot(doc), CURSOR)
+    assert first is not None and engine.background_kind == "speculative"
+    typed = type_chars(session, doc, CURSOR, first.text[:3])  # type-through
+    hit = await engine.suggest(session.snapshot(typed), CURSOR + 3)
+    assert hit is not None and hit.kind == "cache"
+    assert engine.background_kind == "speculative" and not backend.tokens[-1].cancelled
