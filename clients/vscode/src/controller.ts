@@ -35,6 +35,9 @@ const ACCEPTED_COMMAND = 'ouzel.internal.accepted';
 // Telemetry notifications the server reads (server/handlers/completion.py), as Copilot's.
 const DID_SHOW = 'textDocument/didShowCompletion';
 const DID_PARTIALLY_ACCEPT = 'textDocument/didPartiallyAcceptCompletion';
+// The cursor rests at a place: the server warms its model for a suggestion there.
+const CURSOR_REST = 'ouzel/cursorRest';
+const CURSOR_REST_MS = 300;
 /** Index commands the server may offer through `workspace/executeCommand`, preferred first. */
 const INDEX_COMMANDS = ['ouzel.index', 'ouzel.reindex'];
 
@@ -58,6 +61,8 @@ export class OuzelController implements vscode.Disposable {
     private readonly statusItem: vscode.StatusBarItem;
     private readonly progress = new ProgressTracker();
     private readonly suggestions = new SuggestionTracker();
+    private restTimer: ReturnType<typeof setTimeout> | undefined;
+    private lastRest = '';
     private readonly views = new ViewProvider();
     private readonly disposables: vscode.Disposable[] = [];
     private readonly settingKeys: string[];
@@ -101,6 +106,8 @@ export class OuzelController implements vscode.Disposable {
             ),
             vscode.workspace.onDidChangeConfiguration((event) => this.onConfigurationChanged(event)),
             vscode.workspace.onDidChangeTextDocument((event) => this.onDocumentChanged(event)),
+            vscode.window.onDidChangeTextEditorSelection((event) => this.onCursorMoved(event.textEditor)),
+            vscode.window.onDidChangeActiveTextEditor((editor) => editor && this.onCursorMoved(editor)),
             // Trust lets the extension run the workspace's own .venv/bin/ouzel.
             vscode.workspace.onDidGrantWorkspaceTrust(() => void this.restart()),
         );
@@ -176,6 +183,7 @@ export class OuzelController implements vscode.Disposable {
     }
 
     dispose(): void {
+        clearTimeout(this.restTimer);
         void this.stop();
         for (const disposable of this.disposables.splice(0)) {
             disposable.dispose();
@@ -366,6 +374,28 @@ export class OuzelController implements vscode.Disposable {
         if (partial !== undefined) {
             void this.reportPartialAccept(partial.item, partial.acceptedLength);
         }
+    }
+
+    /** After the cursor stays put for CURSOR_REST_MS, tell the server where it rests. */
+    private onCursorMoved(editor: vscode.TextEditor): void {
+        clearTimeout(this.restTimer);
+        this.restTimer = setTimeout(() => {
+            const client = this.client;
+            if (!client?.isRunning() || vscode.window.activeTextEditor !== editor) {
+                return;
+            }
+            const document = editor.document;
+            const position = editor.selection.active;
+            const place = `${document.uri.toString()}:${document.version}:${position.line}:${position.character}`;
+            if (place === this.lastRest) {
+                return;
+            }
+            this.lastRest = place;
+            void this.notify(CURSOR_REST, {
+                textDocument: { uri: client.code2ProtocolConverter.asUri(document.uri) },
+                position: { line: position.line, character: position.character },
+            });
+        }, CURSOR_REST_MS);
     }
 
     private async reportPartialAccept(item: unknown, acceptedLength: number): Promise<void> {

@@ -36,6 +36,7 @@ end
 function M.attach(client, bufnr)
   require('ouzel.keymaps').set_defaults()
   engine().attach(client, bufnr)
+  require('ouzel.rest').attach(client, bufnr)
 end
 
 --- @param bufnr integer
