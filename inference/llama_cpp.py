@@ -211,6 +211,7 @@ class BackendStats:
 
     requests: int = 0
     cancelled: int = 0
+    background: int = 0  # warm-ups and speculative requests (not in the figures above)
     running: int | None = None  # tokens generated so far by the running request
     prompt_tokens: int = 0
     reused_tokens: int = 0
@@ -515,7 +516,9 @@ class LlamaCppBackend:
         if llm is None:
             raise BackendUnavailable(self.error or f"{self.name} is not loaded")
         if self._halted(request, cancel):
-            return self._finish(CompletionResult("", "cancelled", self.name), started)
+            return self._finish(
+                CompletionResult("", "cancelled", self.name), started, request.background
+            )
         tokens = self._prompt_tokens(llm, request)
         reused = self._evaluate_prompt(
             llm,
@@ -525,12 +528,12 @@ class LlamaCppBackend:
         )
         result = CompletionResult("", "cancelled", self.name, len(tokens), reused)
         if self._halted(request, cancel):
-            return self._finish(result, started)
+            return self._finish(result, started, request.background)
         if request.max_tokens <= 0:  # a warm-up: the prompt is in the KV cache now
             result.stop_reason = "length"
-            return self._finish(result, started)
+            return self._finish(result, started, request.background)
         self._generate(llm, tokens, request, lambda: self._halted(request, cancel), result, started)
-        return self._finish(result, started)
+        return self._finish(result, started, request.background)
 
     def _prompt_tokens(self, llm: Llama, request: CompletionRequest) -> list[int]:
         tokens = llm.tokenize(
@@ -645,10 +648,15 @@ class LlamaCppBackend:
             self._pieces[token] = piece
         return piece
 
-    def _finish(self, result: CompletionResult, started: float) -> CompletionResult:
+    def _finish(
+        self, result: CompletionResult, started: float, background: bool = False
+    ) -> CompletionResult:
         result.total_s = time.perf_counter() - started
         self.stats.running = None
-        self.stats.add(result)
+        if background:
+            self.stats.background += 1
+        else:
+            self.stats.add(result)
         return result
 
     def _chat(

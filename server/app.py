@@ -126,6 +126,7 @@ def build_session(
     session.status_sections["model"] = models.status
     session.status_sections["router"] = models.router_status
     session.status_sections["context"] = context.status
+    session.status_sections["ghostText"] = completion.status
     if headless_indexes is None:
         session.status_sections["index"] = lambda settings: engine.index.status(session, settings)
 

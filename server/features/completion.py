@@ -497,6 +497,10 @@ class CompletionEngine:
             job.token.cancel()
             self._background = None
 
+    def status(self, settings: Settings) -> dict[str, Any]:
+        """The `ghostText` section of `ouzel/status`: what background work did."""
+        return {"background": self.background_kind, "counts": dict(self.background_counts)}
+
     @property
     def background_kind(self) -> BackgroundKind | None:
         job = self._background

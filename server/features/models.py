@@ -168,6 +168,7 @@ def model_status(models: Router, settings: Settings) -> dict[str, Any]:
             "loadSeconds": round(backend.load_seconds, 2) if backend.load_seconds else None,
             "requests": stats.requests,
             "cancelled": stats.cancelled,
+            "background": stats.background,
             "promptTokens": stats.prompt_tokens,
             "reusedTokens": stats.reused_tokens,
             "reusedShare": round(stats.reused_tokens / stats.prompt_tokens, 3)

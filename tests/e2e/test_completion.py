@@ -350,3 +350,51 @@ def test_huge_binary_crlf_and_cjk_documents(editor: Editor) -> None:
         assert item["range"]["start"] == {"line": line, "character": character}
     # A position inside the surrogate pair of 𠀋 snaps to its start; still no error.
     assert isinstance(editor.inline(uri, 0, len('greeting = "你好，世界') + 1), list)
+
+
+def ghost_status(editor: Editor) -> dict[str, Any]:
+    status: dict[str, Any] = editor.client.request("ouzel/status")["result"]["ghostText"]
+    return status
+
+
+def test_a_resting_cursor_warms_and_an_accept_is_answered_speculatively(
+    editor: Editor, server: tuple[StdioServer, Path]
+) -> None:
+    text = "import math\n\n\ndef circle_area(radius):\n    return math.pi * radius ** 2\n\n\n" + FIB
+    uri = editor.open("rest.py", text + "\n")
+    line, character = end_of(text)
+    warmed = ghost_status(editor)["counts"].get("warmed", 0)
+    editor.client.notify(
+        "ouzel/cursorRest",
+        {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}},
+    )
+    wait_for(
+        lambda: ghost_status(editor)["counts"].get("warmed", 0) > warmed,
+        120,
+        "the warm-up after ouzel/cursorRest",
+    )
+    assert ghost_status(editor)["background"] is None
+    items = editor.inline(uri, line, character)
+    model_call = [e for e in telemetry(server) if e["event"] == "model"][-1]
+    # The warm-up had evaluated this very prompt: only its last token was left.
+    assert model_call["reusedTokens"] >= model_call["promptTokens"] - 2, model_call
+    assert model_call["kind"] == "reused"
+    if not items:
+        pytest.skip("the model proposed nothing here this time; nothing to accept")
+
+    # The suggestion's acceptance is being prepared in the background; accept it (the
+    # client inserts the text) once that is done, and ask where the cursor ends up.
+    suggestion = items[0]["insertText"]
+    wait_for(lambda: ghost_status(editor)["background"] is None, 120, "the speculation")
+    counts = ghost_status(editor)["counts"]
+    assert counts.get("speculative", 0) >= 1
+    requests = editor.model()["requests"]
+    editor.type(uri, line, character, suggestion)
+    after = end_of(text + suggestion)
+    next_items = editor.inline(uri, *after)
+    served = [e for e in telemetry(server) if e["event"] == "served"][-1]
+    if counts.get("speculated", 0):
+        assert served["kind"] == "speculative" and next_items
+        assert editor.model()["requests"] == requests  # from the cache, no model call
+    else:  # the model's continuation was empty after post-processing: a normal request
+        assert served["kind"] != "speculative" or not next_items
