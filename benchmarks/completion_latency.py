@@ -345,7 +345,12 @@ class RawModel:
             language_id="python",
             template=self.template,
             count_tokens=self.count,
-            settings=self.settings,
+            # ouzel's smaller prompt at a new place (completion.cold_prompt_tokens)
+            settings=self.settings.model_copy(
+                update={"prompt_tokens": self.settings.cold_prompt_tokens}
+            )
+            if model.get("smallPrompt")
+            else self.settings,
         )
         assert plan is not None
         prompt = plan.request.prompt
@@ -456,9 +461,32 @@ def summarize(typists: list[Typist], raw: RawModel, elapsed: float) -> dict[str,
         "cache_server_p95": percentile(
             [e["latencyMs"] for e in served if e["kind"] in ("cache", "speculative")], 0.95
         ),
+        "reused_generation": _generation(
+            [m for m in models if m["kind"] == "reused" and m["stopReason"] != "cancelled"]
+        ),
+        "small_prompts": sum(bool(m.get("smallPrompt")) for m in models),
         "stale_shown": sum(r.stale for r in requests),
         "crossed_in_flight": sum(r.crossed for r in requests),
         "prompt_hash_mismatches": sum(t.hash_mismatches for t in typists),
+    }
+
+
+def _generation(models: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the time of model calls goes: prompt tokens evaluated, tokens generated."""
+    per_token = [
+        (m["modelMs"] - m["firstTokenMs"]) / (m["generatedTokens"] - 1)
+        for m in models
+        if m.get("firstTokenMs") is not None and m["generatedTokens"] > 1
+    ]
+    return {
+        "n": len(models),
+        "evaluated_p50": percentile([m["promptTokens"] - m["reusedTokens"] for m in models], 0.5),
+        "generated_p50": percentile([m["generatedTokens"] for m in models], 0.5),
+        "first_token_ms_p50": percentile(
+            [m["firstTokenMs"] for m in models if m.get("firstTokenMs") is not None], 0.5
+        ),
+        "ms_per_token_p50": percentile(per_token, 0.5),
+        "model_ms_p50": percentile([m["modelMs"] for m in models], 0.5),
     }
 
 
@@ -510,6 +538,13 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
     print(
         f"after an accept: {accept['n']} requests, {accept['speculative_hits']} answered by the "
         f"speculative suggestion, {accept['with_text']} with ghost text"
+    )
+    gen = report["reused_generation"]
+    print(
+        f"KV-reused model calls ({gen['n']}): p50 {ms(gen['evaluated_p50'])} prompt tokens "
+        f"evaluated, {ms(gen['generated_p50'])} generated, first token {ms(gen['first_token_ms_p50'])} ms, "
+        f"{ms(gen['ms_per_token_p50'])} ms per further token, {ms(gen['model_ms_p50'])} ms in all; "
+        f"smaller prompts at a new place: {report['small_prompts']}"
     )
     print(
         f"uncached requests, ouzel/raw: median ratio {ratio(report['uncached_ratio_median'])}, "

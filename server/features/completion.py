@@ -180,7 +180,7 @@ class CompletionEngine:
         plan, small = self._fast_enough(backend, snap, offset, plan)
         self._last_place = (doc.uri, doc.version, offset)
         call = asyncio.ensure_future(backend.complete(plan.request, token))
-        call.add_done_callback(self._model_call_recorder(doc, offset, plan))
+        call.add_done_callback(self._model_call_recorder(doc, offset, plan, small))
         try:
             # Shielded: a cancelled request leaves the call to end at its next token, so
             # its (cancelled) result still reaches telemetry.
@@ -604,7 +604,7 @@ class CompletionEngine:
         return suggestion
 
     def _model_call_recorder(
-        self, doc: Document, offset: int, plan: PromptPlan
+        self, doc: Document, offset: int, plan: PromptPlan, small: bool = False
     ) -> Callable[[asyncio.Future[CompletionResult]], None]:
         """Telemetry for one model call, whatever became of the request that made it."""
         line = doc.position(offset, "utf-32")[0]
@@ -632,6 +632,7 @@ class CompletionEngine:
                 if result.first_token_s is not None
                 else None,
                 promptSha=prompt_hash[:16],
+                smallPrompt=small,
                 backend=result.backend,
             )
 
