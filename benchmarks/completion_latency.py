@@ -6,7 +6,8 @@ random order): at each it clears a line, rests (`--rest` seconds; after 0.3 s of
 client sends `ouzel/cursorRest`, as the Neovim and VS Code clients do), then types the line
 again at human speed (jittered keystrokes, pauses between words), asking for ghost text
 after every keystroke like an editor does (`$/cancelRequest` for the previous request, as
-VS Code sends). It waits for the answer to the first keystroke at each place: that is the
+VS Code sends), and sending `ouzel/cursorRest` in pauses longer than 0.3 s, as the clients
+do. It waits for the answer to the first keystroke at each place: that is the
 time to the first ghost text at a new place. At some places it takes a suggestion by typing
 its first characters and accepting the rest, then asks at once at the cursor after it (as
 an editor does after an accept): the speculative next suggestion should answer that.
@@ -125,6 +126,7 @@ class Typist:
     rest: float = 1.0
     place: int = -1
     owners: dict[int, Typist] = field(default_factory=dict)  # request id → its typist
+    rests: int = 0  # ouzel/cursorRest notifications sent
 
     # --- editing ---------------------------------------------------------------------
 
@@ -259,14 +261,7 @@ class Typist:
         self.edit(cursor, cursor + len(content), "")  # a deletion: no request
         if self.rest > 0:
             self.wait(min(0.3, self.rest))
-            line, character = self.position(cursor)
-            self.server.client.notify(
-                "ouzel/cursorRest",
-                {
-                    "textDocument": {"uri": self.uri},
-                    "position": {"line": line, "character": character},
-                },
-            )
+            self.rest_at(cursor)
             self.wait(max(0.0, self.rest - 0.3))
         take_at = len(content) * 2 // 5 if take_suggestion else -1
         for index, ch in enumerate(content):
@@ -280,8 +275,21 @@ class Typist:
                 self.wait(60, until=lambda r=request: r.answered is not None)
                 self.wait(0.5)
                 continue
-            self.wait(self.keystroke_delay(ch))
+            delay = self.keystroke_delay(ch)
+            if delay > 0.3:  # a pause: the editors send ouzel/cursorRest after 0.3 s
+                self.wait(0.3)
+                self.rest_at(cursor)
+                delay -= 0.3
+            self.wait(delay)
         self.wait(1.5)  # end of line: a suggestion for what comes next may show
+
+    def rest_at(self, cursor: int) -> None:
+        line, character = self.position(cursor)
+        self.server.client.notify(
+            "ouzel/cursorRest",
+            {"textDocument": {"uri": self.uri}, "position": {"line": line, "character": character}},
+        )
+        self.rests += 1
 
     def take_suggestion(self, cursor: int) -> bool:
         """Wait for a suggestion, type three characters of it, accept the rest."""
@@ -465,6 +473,7 @@ def summarize(typists: list[Typist], raw: RawModel, elapsed: float) -> dict[str,
             [m for m in models if m["kind"] == "reused" and m["stopReason"] != "cancelled"]
         ),
         "small_prompts": sum(bool(m.get("smallPrompt")) for m in models),
+        "cursor_rests": sum(t.rests for t in typists),
         "stale_shown": sum(r.stale for r in requests),
         "crossed_in_flight": sum(r.crossed for r in requests),
         "prompt_hash_mismatches": sum(t.hash_mismatches for t in typists),
@@ -544,7 +553,8 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
         f"KV-reused model calls ({gen['n']}): p50 {ms(gen['evaluated_p50'])} prompt tokens "
         f"evaluated, {ms(gen['generated_p50'])} generated, first token {ms(gen['first_token_ms_p50'])} ms, "
         f"{ms(gen['ms_per_token_p50'])} ms per further token, {ms(gen['model_ms_p50'])} ms in all; "
-        f"smaller prompts at a new place: {report['small_prompts']}"
+        f"smaller prompts: {report['small_prompts']} of {report['model_calls']} model calls; "
+        f"ouzel/cursorRest sent: {report['cursor_rests']}"
     )
     print(
         f"uncached requests, ouzel/raw: median ratio {ratio(report['uncached_ratio_median'])}, "

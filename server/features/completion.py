@@ -58,6 +58,7 @@ TemplateSource = Callable[[Backend, Settings], PromptTemplate]
 Kind = Literal["cold", "reused", "cache", "speculative"]
 BackgroundKind = Literal["warm", "speculative"]
 REUSED_SHARE = 0.5  # a request that found at least this share of its prompt cached is "reused"
+SMALL_REST_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,10 @@ class CompletionEngine:
     # A request got a model: warm-ups on open and on an editing pause may use it (they
     # never load a model for a session that has not asked for ghost text).
     _model_seen: bool = False
+    # The line of each document's last request that got the smaller prompt: a warm-up of
+    # the full prompt there waits SMALL_REST_S first, so a short pause between keystrokes
+    # does not swap the small prompt's tokens out of the cache for a warm-up cut short.
+    _small_line: dict[str, int] = field(default_factory=dict)
 
     # --- the pipeline --------------------------------------------------------------------
 
@@ -178,6 +183,10 @@ class CompletionEngine:
         if plan is None or token.cancelled:
             return None
         plan, small = self._fast_enough(backend, snap, offset, plan)
+        if small:
+            self._small_line[doc.uri] = doc.position(offset, "utf-32")[0]
+        else:
+            self._small_line.pop(doc.uri, None)
         self._last_place = (doc.uri, doc.version, offset)
         call = asyncio.ensure_future(backend.complete(plan.request, token))
         call.add_done_callback(self._model_call_recorder(doc, offset, plan, small))
@@ -343,7 +352,14 @@ class CompletionEngine:
         if background is not None and background.uri == doc.uri and background.text == doc.text:
             return False  # a speculative suggestion (or a warm-up) for this text is running
 
+        line = doc.position(offset, "utf-32")[0]
+        delay = SMALL_REST_S if self._small_line.get(doc.uri) == line else 0.0
+
         async def run(backend: Backend, token: CancelToken) -> None:
+            if delay:
+                await asyncio.sleep(delay)  # a keystroke meanwhile cancels this job
+                if token.cancelled:
+                    return
             snippets = await self._snippets(snap, offset)
             plan = self.build_plan(backend, snap, offset, snippets)
             if plan is None:  # no suggestion right here (mid-word): the line's start
@@ -525,6 +541,7 @@ class CompletionEngine:
         if kind == "close":
             self.cache.forget(doc.uri)
             self._last_call.pop(doc.uri, None)
+            self._small_line.pop(doc.uri, None)
             timer = self._idle.pop(doc.uri, None)
             if timer is not None:
                 timer.cancel()
