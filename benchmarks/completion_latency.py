@@ -162,6 +162,7 @@ class Typist:
             self.pending.client_cancelled = True
             self.server.client.notify("$/cancelRequest", {"id": self.pending.id})
         line, character = self.position(offset)
+        sent = time.perf_counter()  # before: a cache hit may be answered at once
         request_id = self.server.client.request_async(
             "textDocument/inlineCompletion",
             {
@@ -170,9 +171,7 @@ class Typist:
                 "context": {"triggerKind": 2},
             },
         )
-        request = Request(
-            request_id, self.version, offset, time.perf_counter(), self.text, place=self.place
-        )
+        request = Request(request_id, self.version, offset, sent, self.text, place=self.place)
         self.requests.append(request)
         self.owners[request_id] = self
         self.pending = request

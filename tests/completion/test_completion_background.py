@@ -180,3 +180,23 @@ async def test_typing_into_the_suggestion_keeps_the_speculation(session: Session
     hit = await engine.suggest(session.snapshot(typed), CURSOR + 3)
     assert hit is not None and hit.kind == "cache"
     assert engine.background_kind == "speculative" and not backend.tokens[-1].cancelled
+
+
+async def test_a_short_pause_in_small_prompt_typing_does_not_start_a_warm_up(
+    session: Session,
+) -> None:
+    backend = background_backend()
+    backend.uncached_tokens = lambda request: backend.count_tokens(request.prompt)  # type: ignore[attr-defined]
+    engine = use(session, backend)
+    session.settings.completion.speculative = False
+    long_text = "".join(f"value_{n} = {n}\n" for n in range(400)) + TEXT
+    doc = open_doc(session, long_text)
+    cursor = len(long_text) - len(TEXT) + CURSOR
+    assert await engine.suggest(session.snapshot(doc), cursor) is not None  # small prompt
+    calls = len(backend.requests)
+    assert engine.warm(session.snapshot(doc), cursor - 1)  # a pause on the same line
+    await asyncio.sleep(0.3)
+    assert len(backend.requests) == calls  # still waiting: the next keystroke cancels it
+    await engine.suggest(session.snapshot(doc), cursor - 1)  # the keystroke (a cache miss)
+    await asyncio.sleep(1.0)
+    assert not any(r.max_tokens == 0 for r in backend.requests[calls:])
