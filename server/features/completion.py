@@ -90,6 +90,7 @@ class _Background:
     uri: str
     text: str  # the document text it works for (speculative: after the acceptance)
     token: CancelToken
+    offset: int = -1  # where (a warm-up)
     task: asyncio.Future[None] | None = None
 
 
@@ -349,8 +350,13 @@ class CompletionEngine:
         if self._last_place == (doc.uri, doc.version, offset):
             return False  # the model saw this place's prompt last
         background = self._background
-        if background is not None and background.uri == doc.uri and background.text == doc.text:
-            return False  # a speculative suggestion (or a warm-up) for this text is running
+        if (
+            background is not None
+            and background.uri == doc.uri
+            and background.text == doc.text
+            and (background.kind == "speculative" or background.offset == offset)
+        ):
+            return False  # a speculative suggestion, or this warm-up, is running
 
         line = doc.position(offset, "utf-32")[0]
         delay = SMALL_REST_S if self._small_line.get(doc.uri) == line else 0.0
@@ -384,7 +390,7 @@ class CompletionEngine:
                 result.total_s * 1000,
             )
 
-        self._run_background("warm", snap, doc.text, run)
+        self._run_background("warm", snap, doc.text, run, offset)
         return True
 
     def warm_file_head(self, snap: Snapshot) -> bool:
@@ -477,13 +483,14 @@ class CompletionEngine:
         snap: Snapshot,
         text: str,
         work: Callable[[Backend, CancelToken], Awaitable[None]],
+        offset: int = -1,
     ) -> None:
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # no event loop (a headless caller): nothing runs behind it
             return
         self.cancel_background()
-        job = _Background(kind, snap.uri, text, CancelToken())
+        job = _Background(kind, snap.uri, text, CancelToken(), offset)
         self._background = job
         self.background_counts[kind] += 1
 

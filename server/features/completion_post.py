@@ -224,6 +224,10 @@ def postprocess(
     a block then drops that line.
     """
     text = trim_excess_indent(_one_line_break(text), cursor)
+    if cursor.line_prefix[-1:] in (" ", "\t") and cursor.line_prefix.strip():
+        # After a space mid-line the model often starts with one more (the prompt's line
+        # ends with a lone space token after the FIM middle marker): one is enough.
+        text = text.lstrip(" \t")
     if mode == "single":
         lines = [_single_line(text.split("\n", 1)[0], cursor)]
     else:

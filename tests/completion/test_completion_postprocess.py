@@ -253,3 +253,9 @@ def test_should_stop_sees_the_block_without_the_excess_indentation() -> None:
     ended = block_ended(at(LARGEST_DIVISOR), max_lines=8)
     assert not ended("    return i\n")
     assert ended("    return i\n    return 1")
+
+
+def test_after_a_space_mid_line_the_model_s_extra_space_is_dropped() -> None:
+    cursor = at("    return math.sqrt(x * x + |)\n")
+    assert postprocess(" y * y", cursor, "single", 8) == "y * y"
+    assert postprocess(" y * y", at("total = compute(|)\n"), "single", 8) == " y * y"
