@@ -259,3 +259,9 @@ def test_after_a_space_mid_line_the_model_s_extra_space_is_dropped() -> None:
     cursor = at("    return math.sqrt(x * x + |)\n")
     assert postprocess(" y * y", cursor, "single", 8) == "y * y"
     assert postprocess(" y * y", at("total = compute(|)\n"), "single", 8) == " y * y"
+
+
+def test_after_indentation_a_space_short_of_an_indent_step_is_dropped() -> None:
+    cursor = at("def f(x):\n    |\n")
+    assert postprocess(" return x", cursor, "multi", 8) == "return x"
+    assert postprocess("return x", cursor, "multi", 8) == "return x"
