@@ -92,6 +92,12 @@ function referenceLink(reference: Reference): HTMLElement {
     return link;
 }
 
+function showMode(agent: boolean): void {
+    agentToggle.checked = agent;
+    input.placeholder = agent ? PLACEHOLDERS.agent : PLACEHOLDERS.chat;
+    askButton.textContent = agent ? 'Run agent' : 'Ask';
+}
+
 function renderTurn(turn: ViewTurn, index: number): HTMLElement {
     const box = element('div', `turn status-${turn.status} mode-${turn.mode}`);
     box.dataset.turn = String(index);
@@ -159,9 +165,7 @@ function renderState(state: ViewState): void {
     streaming = state.streaming;
     askButton.disabled = streaming;
     stopButton.hidden = !streaming;
-    agentToggle.checked = state.agentMode;
-    input.placeholder = state.agentMode ? PLACEHOLDERS.agent : PLACEHOLDERS.chat;
-    askButton.textContent = state.agentMode ? 'Run agent' : 'Ask';
+    showMode(state.agentMode);
     const rules = state.rules;
     rulesLine.textContent =
         rules === undefined
@@ -214,7 +218,10 @@ function ask(): void {
     input.value = '';
 }
 
-agentToggle.addEventListener('change', () => vscode.postMessage({ type: 'setMode', agent: agentToggle.checked }));
+agentToggle.addEventListener('change', () => {
+    showMode(agentToggle.checked);
+    vscode.postMessage({ type: 'setMode', agent: agentToggle.checked });
+});
 
 askButton.addEventListener('click', ask);
 input.addEventListener('keydown', (event) => {

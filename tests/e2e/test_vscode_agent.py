@@ -1,0 +1,296 @@
+"""The agent in a real VS Code (code-server + headless Chromium), end to end.
+
+The extension starts the real `ouzel serve`; its `remote` profile (`routing.agent`) is a
+scripted OpenAI-compatible server (tests/inference/scripted_openai_server.py) that answers
+each model call with the next planned tool calls: read both files, rename `area` to
+`surface` in geometry.py and in its caller main.py, create test_geometry.py. The chat view's
+Agent toggle starts the turn; each proposed file change opens VS Code's Refactor Preview
+(one row per hunk, unticked: nothing is written unless the user ticks), where the driver
+(clients/vscode/e2e/driver.mjs) ticks everything and applies. The test checks what reached
+the disk, that no document is left modified, then presses "Undo agent turn" and checks both
+files are restored byte for byte and the new file is gone. Screenshots: test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_vscode import (
+    ARTIFACTS,
+    CodeServer,
+    drive,
+    events_named,
+    install_extension,
+    launch_code_server,
+    make_workspace,
+    require_setup,
+    stop,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
+from scripted_openai_server import (
+    Reply,
+    ScriptedServer,
+    Seen,
+    chat_text_events,
+    models_reply,
+    tool_calls_events,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+GEOMETRY = (
+    "def area(width, height):\n"
+    "    return width * height\n"
+    "\n"
+    "\n"
+    "def perimeter(width, height):\n"
+    "    return 2 * (width + height)\n"
+)
+MAIN = "from geometry import area\n\nprint(area(2, 3))\n"
+NEW_TEST = (
+    "from geometry import surface\n"
+    "\n"
+    "\n"
+    "def test_surface():\n"
+    "    assert surface(2, 3) == 6\n"
+)
+TASK = "Rename area to surface in geometry.py and main.py, and add a test for it."
+ANSWER = "Renamed area to surface in geometry.py and main.py and added test_geometry.py."
+FILES = ["geometry.py", "main.py", "test_geometry.py"]
+
+# One list of tool calls per model call; then the final answer.
+PLAN: list[list[tuple[str, dict[str, Any]]]] = [
+    [("read_file", {"path": "geometry.py"}), ("read_file", {"path": "main.py"})],
+    [
+        (
+            "propose_edit",
+            {
+                "path": "geometry.py",
+                "old_text": "def area(width, height):\n",
+                "new_text": "def surface(width, height):\n",
+                "description": "rename area to surface",
+            },
+        )
+    ],
+    [
+        (
+            "propose_edit",
+            {
+                "path": "main.py",
+                "old_text": MAIN,
+                "new_text": MAIN.replace("area", "surface"),
+                "description": "call surface",
+            },
+        )
+    ],
+    [("create_file", {"path": "test_geometry.py", "content": NEW_TEST})],
+]
+
+
+class Plan:
+    """The scripted model: the next step of PLAN per chat call, then ANSWER."""
+
+    def __init__(self) -> None:
+        self.steps = list(PLAN)
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def script(self, seen: Seen) -> Reply:
+        if seen.path.endswith("/models"):
+            return models_reply("scripted")
+        with self.lock:
+            step = self.steps.pop(0) if self.steps else None
+            self.calls += 1
+            calls = self.calls
+        if step is None:
+            return Reply(events=chat_text_events([ANSWER[:20], ANSWER[20:]]))
+        return Reply(
+            events=tool_calls_events(
+                [(f"call_{calls}_{i}", name, json.dumps(args)) for i, (name, args) in enumerate(step)]
+            )
+        )
+
+
+@pytest.fixture(scope="module")
+def scripted() -> Iterator[tuple[ScriptedServer, Plan]]:
+    plan = Plan()
+    with ScriptedServer(plan.script) as server:
+        yield server, plan
+
+
+@pytest.fixture(scope="module")
+def root(
+    tmp_path_factory: pytest.TempPathFactory, scripted: tuple[ScriptedServer, Plan]
+) -> Path:
+    """code-server's folders, the workspace and the user's ouzel config (the scripted model
+    serves `routing.agent`)."""
+    require_setup()
+    server, _ = scripted
+    root = tmp_path_factory.mktemp("vscode-agent")
+    workspace = root / "workspace"
+    make_workspace(workspace)
+    (workspace / "geometry.py").write_text(GEOMETRY)
+    (workspace / "main.py").write_text(MAIN)
+    config = root / "config" / "ouzel" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        "[models.remote]\n"
+        'backend = "openai"\n'
+        f'base_url = "{server.base_url}"\n'
+        'model = "scripted"\n'
+        "[routing]\n"
+        'agent = ["remote"]\n'
+    )
+    install_extension(root)
+    # Verbose LSP trace: the output channel then holds the exact workspace/applyEdit sent.
+    settings_file = root / "user-data" / "User" / "settings.json"
+    settings = json.loads(settings_file.read_text())
+    settings["ouzel.trace.server"] = "verbose"
+    settings_file.write_text(json.dumps(settings, indent=2))
+    return root
+
+
+@pytest.fixture
+def code_server(root: Path) -> Iterator[CodeServer]:
+    server = launch_code_server(root, root / "workspace")
+    try:
+        yield server
+    finally:
+        stop(server.process)
+
+
+def traced_apply_edits(code_server: CodeServer) -> list[dict[str, Any]]:
+    """The params of every `workspace/applyEdit` the server sent, from the verbose trace."""
+    channel = code_server.output_channel()
+    found = []
+    pattern = re.compile(r"Received request 'workspace/applyEdit - \([^)]+\)'\.\nParams: ")
+    for match in pattern.finditer(channel):
+        params, _ = json.JSONDecoder().raw_decode(channel, match.end())
+        found.append(params)
+    return found
+
+
+def create_uri(code_server: CodeServer) -> str:
+    return (code_server.workspace / "test_geometry.py").as_uri()
+
+
+def test_two_file_change_reviewed_accepted_and_undone(
+    code_server: CodeServer, scripted: tuple[ScriptedServer, Plan]
+) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    _, plan = scripted
+    events = drive(
+        code_server,
+        timeout_s=600,
+        file="geometry.py",
+        edits=[],
+        workspace=str(code_server.workspace),
+        agent=[
+            {
+                "ask": TASK,
+                "previews": [
+                    {
+                        "accept": "all",
+                        "screenshotPreview": str(ARTIFACTS / "vscode-agent-preview-edit.png"),
+                    },
+                    {
+                        "accept": "all",
+                        "screenshotPreview": str(ARTIFACTS / "vscode-agent-preview-hunks.png"),
+                    },
+                    {
+                        "accept": "all",
+                        "screenshotPreview": str(ARTIFACTS / "vscode-agent-preview-create.png"),
+                    },
+                ],
+                "files": FILES,
+                "undo": "button",
+                "screenshotTurn": str(ARTIFACTS / "vscode-agent-turn.png"),
+                "screenshotUndone": str(ARTIFACTS / "vscode-agent-undone.png"),
+            }
+        ],
+        screenshotFailure=str(ARTIFACTS / "vscode-agent-failure.png"),
+    )
+    assert plan.calls == len(PLAN) + 1, plan.calls
+    mode = events_named(events, "agentMode")[0]
+    assert mode == {**mode, "checked": True, "button": "Run agent"}, mode
+
+    # Three confirmable edits, as docs/AGENT.md says: one per file, every hunk annotated;
+    # then the undo's edit of the open buffers, unconfirmed (the user asked for it).
+    *edits, undo_edit = traced_apply_edits(code_server)
+    assert [edit["label"] for edit in edits] == [
+        "Ouzel agent: geometry.py",
+        "Ouzel agent: main.py",
+        "Ouzel agent: create test_geometry.py",
+    ], edits
+    assert undo_edit["label"] == "Ouzel agent: undo", undo_edit
+    assert not any(
+        a.get("needsConfirmation") for a in undo_edit["edit"].get("changeAnnotations", {}).values()
+    )
+    assert {"kind": "delete", "uri": create_uri(code_server), "options": {"ignoreIfNotExists": True}} in (
+        undo_edit["edit"]["documentChanges"]
+    ), undo_edit
+    for edit in edits:
+        annotations = edit["edit"]["changeAnnotations"]
+        assert annotations and all(a["needsConfirmation"] for a in annotations.values()), edit
+    create = edits[2]["edit"]["documentChanges"]
+    assert create[0]["kind"] == "create" and create[0]["uri"].endswith("/test_geometry.py")
+    assert create[0]["annotationId"] in edits[2]["edit"]["changeAnnotations"]
+
+    # The Refactor Preview listed each hunk unticked; main.py's rename is two hunks.
+    previews = events_named(events, "preview")
+    assert len(previews) == 3, previews
+    for preview in previews:
+        assert preview["tickedBefore"] and not any(preview["tickedBefore"]), preview
+    assert len(previews[1]["rows"]) == 2, previews[1]
+    assert all(all(ticked["ticked"]) for ticked in events_named(events, "ticked"))
+
+    turn = events_named(events, "agentTurn")[0]
+    assert "status-done" in turn["status"], turn
+    assert turn["question"].endswith(TASK), turn
+    assert turn["answer"].strip() == ANSWER, turn
+    # Tool steps streamed into the view: the reads were listed before the first preview.
+    first = turn["samples"][0]
+    assert first["streaming"] and any(t.startswith("read_file: geometry.py") for t in first["tools"])
+    assert [t.split(":")[0] for t in turn["tools"]] == [
+        "read_file",
+        "read_file",
+        "propose_edit",
+        "propose_edit",
+        "create_file",
+    ], turn
+    assert turn["summary"] == [
+        "3 file(s) changed: geometry.py (1 of 1 change), main.py (2 of 2 changes), "
+        "test_geometry.py (created)"
+    ], turn
+    assert turn["undoButtons"] == 1, turn
+
+    accepted = events_named(events, "agentDisk")[0]
+    assert accepted["when"] == "accepted"
+    assert accepted["files"] == {
+        "geometry.py": GEOMETRY.replace("def area", "def surface"),
+        "main.py": MAIN.replace("area", "surface"),
+        "test_geometry.py": NEW_TEST,
+    }, accepted
+    # The documents the agent edited hold the disk's text: the extension saved them.
+    assert accepted["dirtyTabs"] == [], accepted
+    channel = code_server.output_channel()
+    assert "left modified: []" in channel, channel[-3000:]
+
+    undone = events_named(events, "agentUndone")[0]
+    assert undone["text"] == "undid the agent turn: restored geometry.py, main.py; deleted test_geometry.py"
+    assert undone["undoButtons"] == 0, undone
+    restored = events_named(events, "agentDisk")[1]
+    assert restored["when"] == "undone"
+    assert restored["files"] == {"geometry.py": GEOMETRY, "main.py": MAIN, "test_geometry.py": None}
+    assert restored["dirtyTabs"] == [], restored
+    assert (code_server.workspace / "geometry.py").read_bytes() == GEOMETRY.encode()
+    assert (code_server.workspace / "main.py").read_bytes() == MAIN.encode()
+    assert not (code_server.workspace / "test_geometry.py").exists()
