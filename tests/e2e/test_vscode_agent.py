@@ -65,6 +65,9 @@ NEW_TEST = (
 TASK = "Rename area to surface in geometry.py and main.py, and add a test for it."
 ANSWER = "Renamed area to surface in geometry.py and main.py and added test_geometry.py."
 FILES = ["geometry.py", "main.py", "test_geometry.py"]
+PYPROJECT = '[project]\nname = "geometry"\nversion = "0.1.0"\n'
+COMMAND_TASK = "Call surface in main.py and bump the version in pyproject.toml."
+COMMAND_ANSWER = "Bumped the version."
 
 # One list of tool calls per model call; then the final answer.
 PLAN: list[list[tuple[str, dict[str, Any]]]] = [
@@ -96,12 +99,17 @@ PLAN: list[list[tuple[str, dict[str, Any]]]] = [
 
 
 class Plan:
-    """The scripted model: the next step of PLAN per chat call, then ANSWER."""
+    """The scripted model: the next step of the loaded plan per chat call, then `answer`."""
 
     def __init__(self) -> None:
-        self.steps = list(PLAN)
-        self.calls = 0
         self.lock = threading.Lock()
+        self.load(PLAN, ANSWER)
+
+    def load(self, steps: list[list[tuple[str, dict[str, Any]]]], answer: str) -> None:
+        with self.lock:
+            self.steps = list(steps)
+            self.answer = answer
+            self.calls = 0
 
     def script(self, seen: Seen) -> Reply:
         if seen.path.endswith("/models"):
@@ -111,7 +119,7 @@ class Plan:
             self.calls += 1
             calls = self.calls
         if step is None:
-            return Reply(events=chat_text_events([ANSWER[:20], ANSWER[20:]]))
+            return Reply(events=chat_text_events([self.answer[:20], self.answer[20:]]))
         return Reply(
             events=tool_calls_events(
                 [(f"call_{calls}_{i}", name, json.dumps(args)) for i, (name, args) in enumerate(step)]
@@ -139,6 +147,7 @@ def root(
     make_workspace(workspace)
     (workspace / "geometry.py").write_text(GEOMETRY)
     (workspace / "main.py").write_text(MAIN)
+    (workspace / "pyproject.toml").write_text(PYPROJECT)
     config = root / "config" / "ouzel" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text(
@@ -294,3 +303,103 @@ def test_two_file_change_reviewed_accepted_and_undone(
     assert (code_server.workspace / "geometry.py").read_bytes() == GEOMETRY.encode()
     assert (code_server.workspace / "main.py").read_bytes() == MAIN.encode()
     assert not (code_server.workspace / "test_geometry.py").exists()
+
+
+# From the palette: main.py's two hunks (only the first ticked) and pyproject.toml, a
+# protected file (a package manifest: its change is a warning with "Allow this change" first).
+COMMAND_PLAN: list[list[tuple[str, dict[str, Any]]]] = [
+    [("read_file", {"path": "main.py"}), ("read_file", {"path": "pyproject.toml"})],
+    [
+        (
+            "propose_edit",
+            {"path": "main.py", "old_text": MAIN, "new_text": MAIN.replace("area", "surface")},
+        )
+    ],
+    [
+        (
+            "propose_edit",
+            {
+                "path": "pyproject.toml",
+                "old_text": 'version = "0.1.0"\n',
+                "new_text": 'version = "0.2.0"\n',
+            },
+        )
+    ],
+]
+
+
+def test_agent_from_the_command_protected_file_one_hunk_then_undo_command(
+    code_server: CodeServer, scripted: tuple[ScriptedServer, Plan]
+) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    _, plan = scripted
+    plan.load(COMMAND_PLAN, COMMAND_ANSWER)
+    files = ["main.py", "pyproject.toml"]
+    before = {path: (code_server.workspace / path).read_bytes() for path in files}
+    assert before == {"main.py": MAIN.encode(), "pyproject.toml": PYPROJECT.encode()}
+    events = drive(
+        code_server,
+        timeout_s=600,
+        file="main.py",
+        edits=[],
+        workspace=str(code_server.workspace),
+        agent=[
+            {
+                "ask": COMMAND_TASK,
+                "via": "command",
+                "previews": [
+                    {"accept": [0]},
+                    {
+                        "protected": "Allow this change",
+                        "accept": "all",
+                        "screenshotProtected": str(ARTIFACTS / "vscode-agent-protected.png"),
+                    },
+                ],
+                "files": files,
+                "undo": "command",
+            }
+        ],
+        screenshotFailure=str(ARTIFACTS / "vscode-agent-failure.png"),
+    )
+    assert plan.calls == len(COMMAND_PLAN) + 1, plan.calls
+    warning = events_named(events, "agentProtected")[0]
+    assert "pyproject.toml" in warning["text"] and "package manifest" in warning["text"], warning
+    assert warning["buttons"][:2] == ["Allow this change", "Refuse"], warning
+    assert warning["warning"], warning
+    previews = events_named(events, "preview")
+    assert [len(preview["rows"]) for preview in previews] == [2, 1], previews
+    assert [ticked["ticked"] for ticked in events_named(events, "ticked")] == [
+        [True, False],
+        [True],
+    ]
+    (manifest,) = [
+        edit
+        for edit in traced_apply_edits(code_server)
+        if edit["label"] == "Ouzel agent: pyproject.toml"
+    ]
+    assert all(
+        "PROTECTED: package manifest" in annotation["description"]
+        for annotation in manifest["edit"]["changeAnnotations"].values()
+    ), manifest
+
+    turn = events_named(events, "agentTurn")[0]
+    assert "status-done" in turn["status"], turn
+    assert turn["question"].endswith(COMMAND_TASK), turn
+    assert turn["answer"].strip() == COMMAND_ANSWER, turn
+    assert turn["summary"] == [
+        "2 file(s) changed: main.py (1 of 2 changes), pyproject.toml (1 of 1 change)"
+    ], turn
+    # Exactly the ticked hunk reached the disk: the import, not the call.
+    accepted = events_named(events, "agentDisk")[0]
+    assert accepted["files"] == {
+        "main.py": "from geometry import surface\n\nprint(area(2, 3))\n",
+        "pyproject.toml": PYPROJECT.replace("0.1.0", "0.2.0"),
+    }, accepted
+    assert accepted["dirtyTabs"] == [], accepted
+
+    undone = events_named(events, "agentUndone")[0]
+    assert undone["text"] == "undid the agent turn: restored main.py, pyproject.toml", undone
+    restored = events_named(events, "agentDisk")[1]
+    assert restored["files"] == {"main.py": MAIN, "pyproject.toml": PYPROJECT}, restored
+    assert restored["dirtyTabs"] == [], restored
+    assert {path: (code_server.workspace / path).read_bytes() for path in files} == before

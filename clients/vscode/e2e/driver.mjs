@@ -274,10 +274,12 @@ function readDisk(paths) {
     return files;
 }
 
-// One agent turn: `{ask, via?: "view" | "command", previews: [{accept, screenshotPreview?}],
+// One agent turn: `{ask, via?: "view" | "command", previews: [{accept, protected?, screenshotPreview?,
+// screenshotProtected?}],
 // files: [paths], undo?: "button" | "command", screenshotTurn?, screenshotUndone?}`. The turn
 // starts from the chat view with the Agent toggle on, or from the palette's "Ask the Agent…";
-// each proposed file change opens the Refactor Preview (reviewed like a code action's);
+// each proposed file change opens the Refactor Preview (reviewed like a code action's); a
+// protected file's change is first a warning notification, answered with `protected` (a button);
 // then the view shows the tool steps, the answer and "Undo agent turn".
 async function runAgent(page, quickInput, step) {
     await paletteCommand(page, quickInput, 'ouzel: Open Chat');
@@ -286,7 +288,7 @@ async function runAgent(page, quickInput, step) {
     const before = await view.locator('.turn.mode-agent').count();
     if (step.via === 'command') {
         await paletteCommand(page, quickInput, 'ouzel: Ask the Agent');
-        await quickInput.waitFor();
+        await page.locator('.quick-input-widget .quick-input-title', { hasText: 'ask the agent' }).waitFor();
         await page.keyboard.type(step.ask);
         await page.keyboard.press('Enter');
     } else {
@@ -302,6 +304,24 @@ async function runAgent(page, quickInput, step) {
     await turn.waitFor();
     const samples = [];
     for (const [index, preview] of (step.previews ?? []).entries()) {
+        if (preview.protected) {
+            // window/showMessageRequest: VS Code's own notification with the server's buttons.
+            const toast = page.locator('.notifications-toasts .notification-toast', { hasText: /protected file/ }).first();
+            await toast.waitFor({ timeout: step.timeoutMs ?? 120000 });
+            emit('agentProtected', {
+                index,
+                text: await toast.locator('.notification-list-item-message').innerText(),
+                buttons: await toast.locator('.monaco-button').allInnerTexts(),
+                warning: (await toast.locator('.codicon-warning').count()) > 0,
+            });
+            if (preview.screenshotProtected) {
+                await page.screenshot({ path: preview.screenshotProtected });
+            }
+            await toast.locator('.monaco-button', { hasText: preview.protected }).first().click();
+            if (preview.accept === undefined) {
+                continue; // refused: no preview follows
+            }
+        }
         await page.locator('.bulk-edit-panel[data-state=data]').waitFor({ timeout: step.timeoutMs ?? 120000 });
         samples.push({
             preview: index,
