@@ -55,13 +55,7 @@ GEOMETRY = (
     "    return 2 * (width + height)\n"
 )
 MAIN = "from geometry import area\n\nprint(area(2, 3))\n"
-NEW_TEST = (
-    "from geometry import surface\n"
-    "\n"
-    "\n"
-    "def test_surface():\n"
-    "    assert surface(2, 3) == 6\n"
-)
+NEW_TEST = "from geometry import surface\n\n\ndef test_surface():\n    assert surface(2, 3) == 6\n"
 TASK = "Rename area to surface in geometry.py and main.py, and add a test for it."
 ANSWER = "Renamed area to surface in geometry.py and main.py and added test_geometry.py."
 FILES = ["geometry.py", "main.py", "test_geometry.py"]
@@ -122,7 +116,10 @@ class Plan:
             return Reply(events=chat_text_events([self.answer[:20], self.answer[20:]]))
         return Reply(
             events=tool_calls_events(
-                [(f"call_{calls}_{i}", name, json.dumps(args)) for i, (name, args) in enumerate(step)]
+                [
+                    (f"call_{calls}_{i}", name, json.dumps(args))
+                    for i, (name, args) in enumerate(step)
+                ]
             )
         )
 
@@ -135,9 +132,7 @@ def scripted() -> Iterator[tuple[ScriptedServer, Plan]]:
 
 
 @pytest.fixture(scope="module")
-def root(
-    tmp_path_factory: pytest.TempPathFactory, scripted: tuple[ScriptedServer, Plan]
-) -> Path:
+def root(tmp_path_factory: pytest.TempPathFactory, scripted: tuple[ScriptedServer, Plan]) -> Path:
     """code-server's folders, the workspace and the user's ouzel config (the scripted model
     serves `routing.agent`)."""
     require_setup()
@@ -243,9 +238,11 @@ def test_two_file_change_reviewed_accepted_and_undone(
     assert not any(
         a.get("needsConfirmation") for a in undo_edit["edit"].get("changeAnnotations", {}).values()
     )
-    assert {"kind": "delete", "uri": create_uri(code_server), "options": {"ignoreIfNotExists": True}} in (
-        undo_edit["edit"]["documentChanges"]
-    ), undo_edit
+    assert {
+        "kind": "delete",
+        "uri": create_uri(code_server),
+        "options": {"ignoreIfNotExists": True},
+    } in (undo_edit["edit"]["documentChanges"]), undo_edit
     for edit in edits:
         annotations = edit["edit"]["changeAnnotations"]
         assert annotations and all(a["needsConfirmation"] for a in annotations.values()), edit
@@ -267,7 +264,9 @@ def test_two_file_change_reviewed_accepted_and_undone(
     assert turn["answer"].strip() == ANSWER, turn
     # Tool steps streamed into the view: the reads were listed before the first preview.
     first = turn["samples"][0]
-    assert first["streaming"] and any(t.startswith("read_file: geometry.py") for t in first["tools"])
+    assert first["streaming"] and any(
+        t.startswith("read_file: geometry.py") for t in first["tools"]
+    )
     assert [t.split(":")[0] for t in turn["tools"]] == [
         "read_file",
         "read_file",
@@ -294,7 +293,10 @@ def test_two_file_change_reviewed_accepted_and_undone(
     assert "left modified: []" in channel, channel[-3000:]
 
     undone = events_named(events, "agentUndone")[0]
-    assert undone["text"] == "undid the agent turn: restored geometry.py, main.py; deleted test_geometry.py"
+    assert (
+        undone["text"]
+        == "undid the agent turn: restored geometry.py, main.py; deleted test_geometry.py"
+    )
     assert undone["undoButtons"] == 0, undone
     restored = events_named(events, "agentDisk")[1]
     assert restored["when"] == "undone"
