@@ -9,10 +9,14 @@
 // Then run `commands` from the palette, the AI `codeActions` (select lines, pick the action in
 // the Ctrl+. menu, type the instruction, tick hunks in the Refactor Preview, apply, save) and
 // the `chat` view steps (ask, wait for the streamed answer, open a cited file; or resume a
-// past conversation from the history). With `expectServerFailure`, wait instead for the
+// past conversation from the history), and the `agent` steps (a turn from the chat view's
+// Agent mode or the "Ask the Agent…" command, its edits reviewed in the Refactor Preview, the
+// files read from disk, then "Undo agent turn"). With `expectServerFailure`, wait instead for the
 // status bar and a notification to report a server that cannot start. Every wait is on a condition with a time limit; progress and results are JSON lines on
 // stdout. tests/e2e/test_vscode.py starts code-server and checks the file on disk and the
 // server's telemetry.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const config = JSON.parse(process.argv[2]);
@@ -257,6 +261,117 @@ async function runChat(page, quickInput, step) {
     }
 }
 
+// The files `paths` (relative to `config.workspace`) as they are on disk now; null: missing.
+function readDisk(paths) {
+    const files = {};
+    for (const path of paths) {
+        try {
+            files[path] = readFileSync(join(config.workspace, path), 'utf8');
+        } catch {
+            files[path] = null;
+        }
+    }
+    return files;
+}
+
+// One agent turn: `{ask, via?: "view" | "command", previews: [{accept, protected?, screenshotPreview?,
+// screenshotProtected?}],
+// files: [paths], undo?: "button" | "command", screenshotTurn?, screenshotUndone?}`. The turn
+// starts from the chat view with the Agent toggle on, or from the palette's "Ask the Agent…";
+// each proposed file change opens the Refactor Preview (reviewed like a code action's); a
+// protected file's change is first a warning notification, answered with `protected` (a button);
+// then the view shows the tool steps, the answer and "Undo agent turn".
+async function runAgent(page, quickInput, step) {
+    await paletteCommand(page, quickInput, 'ouzel: Open Chat');
+    const view = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+    await view.locator('#input').waitFor();
+    const before = await view.locator('.turn.mode-agent').count();
+    if (step.via === 'command') {
+        await paletteCommand(page, quickInput, 'ouzel: Ask the Agent');
+        await page.locator('.quick-input-widget .quick-input-title', { hasText: 'ask the agent' }).waitFor();
+        await page.keyboard.type(step.ask);
+        await page.keyboard.press('Enter');
+    } else {
+        const toggle = view.locator('#agent-mode');
+        if (!(await toggle.isChecked())) {
+            await toggle.check();
+        }
+        emit('agentMode', { checked: await toggle.isChecked(), button: await view.locator('#ask').innerText() });
+        await view.locator('#input').fill(step.ask);
+        await view.locator('#ask').click();
+    }
+    const turn = view.locator('.turn.mode-agent').nth(before);
+    await turn.waitFor();
+    const samples = [];
+    for (const [index, preview] of (step.previews ?? []).entries()) {
+        if (preview.protected) {
+            // window/showMessageRequest: VS Code's own notification with the server's buttons.
+            const toast = page.locator('.notifications-toasts .notification-toast', { hasText: /protected file/ }).first();
+            await toast.waitFor({ timeout: step.timeoutMs ?? 120000 });
+            emit('agentProtected', {
+                index,
+                text: await toast.locator('.notification-list-item-message').innerText(),
+                buttons: await toast.locator('.monaco-button').allInnerTexts(),
+                warning: (await toast.locator('.codicon-warning').count()) > 0,
+            });
+            if (preview.screenshotProtected) {
+                await page.screenshot({ path: preview.screenshotProtected });
+            }
+            await toast.locator('.monaco-button', { hasText: preview.protected }).first().click();
+            if (preview.accept === undefined) {
+                continue; // refused: no preview follows
+            }
+        }
+        await page.locator('.bulk-edit-panel[data-state=data]').waitFor({ timeout: step.timeoutMs ?? 120000 });
+        samples.push({
+            preview: index,
+            streaming: (await turn.getAttribute('class'))?.includes('status-streaming') ?? false,
+            tools: await turn.locator('.tool').allInnerTexts(),
+            progress: await turn.locator('.progress').allInnerTexts(),
+        });
+        await reviewPreview(page, `agent-${index}`, preview);
+    }
+    await view.locator('.turn.mode-agent.status-streaming').waitFor({ state: 'detached', timeout: step.timeoutMs ?? 120000 });
+    const finished = view.locator('.turn.mode-agent').nth(before);
+    emit('agentTurn', {
+        samples,
+        status: await finished.getAttribute('class'),
+        question: await finished.locator('.question').innerText(),
+        tools: await finished.locator('.tool').allInnerTexts(),
+        answer: await finished.locator('.answer').innerText(),
+        summary: await finished.locator('.summary').allInnerTexts(),
+        undoButtons: await finished.locator('button.undo').count(),
+        notes: await finished.locator('.note').allInnerTexts(),
+    });
+    // The extension saves the documents whose text is the disk's (the server wrote them).
+    await page.waitForTimeout(500);
+    emit('agentDisk', { when: 'accepted', files: readDisk(step.files ?? []), dirtyTabs: await page.locator('.tab.dirty').allInnerTexts() });
+    if (step.screenshotTurn) {
+        await page.screenshot({ path: step.screenshotTurn });
+    }
+    if (!step.undo) {
+        return;
+    }
+    if (step.undo === 'command') {
+        await paletteCommand(page, quickInput, 'ouzel: Undo Last Agent Turn');
+    } else {
+        await finished.locator('button.undo').click();
+    }
+    await finished.locator('.undone').waitFor();
+    const outcome = page.locator('.notifications-toasts .notification-list-item-message', { hasText: /undid the agent turn/ }).first();
+    await outcome.waitFor();
+    await page.waitForTimeout(500);
+    emit('agentUndone', {
+        text: await finished.locator('.undone').innerText(),
+        undoButtons: await finished.locator('button.undo').count(),
+        notification: await outcome.innerText(),
+    });
+    emit('agentDisk', { when: 'undone', files: readDisk(step.files ?? []), dirtyTabs: await page.locator('.tab.dirty').allInnerTexts() });
+    if (step.screenshotUndone) {
+        await page.screenshot({ path: step.screenshotUndone });
+    }
+}
+
 async function main() {
     const context = await chromium.launchPersistentContext(config.profileDir, {
         executablePath: config.chromium ?? '/usr/bin/chromium',
@@ -416,6 +531,9 @@ async function main() {
         }
         if (config.chat) {
             await runChat(page, quickInput, config.chat);
+        }
+        for (const step of config.agent ?? []) {
+            await runAgent(page, quickInput, step);
         }
         emit('done', { consoleErrors });
     } catch (error) {

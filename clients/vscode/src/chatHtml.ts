@@ -41,6 +41,18 @@ a.ref { color: var(--vscode-textLink-foreground); cursor: pointer; text-decorati
 #input { flex: 1; resize: vertical; min-height: 3em; background: var(--vscode-input-background); color: var(--vscode-input-foreground); border: 1px solid var(--vscode-input-border, transparent); font-family: inherit; }
 button { background: var(--vscode-button-background); color: var(--vscode-button-foreground); border: none; padding: 2px 8px; cursor: pointer; }
 button:disabled { opacity: 0.5; cursor: default; }
+.mode { display: flex; align-items: center; gap: 4px; margin-left: auto; cursor: pointer; }
+.agent-badge { font-size: 0.85em; opacity: 0.8; border: 1px solid var(--vscode-panel-border); padding: 0 4px; margin-right: 4px; }
+.tools { list-style: none; padding: 0; margin: 4px 0; font-size: 0.9em; }
+.tool { padding: 1px 0; font-family: var(--vscode-editor-font-family); }
+.tool::before { content: '\\2713 '; color: var(--vscode-testing-iconPassed, inherit); }
+.tool-refused::before { content: '\\2715 '; color: var(--vscode-errorForeground); }
+.tool-failed::before { content: '! '; color: var(--vscode-editorWarning-foreground); }
+.tool-reason { opacity: 0.8; }
+.progress { opacity: 0.7; font-size: 0.9em; }
+.summary { margin-top: 4px; font-size: 0.9em; }
+.agent-actions { margin-top: 4px; }
+.undone { opacity: 0.8; font-style: italic; }
 `;
 
 export function chatHtml(nonce: string, scriptUri: string): string {
@@ -57,6 +69,7 @@ export function chatHtml(nonce: string, scriptUri: string): string {
 <div class="toolbar">
 <button id="new" title="Start a new conversation">New chat</button>
 <button id="show-history" title="Past conversations of this workspace">History</button>
+<label class="mode" title="Agent mode: the agent reads the workspace and proposes changes to files; you review each one (Refactor Preview) and can undo the whole turn"><input type="checkbox" id="agent-mode"> Agent</label>
 </div>
 <div id="rules" class="rules"></div>
 <div id="history" hidden></div>

@@ -1,6 +1,18 @@
 // The chat view's state and the messages between the webview and the extension. The webview
 // only renders what it is sent and posts user intents; the extension checks every message
-// (parseWebviewMessage) and talks to the server (docs/CHAT.md 5-7). Plain logic, unit-tested.
+// (parseWebviewMessage) and talks to the server (docs/CHAT.md 5-7, docs/AGENT.md for agent
+// turns). Plain logic, unit-tested.
+import {
+    AgentFile,
+    agentResult,
+    changedSomething,
+    EditCounts,
+    filesSummary,
+    limitNote,
+    toolStep,
+    ToolStep,
+    toolSteps,
+} from './agent';
 import { renderMarkdown } from './chatMarkdown';
 
 export interface Reference {
@@ -18,7 +30,19 @@ export interface RuleFile {
     truncated?: boolean;
 }
 
-export type TurnStatus = 'streaming' | 'done' | 'cancelled' | 'error' | 'interrupted';
+/** `limit`: an agent turn stopped by a budget (steps, tokens, wall time). */
+export type TurnStatus = 'streaming' | 'done' | 'cancelled' | 'error' | 'interrupted' | 'limit';
+
+export type TurnMode = 'chat' | 'agent';
+
+/** What an agent turn did, from its result. */
+export interface AgentOutcome {
+    files: AgentFile[];
+    edits: EditCounts;
+    /** Set while the turn can be undone (this session, something was written, not undone yet). */
+    undoTurnId?: string;
+    note?: string;
+}
 
 export interface Turn {
     turnId?: string;
@@ -27,6 +51,14 @@ export interface Turn {
     references: Reference[];
     status: TurnStatus;
     error?: string;
+    mode?: TurnMode;
+    /** Agent turns: the tool calls, in order. */
+    tools?: ToolStep[];
+    /** Agent turns: the last progress message ("step 2/12: read_file geometry.py"). */
+    progress?: string;
+    agent?: AgentOutcome;
+    /** Agent turns: what the undo did, once undone. */
+    undone?: string;
 }
 
 export interface ChatState {
@@ -36,6 +68,8 @@ export interface ChatState {
     rules?: RuleFile[];
     /** The work-done token of the turn that is streaming, if one is. */
     streamingToken?: string;
+    /** The composer's "Agent" toggle: new questions go to the agent (docs/AGENT.md). */
+    agentMode?: boolean;
 }
 
 export function emptyChat(): ChatState {
@@ -44,7 +78,9 @@ export function emptyChat(): ChatState {
 
 export type WebviewMessage =
     | { type: 'ready' }
-    | { type: 'ask'; text: string }
+    | { type: 'ask'; text: string; mode: TurnMode }
+    | { type: 'setMode'; agent: boolean }
+    | { type: 'undo'; turn: number }
     | { type: 'stop' }
     | { type: 'newChat' }
     | { type: 'history' }
@@ -74,9 +110,16 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
         case 'history':
             return { type: raw.type };
         case 'ask':
+            if (raw.mode !== undefined && raw.mode !== 'chat' && raw.mode !== 'agent') {
+                return undefined;
+            }
             return typeof raw.text === 'string' && raw.text.trim() && raw.text.length <= MAX_MESSAGE_CHARS
-                ? { type: 'ask', text: raw.text.trim() }
+                ? { type: 'ask', text: raw.text.trim(), mode: raw.mode === 'agent' ? 'agent' : 'chat' }
                 : undefined;
+        case 'setMode':
+            return typeof raw.agent === 'boolean' ? { type: 'setMode', agent: raw.agent } : undefined;
+        case 'undo':
+            return isIndex(raw.turn) ? { type: 'undo', turn: raw.turn } : undefined;
         case 'resume':
             return typeof raw.conversationId === 'string' && raw.conversationId ? { type: 'resume', conversationId: raw.conversationId } : undefined;
         case 'openReference':
@@ -116,9 +159,13 @@ function replaceLast(state: ChatState, change: (turn: Turn) => Turn): ChatState 
     return { ...state, turns: [...state.turns.slice(0, -1), change(last)] };
 }
 
-/** The user asked: a new streaming turn on `token`. */
-export function startTurn(state: ChatState, message: string, token: string): ChatState {
+/** The user asked: a new streaming turn on `token` (a chat question or an agent task). */
+export function startTurn(state: ChatState, message: string, token: string, mode: TurnMode = 'chat'): ChatState {
     const turn: Turn = { message, reply: '', references: [], status: 'streaming' };
+    if (mode === 'agent') {
+        turn.mode = 'agent';
+        turn.tools = [];
+    }
     return { ...state, turns: [...state.turns, turn], streamingToken: token };
 }
 
@@ -142,6 +189,15 @@ export function applyProgress(state: ChatState, value: unknown): ChatState {
             if (Array.isArray(value.references)) {
                 updated.references = references(value.references);
             }
+            if (turn.mode === 'agent') {
+                const step = toolStep(value.tool);
+                if (step !== undefined) {
+                    updated.tools = [...(turn.tools ?? []), step];
+                }
+                if (typeof value.message === 'string' && value.message) {
+                    updated.progress = value.message;
+                }
+            }
         }
         return updated;
     });
@@ -157,6 +213,9 @@ function stopStatus(stopReason: unknown, cancelled: unknown, error: unknown): Tu
 /** The chat request's result: the full reply replaces the streamed one. */
 export function applyResult(state: ChatState, result: unknown): ChatState {
     const done: ChatState = { ...state, streamingToken: undefined };
+    if (state.turns[state.turns.length - 1]?.mode === 'agent') {
+        return applyAgentResult(done, result);
+    }
     if (!isObject(result)) {
         return replaceLast(done, (turn) => ({ ...turn, status: 'error', error: 'the server sent no result' }));
     }
@@ -173,6 +232,50 @@ export function applyResult(state: ChatState, result: unknown): ChatState {
         status: stopStatus(result.stopReason, result.cancelled, result.error),
         error: typeof result.error === 'string' && result.error ? result.error : undefined,
     }));
+}
+
+const AGENT_TURN_STATUS: Record<string, TurnStatus> = {
+    done: 'done',
+    steps: 'limit',
+    tokens: 'limit',
+    time: 'limit',
+    cancelled: 'cancelled',
+    error: 'error',
+};
+
+/** `ouzel.agent`'s result (docs/AGENT.md): the answer, the files changed, whether it can be undone. */
+function applyAgentResult(done: ChatState, value: unknown): ChatState {
+    const result = agentResult(value);
+    if (result === undefined) {
+        return replaceLast(done, (turn) => ({ ...turn, status: 'error', error: 'the server sent no agent result' }));
+    }
+    const next: ChatState = { ...done, conversationId: result.conversationId ?? done.conversationId };
+    return replaceLast(next, (turn) => ({
+        ...turn,
+        turnId: result.turnId ?? turn.turnId,
+        reply: result.answer || turn.reply,
+        status: result.error !== undefined && result.status === 'done' ? 'error' : (AGENT_TURN_STATUS[result.status] ?? 'error'),
+        error: result.error,
+        progress: undefined,
+        agent: {
+            files: result.files,
+            edits: result.edits,
+            undoTurnId: changedSomething(result) ? result.undoTurnId : undefined,
+            note: limitNote(result.status),
+        },
+    }));
+}
+
+/** The turn `turnId` was undone: it says what the undo did and offers no second undo. */
+export function markUndone(state: ChatState, turnId: string | undefined, summary: string): ChatState {
+    const index = turnId === undefined ? -1 : state.turns.findIndex((turn) => turn.turnId === turnId);
+    if (index < 0) {
+        return state;
+    }
+    const turns = state.turns.slice();
+    const turn = turns[index];
+    turns[index] = { ...turn, undone: summary, agent: turn.agent === undefined ? undefined : { ...turn.agent, undoTurnId: undefined } };
+    return { ...state, turns };
 }
 
 /** The request failed (a JSON-RPC error, a dead server): the turn says why. */
@@ -196,6 +299,9 @@ const STORED_STATUS: Record<string, TurnStatus> = {
     error: 'error',
     interrupted: 'interrupted',
     streaming: 'interrupted',
+    steps: 'limit',
+    tokens: 'limit',
+    time: 'limit',
 };
 
 /** `ouzel/chatLoad`'s result as the view's state (a resumed conversation). */
@@ -203,18 +309,31 @@ export function stateFromLoad(loaded: unknown, previous: ChatState): ChatState {
     if (!isObject(loaded) || typeof loaded.conversationId !== 'string' || !Array.isArray(loaded.turns)) {
         return previous;
     }
-    const turns: Turn[] = loaded.turns.filter(isObject).map((turn) => ({
-        turnId: typeof turn.turnId === 'string' ? turn.turnId : undefined,
-        message: typeof turn.message === 'string' ? turn.message : '',
-        reply: typeof turn.reply === 'string' ? turn.reply : '',
-        references: references(turn.references),
-        status: STORED_STATUS[typeof turn.status === 'string' ? turn.status : 'done'] ?? 'done',
-    }));
+    const turns: Turn[] = loaded.turns.filter(isObject).map((turn) => {
+        const status = typeof turn.status === 'string' ? turn.status : 'done';
+        const loadedTurn: Turn = {
+            turnId: typeof turn.turnId === 'string' ? turn.turnId : undefined,
+            message: typeof turn.message === 'string' ? turn.message : '',
+            reply: typeof turn.reply === 'string' ? turn.reply : typeof turn.answer === 'string' ? turn.answer : '',
+            references: references(turn.references),
+            status: STORED_STATUS[status] ?? 'done',
+        };
+        if (turn.mode === 'agent') {
+            loadedTurn.mode = 'agent';
+            loadedTurn.tools = toolSteps(turn.tools);
+            const note = limitNote(status);
+            if (note !== undefined) {
+                loadedTurn.agent = { files: [], edits: { proposed: 0, applied: 0, rejected: 0, refused: 0, retried: 0 }, note };
+            }
+        }
+        return loadedTurn;
+    });
     return {
         conversationId: loaded.conversationId,
         title: typeof loaded.title === 'string' ? loaded.title : undefined,
         turns,
         rules: previous.rules,
+        agentMode: previous.agentMode,
     };
 }
 
@@ -247,12 +366,21 @@ export interface ViewTurn {
     references: Reference[];
     status: TurnStatus;
     error?: string;
+    mode: TurnMode;
+    tools: ToolStep[];
+    progress?: string;
+    /** Agent turns: "2 file(s) changed: …" once the turn ended. */
+    summary?: string;
+    note?: string;
+    canUndo: boolean;
+    undone?: string;
 }
 
 export interface ViewState {
     conversationId?: string;
     title?: string;
     streaming: boolean;
+    agentMode: boolean;
     rules?: RuleFile[];
     turns: ViewTurn[];
 }
@@ -262,6 +390,7 @@ export function viewState(state: ChatState): ViewState {
         conversationId: state.conversationId,
         title: state.title,
         streaming: state.streamingToken !== undefined,
+        agentMode: state.agentMode === true,
         rules: state.rules,
         turns: state.turns.map((turn) => ({
             message: turn.message,
@@ -269,6 +398,13 @@ export function viewState(state: ChatState): ViewState {
             references: turn.references,
             status: turn.status,
             error: turn.error,
+            mode: turn.mode ?? 'chat',
+            tools: turn.tools ?? [],
+            progress: turn.progress,
+            summary: turn.agent !== undefined && turn.agent.files.length + turn.agent.edits.proposed > 0 ? filesSummary(turn.agent) : undefined,
+            note: turn.agent?.note,
+            canUndo: turn.agent?.undoTurnId !== undefined && state.streamingToken === undefined,
+            undone: turn.undone,
         })),
     };
 }

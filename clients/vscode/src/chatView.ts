@@ -1,8 +1,10 @@
 // The chat view (a webview view in its own activity bar container): the webview posts intents,
-// this class checks them (chatModel.parseWebviewMessage), asks the server (docs/CHAT.md 5-7)
-// and posts back the state with the answer rendered to safe HTML (chatMarkdown.ts).
+// this class checks them (chatModel.parseWebviewMessage), asks the server (docs/CHAT.md 5-7;
+// agent turns and their undo: docs/AGENT.md) and posts back the state with the answer
+// rendered to safe HTML (chatMarkdown.ts).
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
+import { AGENT_COMMAND, AGENT_UNDO_COMMAND, agentParams, agentResult, touchedUris, undoResult, undoSummary } from './agent';
 import { chatHtml, makeNonce } from './chatHtml';
 import { codeBlocks } from './chatMarkdown';
 import {
@@ -12,14 +14,17 @@ import {
     emptyChat,
     failTurn,
     historyItems,
+    markUndone,
     parseWebviewMessage,
     startTurn,
     stateFromLoad,
+    TurnMode,
     viewState,
     WebviewMessage,
 } from './chatModel';
 import { APPLY_BLOCK_COMMAND } from './codeActions';
 import { errorText } from './errors';
+import { settleDocuments } from './settle';
 
 export const CHAT_VIEW_ID = 'ouzel.chatView';
 
@@ -66,6 +71,47 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
         view.onDidDispose(() => (this.view = undefined), undefined, this.disposables);
     }
 
+    /** "Ask the agent…": the task goes to the agent in this view's conversation. */
+    async askAgent(text: string): Promise<void> {
+        await vscode.commands.executeCommand(`${CHAT_VIEW_ID}.focus`);
+        if (this.state.streamingToken !== undefined) {
+            void vscode.window.showInformationMessage('ouzel: wait for the running answer, or press Stop in the chat view.');
+            return;
+        }
+        await this.ask(text, 'agent');
+    }
+
+    /** Undo an agent turn (`turnId`), or the last one that changed something. */
+    async undo(turnId?: string): Promise<unknown> {
+        if (this.state.streamingToken !== undefined) {
+            void vscode.window.showInformationMessage('ouzel: stop the running turn before undoing one.');
+            return undefined;
+        }
+        const server = this.connected();
+        let raw: unknown;
+        try {
+            raw = await server.request<unknown>('workspace/executeCommand', {
+                command: AGENT_UNDO_COMMAND,
+                arguments: [turnId === undefined ? {} : { turnId }],
+            });
+        } catch (error) {
+            void vscode.window.showWarningMessage(`ouzel: undo failed: ${errorText(error)}`);
+            return undefined;
+        }
+        const result = undoResult(raw);
+        if (result === undefined) {
+            void vscode.window.showErrorMessage(`ouzel: unexpected answer to the undo: ${JSON.stringify(raw)?.slice(0, 200)}`);
+            return raw;
+        }
+        const summary = undoSummary(result);
+        // The server restored the files on disk, then set the open documents to the same text.
+        await settleDocuments([], result.restored, (line) => server.log(line));
+        this.state = markUndone(this.state, result.turnId ?? turnId, summary);
+        this.post();
+        void vscode.window.showInformationMessage(`ouzel: ${summary}`);
+        return raw;
+    }
+
     /** Show a conversation (e.g. an "explain" answer) in the view. */
     async showConversation(conversationId: string): Promise<void> {
         await vscode.commands.executeCommand(`${CHAT_VIEW_ID}.focus`);
@@ -95,11 +141,22 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
                 this.post();
                 return;
             case 'ask':
-                return this.ask(message.text);
+                return this.ask(message.text, message.mode);
+            case 'setMode':
+                this.state = { ...this.state, agentMode: message.agent };
+                this.post();
+                return;
+            case 'undo': {
+                const turnId = this.state.turns[message.turn]?.agent?.undoTurnId;
+                if (turnId !== undefined) {
+                    await this.undo(turnId);
+                }
+                return;
+            }
             case 'stop':
                 return this.stop();
             case 'newChat':
-                this.state = { turns: [], rules: this.state.rules };
+                this.state = { turns: [], rules: this.state.rules, agentMode: this.state.agentMode };
                 this.post();
                 return;
             case 'history':
@@ -121,25 +178,23 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
         return server;
     }
 
-    private async ask(text: string): Promise<void> {
+    private async ask(text: string, mode: TurnMode): Promise<void> {
         if (this.state.streamingToken !== undefined) {
             return;
         }
         const server = this.connected();
-        const token = `ouzel-vscode-chat-${process.pid}-${++tokenCounter}`;
-        this.state = startTurn(this.state, text, token);
+        const token = `ouzel-vscode-${mode}-${process.pid}-${++tokenCounter}`;
+        this.state = startTurn(this.state, text, token, mode);
         this.post();
         const editor = this.lastEditor && !this.lastEditor.document.isClosed ? this.lastEditor : undefined;
-        const params: Record<string, unknown> = { message: text, workDoneToken: token };
-        if (this.state.conversationId !== undefined) {
-            params.conversationId = this.state.conversationId;
-        }
-        if (editor !== undefined && editor.document.uri.scheme === 'file') {
-            params.textDocument = { uri: editor.document.uri.toString() };
-            if (!editor.selection.isEmpty) {
-                params.selection = rangeJson(editor.selection);
-            }
-        }
+        const inFile = editor !== undefined && editor.document.uri.scheme === 'file';
+        const params = agentParams({
+            message: text,
+            workDoneToken: token,
+            conversationId: this.state.conversationId,
+            uri: inFile ? editor.document.uri.toString() : undefined,
+            selection: inFile && !editor.selection.isEmpty ? rangeJson(editor.selection) : undefined,
+        });
         const listening = server.onProgress(token, (value) => {
             if (this.state.streamingToken === token) {
                 this.state = applyProgress(this.state, value);
@@ -148,8 +203,25 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
         });
         this.cancel = new vscode.CancellationTokenSource();
         try {
-            const result = await server.request<unknown>('ouzel/chat', params, this.cancel.token);
+            // An agent turn is `ouzel.agent` (docs/AGENT.md); its edits arrive meanwhile as
+            // confirmable `workspace/applyEdit`s, which VS Code shows in the Refactor Preview.
+            const result =
+                mode === 'agent'
+                    ? await server.request<unknown>(
+                          'workspace/executeCommand',
+                          { command: AGENT_COMMAND, arguments: [params] },
+                          this.cancel.token,
+                      )
+                    : await server.request<unknown>('ouzel/chat', params, this.cancel.token);
             this.state = applyResult(this.state, result);
+            this.post();
+            if (mode === 'agent') {
+                const agent = agentResult(result);
+                server.log(`[ouzel] ${AGENT_COMMAND}: ${JSON.stringify(result)?.slice(0, 1000)}`);
+                if (agent !== undefined) {
+                    await settleDocuments(touchedUris(agent), agent.files.map((file) => file.path), (line) => server.log(line));
+                }
+            }
         } catch (error) {
             this.state = failTurn(this.state, errorText(error));
         } finally {

@@ -12,6 +12,7 @@ import {
     State,
     WorkDoneProgress,
 } from 'vscode-languageclient/node';
+import { AGENT_UNDO_COMMAND, agentMessageProblem } from './agent';
 import { ChatServer, ChatViewProvider, CHAT_VIEW_ID } from './chatView';
 import {
     instructionProblem,
@@ -85,6 +86,10 @@ export class OuzelController implements vscode.Disposable {
             this.chatView,
             vscode.window.registerWebviewViewProvider(CHAT_VIEW_ID, this.chatView),
             vscode.commands.registerCommand('ouzel.openChat', () => vscode.commands.executeCommand(`${CHAT_VIEW_ID}.focus`)),
+            // The server's own `ouzel.agent` / `ouzel.agent.undo` are registered by the language
+            // client (they are its executeCommand commands): these are the palette's.
+            vscode.commands.registerCommand('ouzel.askAgent', () => this.askAgent()),
+            vscode.commands.registerCommand('ouzel.undoAgentTurn', () => this.undoAgentTurn()),
             this.output,
             this.statusItem,
             this.views,
@@ -245,6 +250,15 @@ export class OuzelController implements vscode.Disposable {
                 return actions;
             },
             executeCommand: async (command, args, next) => {
+                if (command === AGENT_UNDO_COMMAND) {
+                    // e.g. the `undo` command of an agent turn's result: the view marks the turn.
+                    const first: unknown = args[0];
+                    const turnId =
+                        typeof first === 'object' && first !== null && typeof (first as { turnId?: unknown }).turnId === 'string'
+                            ? (first as { turnId: string }).turnId
+                            : undefined;
+                    return this.chatView.undo(turnId);
+                }
                 const argument = command === RUN_COMMAND ? runArgument(args) : undefined;
                 return argument === undefined ? next(command, args) : this.runCodeAction(argument);
             },
@@ -420,6 +434,33 @@ export class OuzelController implements vscode.Disposable {
             },
             log: (line) => this.output.appendLine(line),
         };
+    }
+
+    /** "Ask the agent…": the task, then the agent turn in the chat view. */
+    private async askAgent(): Promise<void> {
+        if (!this.client?.isRunning()) {
+            void vscode.window.showWarningMessage('ouzel: the language server is not running.');
+            return;
+        }
+        const message = await vscode.window.showInputBox({
+            title: 'ouzel: ask the agent',
+            prompt: 'What should change? The agent reads the workspace; you review every change before it is written, and can undo the whole turn.',
+            placeHolder: 'e.g. rename area to surface in geometry.py and its callers',
+            ignoreFocusOut: true,
+            validateInput: (text) => agentMessageProblem(text),
+        });
+        if (message === undefined) {
+            return;
+        }
+        await this.chatView.askAgent(message.trim());
+    }
+
+    private async undoAgentTurn(): Promise<void> {
+        if (!this.client?.isRunning()) {
+            void vscode.window.showWarningMessage('ouzel: the language server is not running.');
+            return;
+        }
+        await this.chatView.undo();
     }
 
     /** A light-bulb action: ask for the instruction when it needs one, then run it. */

@@ -15,7 +15,7 @@ import {
 import { chatHtml, contentSecurityPolicy, makeNonce } from '../src/chatHtml';
 
 test('webview messages are checked field by field', () => {
-    assert.deepEqual(parseWebviewMessage({ type: 'ask', text: '  where?  ' }), { type: 'ask', text: 'where?' });
+    assert.deepEqual(parseWebviewMessage({ type: 'ask', text: '  where?  ' }), { type: 'ask', text: 'where?', mode: 'chat' });
     assert.deepEqual(parseWebviewMessage({ type: 'stop' }), { type: 'stop' });
     assert.deepEqual(parseWebviewMessage({ type: 'resume', conversationId: 'c-1' }), { type: 'resume', conversationId: 'c-1' });
     assert.deepEqual(parseWebviewMessage({ type: 'openReference', path: 'a.py', line: 3 }), { type: 'openReference', path: 'a.py', line: 3 });

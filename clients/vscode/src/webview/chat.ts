@@ -11,18 +11,33 @@ interface Reference {
     label?: string;
 }
 
+interface ToolStep {
+    name: string;
+    summary: string;
+    status: string;
+    reason?: string;
+}
+
 interface ViewTurn {
     message: string;
     html: string;
     references: Reference[];
     status: string;
     error?: string;
+    mode: string;
+    tools: ToolStep[];
+    progress?: string;
+    summary?: string;
+    note?: string;
+    canUndo: boolean;
+    undone?: string;
 }
 
 interface ViewState {
     conversationId?: string;
     title?: string;
     streaming: boolean;
+    agentMode: boolean;
     rules?: { path: string; chars?: number; truncated?: boolean }[];
     turns: ViewTurn[];
 }
@@ -52,7 +67,13 @@ const historyPanel = byId<HTMLDivElement>('history');
 const input = byId<HTMLTextAreaElement>('input');
 const askButton = byId<HTMLButtonElement>('ask');
 const stopButton = byId<HTMLButtonElement>('stop');
+const agentToggle = byId<HTMLInputElement>('agent-mode');
 let streaming = false;
+
+const PLACEHOLDERS = {
+    chat: 'Ask ouzel (Enter sends, Shift+Enter: new line)',
+    agent: 'Ask the agent to change files; you review every change (Enter sends)',
+};
 
 function element(tag: string, className: string, text?: string): HTMLElement {
     const node = document.createElement(tag);
@@ -71,10 +92,35 @@ function referenceLink(reference: Reference): HTMLElement {
     return link;
 }
 
+function showMode(agent: boolean): void {
+    agentToggle.checked = agent;
+    input.placeholder = agent ? PLACEHOLDERS.agent : PLACEHOLDERS.chat;
+    askButton.textContent = agent ? 'Run agent' : 'Ask';
+}
+
 function renderTurn(turn: ViewTurn, index: number): HTMLElement {
-    const box = element('div', `turn status-${turn.status}`);
+    const box = element('div', `turn status-${turn.status} mode-${turn.mode}`);
     box.dataset.turn = String(index);
-    box.appendChild(element('div', 'question', turn.message));
+    const question = element('div', 'question');
+    if (turn.mode === 'agent') {
+        question.appendChild(element('span', 'agent-badge', 'agent'));
+    }
+    question.appendChild(document.createTextNode(turn.message));
+    box.appendChild(question);
+    if (turn.mode === 'agent' && turn.tools.length > 0) {
+        const tools = element('ol', 'tools');
+        for (const step of turn.tools) {
+            const item = element('li', `tool tool-${step.status}`, step.summary ? `${step.name}: ${step.summary}` : step.name);
+            if (step.reason) {
+                item.appendChild(element('span', 'tool-reason', ` (${step.status}: ${step.reason})`));
+            }
+            tools.appendChild(item);
+        }
+        box.appendChild(tools);
+    }
+    if (turn.status === 'streaming' && turn.progress) {
+        box.appendChild(element('div', 'progress', turn.progress));
+    }
     const answer = element('div', 'answer');
     // The extension's renderer escaped all model text; see chatMarkdown.ts.
     answer.innerHTML = turn.html;
@@ -89,11 +135,25 @@ function renderTurn(turn: ViewTurn, index: number): HTMLElement {
         });
         box.appendChild(refs);
     }
+    if (turn.summary) {
+        box.appendChild(element('div', 'summary', turn.summary));
+    }
+    if (turn.undone) {
+        box.appendChild(element('div', 'undone', turn.undone));
+    } else if (turn.canUndo) {
+        const actions = element('div', 'agent-actions');
+        const undo = element('button', 'undo', 'Undo agent turn');
+        undo.title = 'Restore every file this turn changed and delete the files it created';
+        undo.dataset.undo = String(index);
+        actions.appendChild(undo);
+        box.appendChild(actions);
+    }
     const notes: Record<string, string> = {
         streaming: '…',
         cancelled: 'stopped',
         interrupted: 'interrupted (the server stopped while answering)',
         error: `error: ${turn.error ?? 'the model failed'}`,
+        limit: turn.note ?? 'stopped by a budget',
     };
     if (notes[turn.status]) {
         box.appendChild(element('div', 'note', notes[turn.status]));
@@ -105,6 +165,7 @@ function renderState(state: ViewState): void {
     streaming = state.streaming;
     askButton.disabled = streaming;
     stopButton.hidden = !streaming;
+    showMode(state.agentMode);
     const rules = state.rules;
     rulesLine.textContent =
         rules === undefined
@@ -114,7 +175,15 @@ function renderState(state: ViewState): void {
               : `Project rules: ${rules.map((rule) => rule.path + (rule.truncated ? ' (cut)' : '')).join(', ')}`;
     transcript.replaceChildren(...state.turns.map(renderTurn));
     if (state.turns.length === 0) {
-        transcript.appendChild(element('div', 'empty', 'Ask about your code. The selection and open files go with the question.'));
+        transcript.appendChild(
+            element(
+                'div',
+                'empty',
+                state.agentMode
+                    ? 'Agent mode: describe a change. The agent reads the workspace and proposes edits; you review each one before it is written and can undo the whole turn.'
+                    : 'Ask about your code. The selection and open files go with the question.',
+            ),
+        );
     }
     transcript.scrollTop = transcript.scrollHeight;
 }
@@ -145,9 +214,14 @@ function ask(): void {
     if (!text || streaming) {
         return;
     }
-    vscode.postMessage({ type: 'ask', text });
+    vscode.postMessage({ type: 'ask', text, mode: agentToggle.checked ? 'agent' : 'chat' });
     input.value = '';
 }
+
+agentToggle.addEventListener('change', () => {
+    showMode(agentToggle.checked);
+    vscode.postMessage({ type: 'setMode', agent: agentToggle.checked });
+});
 
 askButton.addEventListener('click', ask);
 input.addEventListener('keydown', (event) => {
@@ -175,6 +249,12 @@ document.addEventListener('click', (event) => {
     if (link?.dataset.path) {
         event.preventDefault();
         vscode.postMessage({ type: 'openReference', path: link.dataset.path, line: Number(link.dataset.line) });
+        return;
+    }
+    const undo = target?.closest<HTMLElement>('button[data-undo]');
+    if (undo?.dataset.undo) {
+        (undo as HTMLButtonElement).disabled = true;
+        vscode.postMessage({ type: 'undo', turn: Number(undo.dataset.undo) });
         return;
     }
     const button = target?.closest<HTMLElement>('button[data-action]');
