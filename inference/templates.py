@@ -66,31 +66,29 @@ class PromptTemplate:
         """The prompt for a cursor between `prefix + line_head` and `suffix` in the file at
         `path`.
 
-        `line_head` is the cursor's line up to the cursor. Prefix-suffix-middle templates
-        put it after the middle marker (as llama.vscode does), so typing on a line changes
-        only the prompt's last tokens and everything before them stays in the KV cache;
-        the others append it to the prefix.
+        `line_head` is the cursor's line up to the cursor. It ends the prefix in every
+        template. Putting it after the middle marker instead (llama.vscode's order, which
+        keeps the suffix in the KV cache while typing on a line) cost Qwen2.5-Coder-0.5B
+        exact match on the HumanEval infill set (0.375 against 0.450, 6 of 40 answers
+        empty: the model closes the middle at once), so quality wins over that reuse.
         """
         prefix, suffix = self.sanitize(prefix), self.sanitize(suffix)
         line_head = self.sanitize(line_head)
-        if self.family in ("plain", "codellama") or self.suffix_first:
-            prefix, line_head = prefix + line_head, ""
+        prefix = prefix + line_head
         snippets = [
             ContextSnippet(s.path, self.sanitize(s.text), s.source) for s in snippets if s.text
         ]
         if self.family == "plain":
             return _commented_context(path, snippets, comment) + prefix
         if self.file_sep:
-            return self._render_repo_level(prefix, suffix, path, snippets) + line_head
+            return self._render_repo_level(prefix, suffix, path, snippets)
         head = _commented_context(path, snippets, comment)
         if self.suffix_first:
             return f"{self.fim_suffix}{suffix}{self.fim_prefix}{head}{prefix}"
         if self.family == "codellama":
             # Code Llama's infill format puts a space after <PRE> and before <MID>.
             return f"{self.fim_prefix} {head}{prefix} {self.fim_suffix}{suffix} {self.fim_middle}"
-        return (
-            f"{self.fim_prefix}{head}{prefix}{self.fim_suffix}{suffix}{self.fim_middle}{line_head}"
-        )
+        return f"{self.fim_prefix}{head}{prefix}{self.fim_suffix}{suffix}{self.fim_middle}"
 
     def _render_repo_level(
         self, prefix: str, suffix: str, path: str, snippets: Sequence[ContextSnippet]

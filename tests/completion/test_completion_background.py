@@ -96,7 +96,7 @@ async def test_a_real_request_cancels_a_running_warm_up(session: Session) -> Non
     await asyncio.wait_for(backend.started.wait(), 5)
     warm_request, warm_token = backend.requests[0], backend.tokens[0]
     assert warm_request.background and warm_request.max_tokens == 0
-    assert warm_request.prompt.endswith("<|fim_middle|>    ")  # the place where it rests
+    assert "height):\n    <|fim_suffix|>" in warm_request.prompt  # the place where it rests
     suggestion = await engine.suggest(session.snapshot(doc), CURSOR)
     assert warm_token.cancelled  # stopped the moment the real request needed the model
     assert suggestion is not None and suggestion.text == FIRST
@@ -138,7 +138,7 @@ async def test_an_editing_pause_warms_the_place_of_the_edit(session: Session) ->
     await engine.background_idle()
     warm = backend.requests[-1]
     assert warm.background and warm.max_tokens == 0
-    assert warm.prompt.endswith("print(area(2, 3))  # done")
+    assert "print(area(2, 3))  # done<|fim_suffix|>" in warm.prompt  # the cursor after the edit
 
 
 async def test_cursor_rest_with_bad_params_is_ignored(session: Session) -> None:
