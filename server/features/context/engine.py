@@ -25,6 +25,11 @@ from ouzel.server.features.context.pack import Block, Packer
 from ouzel.server.features.context.python_defs import ImportTable, JediService, display_path
 from ouzel.server.features.context.rank import drop_window, fuse
 from ouzel.server.features.context.recent import RecentBuffer
+from ouzel.server.features.context.relevance import (
+    needs_near,
+    outside_workspace_stdlib,
+    relevant,
+)
 from ouzel.server.features.context.snippets import SnippetCache
 from ouzel.server.features.context.sources.common import (
     CodeReader,
@@ -65,6 +70,9 @@ class EngineOptions:
     definitions_share: float = 1.0
     window_before: int = 30  # lines whose names count as "near the cursor"
     window_after: int = 10
+    # Keep a retrieved snippet only when it defines a name the cursor's code needs from
+    # elsewhere (see relevance.py); off, every source's candidates compete as they come.
+    relevance: bool = True
 
 
 @dataclass
@@ -136,6 +144,16 @@ class ContextEngine:
         found = self.collect(request, cursor, options, documents)
         candidates = [c for c in found.candidates if self.guard.allowed(c.path)]
         candidates = drop_window(candidates, request.path, shown_first, shown_last)
+        if options.relevance:
+            needs = needs_near(
+                request.text, request.offset, options.window_before, options.window_after
+            )
+            candidates = [
+                c
+                for c in candidates
+                if (direct_definition(c) or relevant(c, request.path, needs))
+                and not outside_workspace_stdlib(c, self.guard.roots)
+            ]
         ranked = fuse(candidates)
         # In a mix of sources, definitions claim the budget first, in their own order
         # (they are what the next line most often needs); then everything else, fused,
