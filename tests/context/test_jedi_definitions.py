@@ -139,10 +139,16 @@ def test_standard_library_definitions_come_after_the_workspace_ones(
     jedi.analyze(app.as_uri(), app, text, 1, root).result(60)
     request = ContextRequest(app.as_uri(), app, "python", 1, text, len(text) - 1, root)
     wide = engine.gather(
-        request, EngineOptions(budget=2048, jedi_cap_s=5.0, strategies=("definitions",))
+        request,
+        EngineOptions(budget=2048, jedi_cap_s=5.0, strategies=("definitions",), relevance=False),
     )
     labels = [part.label for part in wide.parts]
     assert {"round_cents", "Optional", "Sequence"} <= set(labels), labels  # all found
+    # With the relevance rule (the default), typing's source never reaches the prompt.
+    relevant = engine.gather(
+        request, EngineOptions(budget=2048, jedi_cap_s=5.0, strategies=("definitions",))
+    )
+    assert [part.label for part in relevant.parts] == ["round_cents"]
     tight = engine.gather(
         request, EngineOptions(budget=40, jedi_cap_s=5.0, strategies=("definitions",))
     )

@@ -16,19 +16,15 @@ from __future__ import annotations
 import ast
 import builtins
 import re
-import sysconfig
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ouzel.server.features.context.model import Candidate
+from ouzel.server.features.context.sources.definitions import in_standard_library
 from ouzel.server.features.context.window import Cursor, NameUse, names_near
 
 _BUILTINS = frozenset(dir(builtins))
-_STDLIB = tuple(
-    {Path(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib")}
-    | {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")}
-)
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 # Fallback when the file does not parse: names that a line binds by its shape.
 _BINDS = re.compile(
@@ -105,7 +101,7 @@ def outside_workspace_stdlib(candidate: Candidate, roots: Iterable[Path]) -> boo
     typing.py): the model knows these, and their source only teaches it their shape."""
     if any(candidate.path.is_relative_to(root) for root in roots):
         return False
-    return any(candidate.path.is_relative_to(folder) for folder in _STDLIB)
+    return in_standard_library(candidate.path)
 
 
 def relevant(candidate: Candidate, request_path: Path | None, needs: Needs) -> bool:
