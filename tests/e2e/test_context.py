@@ -44,7 +44,12 @@ PROJECT = {
     ),
 }
 CURSOR = (7, 4)  # the empty line at the end of main()
-SETTINGS = {"index": {"secretGlobs": [".env", "*_secret.py"]}}
+# coldPromptTokens 0: every ghost-text request gets the full prompt with repository
+# context (a new place would otherwise get the small prompt without it, by design).
+SETTINGS = {
+    "index": {"secretGlobs": [".env", "*_secret.py"]},
+    "completion": {"coldPromptTokens": 0},
+}
 
 
 class Client:
@@ -139,7 +144,11 @@ def test_definitions_and_the_exact_prompt(server: tuple[Client, Path]) -> None:
         "<|fim_middle|>"
     )
     assert prefix["range"]["end"] == {"line": CURSOR[0], "character": CURSOR[1]}
-    assert sum(p["tokens"] for p in parts) == result["contextTokens"] <= result["contextBudget"]
+    # Each part is counted alone; the block is counted whole, and BPE may merge a token
+    # or two across a snippet boundary, so the sum may exceed the block by that much.
+    total = sum(p["tokens"] for p in parts)
+    assert result["contextTokens"] <= total <= result["contextTokens"] + len(parts)
+    assert result["contextTokens"] <= result["contextBudget"]
     assert result["template"] == "qwen"
     assert result["positionInRange"] is True
 
@@ -210,7 +219,9 @@ def test_completions_use_the_context_engine(server: tuple[Client, Path]) -> None
     response = client.raw.request("textDocument/inlineCompletion", params, timeout=120)
     assert "result" in response, response
     after = client.raw.request("ouzel/status")["result"]["context"]["requests"]
-    assert after == before + 1
+    # At least this request; background work (warm-ups, the speculative next suggestion)
+    # builds its prompts through the engine too.
+    assert after >= before + 1
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
