@@ -61,20 +61,16 @@ class PromptTemplate:
         path: str,
         snippets: Sequence[ContextSnippet] = (),
         comment: str = "#",
-        line_head: str = "",
     ) -> str:
-        """The prompt for a cursor between `prefix + line_head` and `suffix` in the file at
-        `path`.
+        """The prompt for a cursor between `prefix` and `suffix` in the file at `path`.
 
-        `line_head` is the cursor's line up to the cursor. It ends the prefix in every
-        template. Putting it after the middle marker instead (llama.vscode's order, which
-        keeps the suffix in the KV cache while typing on a line) cost Qwen2.5-Coder-0.5B
-        exact match on the HumanEval infill set (0.375 against 0.450, 6 of 40 answers
-        empty: the model closes the middle at once), so quality wins over that reuse.
+        The cursor's line up to the cursor ends the prefix in every template. Putting it
+        after the middle marker instead (llama.vscode's order, which keeps the suffix in
+        the KV cache while typing on a line) cost Qwen2.5-Coder-0.5B exact match on the
+        HumanEval infill set (0.375 against 0.450, 6 of 40 answers empty: the model closes
+        the middle at once), so quality wins over that reuse.
         """
         prefix, suffix = self.sanitize(prefix), self.sanitize(suffix)
-        line_head = self.sanitize(line_head)
-        prefix = prefix + line_head
         snippets = [
             ContextSnippet(s.path, self.sanitize(s.text), s.source) for s in snippets if s.text
         ]

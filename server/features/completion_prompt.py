@@ -64,12 +64,9 @@ def build_prompt(
     in_file = max(32, settings.prompt_tokens - snippet_tokens - header_tokens)
     suffix_budget = int(in_file * settings.suffix_share) if template.is_fim else 0
     window = fit_window(text, starts, offset, in_file - suffix_budget, suffix_budget, count_tokens)
-    # Stable parts first: snippets, the header, the lines before the cursor's line; then
-    # what changes at every keystroke (see PromptTemplate.render).
-    head_at = window.prefix.rfind("\n") + 1
-    prompt = template.render(
-        window.prefix[:head_at], window.suffix, path, kept, comment, window.prefix[head_at:]
-    )
+    # Stable parts first: snippets, the header, the text before the cursor; then the
+    # text after it (see PromptTemplate.render for why the cursor's line ends the prefix).
+    prompt = template.render(window.prefix, window.suffix, path, kept, comment)
     stop = template.stop + (("\n",) if mode == "single" else ())
     request = CompletionRequest(
         prompt=prompt,
