@@ -258,11 +258,13 @@ class StdoutWriter:
             try:
                 self._stream.write(data)
                 self._stream.flush()
+                return
             except (BrokenPipeError, ConnectionResetError, ValueError):
                 self._closed = True
-                log.info("the client closed its end of stdout; dropping further output")
-        if self._closed:
-            self._on_closed()
+        # Outside the lock: this log line is itself forwarded to the client
+        # (window/logMessage), which writes again; under the lock that would deadlock.
+        log.info("the client closed its end of stdout; dropping further output")
+        self._on_closed()
 
     def close(self) -> None:
         with self._lock:
