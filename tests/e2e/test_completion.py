@@ -20,6 +20,23 @@ pytestmark = pytest.mark.e2e
 REQUEST_CANCELLED = -32800
 
 
+def unique_name(client: RawClient, name: str) -> str:
+    """`name`, or `name` with a number when this server already has it open.
+
+    The server lives as long as the module; a rerun of a failed test (--reruns) would
+    otherwise reopen its documents with the same text and be answered from the
+    suggestions its first attempt cached, not by the model the test measures.
+    """
+    opened: set[str] = client.__dict__.setdefault("opened_names", set())
+    stem, dot, suffix = name.rpartition(".")
+    candidate, number = name, 1
+    while candidate in opened:
+        number += 1
+        candidate = f"{stem}_{number}.{suffix}" if dot else f"{name}_{number}"
+    opened.add(candidate)
+    return candidate
+
+
 class Editor:
     """A scripted editor on a RawClient: documents with versions, requests by position."""
 
@@ -30,7 +47,7 @@ class Editor:
         self.texts: dict[str, str] = {}
 
     def open(self, name: str, text: str, language: str = "python") -> str:
-        uri = (self.root / name).as_uri()
+        uri = (self.root / unique_name(self.client, name)).as_uri()
         self.versions[uri] = 1
         self.texts[uri] = text
         self.client.notify(
@@ -377,8 +394,11 @@ def test_a_resting_cursor_warms_and_an_accept_is_answered_speculatively(
         120,
         "the warm-up after ouzel/cursorRest",
     )
+    calls_before = len([e for e in telemetry(server) if e["event"] == "model"])
     items = editor.inline(uri, line, character)
-    model_call = [e for e in telemetry(server) if e["event"] == "model"][-1]
+    model_calls = [e for e in telemetry(server) if e["event"] == "model"]
+    assert len(model_calls) > calls_before, "the request here made no model call"
+    model_call = model_calls[-1]
     # The warm-up had evaluated this very prompt: only its last token was left.
     assert model_call["reusedTokens"] >= model_call["promptTokens"] - 2, model_call
     assert model_call["kind"] == "reused"
