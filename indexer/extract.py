@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,10 +190,30 @@ def process_batch(root: str, tasks: list[Task], budget: int, max_bytes: int) -> 
     return BatchOutcome(files, symbols, chunks, builder.text_bytes)
 
 
-def worker_init() -> None:
-    """Parser processes yield to the editor's work and leave Ctrl-C to their parent."""
+def worker_init(parent_pid: int | None = None) -> None:
+    """Parser processes yield to the editor's work, leave Ctrl-C to their parent, and end
+    with it, also when it was killed (kill -9 leaves no one to stop them)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _end_with_parent(parent_pid)
     try:
         os.nice(5)
     except OSError:
         pass
+
+
+PARENT_CHECK_S = 1.0
+
+
+def _end_with_parent(parent_pid: int | None) -> None:
+    # A watch on the parent's pid rather than prctl(PR_SET_PDEATHSIG): that signal comes
+    # when the *thread* that started the process ends, and the pool starts processes from
+    # whichever thread submits work.
+    if parent_pid is None:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="ouzel-parent-watch", daemon=True).start()
