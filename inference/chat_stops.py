@@ -7,7 +7,9 @@ all stop
 
 - at an end-of-turn marker that arrives as text (the text before it is kept),
 - when the answer loops: the same block of lines over and over, or a repeating tail,
-- at the time cap (`routing.chat_time_cap_s`), also while the stream is silent.
+- at the time cap (`routing.chat_time_cap_s`), also while the stream is silent. It counts
+  from the answer's first text; before it, while a local model reports reading a long
+  prompt, from its last report (a prompt that makes progress is not a runaway answer).
 
 The final chunk's `stop_reason` says which rule stopped it ("stop", "repetition", "time").
 """
@@ -140,6 +142,7 @@ async def obey_stop_rules(
     """`stream`, stopped by the rules; the backend's stream is closed when they stop it."""
     watch = AnswerWatch(rules.markers)
     started = clock()
+    answering = False  # the first text (or tool call) came
     backend = ""
     reason: StopReason | None = None
     try:
@@ -160,6 +163,12 @@ async def obey_stop_rules(
                     yield ChatChunk(text=held, backend=backend)
                 yield chunk
                 return
+            if chunk.prompt_progress is not None and not chunk.text:
+                if not answering:
+                    started = clock()  # still reading the prompt, and making progress
+                yield chunk
+                continue
+            answering = True
             text, reason = watch.feed(chunk.text)
             if text or chunk.tool_calls:
                 yield replace(chunk, text=text)

@@ -553,6 +553,7 @@ class LlamaCppBackend:
         tokens: list[int],
         halted: Callable[[], bool],
         chunk: int = PROMPT_CHUNK,
+        evaluated: Callable[[int], None] | None = None,
     ) -> int:
         """Evaluate all but the last prompt token, reusing the cached common prefix.
 
@@ -568,7 +569,10 @@ class LlamaCppBackend:
         for begin in range(reused, len(tokens) - 1, chunk):
             if halted():
                 break
-            llm.eval(tokens[begin : min(begin + chunk, len(tokens) - 1)])
+            end = min(begin + chunk, len(tokens) - 1)
+            llm.eval(tokens[begin:end])
+            if evaluated is not None:
+                evaluated(end)
         return reused
 
     def _generate(
@@ -579,6 +583,7 @@ class LlamaCppBackend:
         halted: Callable[[], bool],
         result: CompletionResult,
         started: float,
+        on_text: Callable[[str], None] | None = None,
     ) -> None:
         import llama_cpp
 
@@ -615,6 +620,9 @@ class LlamaCppBackend:
             if request.should_stop is not None and request.should_stop(text):
                 reason = "stop"
                 break
+            if on_text is not None:
+                # Held back: the end of `text` that could start a stop text.
+                on_text(text[: len(text) - _partial_stop_length(text, request.stop)])
             if len(produced) >= request.max_tokens:
                 reason = "length"
                 break
@@ -667,39 +675,142 @@ class LlamaCppBackend:
         temperature: float,
         push: Callable[[ChatChunk], None],
     ) -> None:
+        """One chat answer on the worker thread, streamed through `push`.
+
+        With the GGUF's own chat template the prompt is evaluated here, in chunks: a
+        cancel stops it within one chunk (not after the whole prompt), `push` gets the
+        prompt's progress (minutes of a CPU's time for a long chat prompt), and a
+        follow-up turn reuses the KV cache of the conversation so far.
+        """
         llm = self._llm
         reason: StopReason = "stop"
         try:
             if llm is None:
                 raise BackendUnavailable(self.error or f"{self.name} is not loaded")
-            stream: Iterator[Any] = llm.create_chat_completion(  # type: ignore[assignment]
-                messages=_role_and_content(messages),
-                max_tokens=max_tokens,
-                temperature=temperature,
-                stream=True,
-                # llama.cpp ends at these tokens; a model writing one out as text ends too.
-                stop=self.end_of_turn,
-            )
-            for part in stream:
-                if cancel.cancelled:
-                    reason = "cancelled"
-                    break
-                choice: dict[str, Any] = part["choices"][0]
-                text = (choice.get("delta") or {}).get("content") or ""
-                if text:
-                    push(ChatChunk(text=text, backend=self.name))
-                if choice.get("finish_reason") == "length":
-                    reason = "length"
+            rendered = _render_chat(llm, messages)
+            if rendered is None:  # no template in the GGUF: llama.cpp's own chat format
+                reason = self._chat_by_llama_cpp(
+                    llm, messages, cancel, max_tokens, temperature, push
+                )
+            else:
+                reason = self._chat_evaluated(llm, rendered, cancel, max_tokens, temperature, push)
         except Exception as exc:
             log.exception("chat on %s failed", self.name)
             push(ChatChunk(text=f"\n[{self.name} failed: {exc}]", backend=self.name))
             reason = "error"
+        finally:
+            self.stats.running = None
         push(ChatChunk(done=True, stop_reason=reason, backend=self.name))
+
+    def _chat_evaluated(
+        self,
+        llm: Llama,
+        rendered: tuple[list[int], tuple[str, ...]],
+        cancel: CancelToken,
+        max_tokens: int,
+        temperature: float,
+        push: Callable[[ChatChunk], None],
+    ) -> StopReason:
+        tokens, stops = rendered
+        room = llm.n_ctx() - max_tokens - 1
+        if len(tokens) > room:  # the chat prompt keeps its end (the question) in context
+            tokens = tokens[len(tokens) - room :]
+        total = len(tokens)
+
+        def halted() -> bool:
+            return cancel.cancelled or self._closing.cancelled
+
+        def evaluated(done: int) -> None:
+            push(ChatChunk(prompt_progress=(done, total), backend=self.name))
+
+        self._evaluate_prompt(llm, tokens, halted, PROMPT_CHUNK, evaluated)
+        if halted():
+            return "cancelled"
+        request = CompletionRequest("", max_tokens=max_tokens, stop=stops, temperature=temperature)
+        result = CompletionResult("", "cancelled", self.name, total)
+        sent = 0
+
+        def stream(text: str) -> None:
+            nonlocal sent
+            if len(text) > sent:
+                push(ChatChunk(text=text[sent:], backend=self.name))
+                sent = len(text)
+
+        self._generate(llm, tokens, request, halted, result, time.perf_counter(), stream)
+        stream(result.text)
+        return "stop" if result.stop_reason == "stop" else result.stop_reason
+
+    def _chat_by_llama_cpp(
+        self,
+        llm: Llama,
+        messages: list[ChatMessage],
+        cancel: CancelToken,
+        max_tokens: int,
+        temperature: float,
+        push: Callable[[ChatChunk], None],
+    ) -> StopReason:
+        """llama-cpp-python's chat completion (its prompt is evaluated in one piece)."""
+        reason: StopReason = "stop"
+        stream: Iterator[Any] = llm.create_chat_completion(  # type: ignore[assignment]
+            messages=_role_and_content(messages),
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream=True,
+            # llama.cpp ends at these tokens; a model writing one out as text ends too.
+            stop=self.end_of_turn,
+        )
+        for part in stream:
+            if cancel.cancelled:
+                return "cancelled"
+            choice: dict[str, Any] = part["choices"][0]
+            text = (choice.get("delta") or {}).get("content") or ""
+            if text:
+                push(ChatChunk(text=text, backend=self.name))
+            if choice.get("finish_reason") == "length":
+                reason = "length"
+        return reason
+
+
+def _render_chat(
+    llm: Llama, messages: Sequence[ChatMessage]
+) -> tuple[list[int], tuple[str, ...]] | None:
+    """The prompt tokens and stop texts of `messages` in the GGUF's chat template, as
+    llama-cpp-python renders it for `create_chat_completion`; None without a template."""
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    eos, bos = llm.token_eos(), llm.token_bos()
+    formatter = Jinja2ChatFormatter(
+        template=template,
+        eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+        bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+        stop_token_ids=[eos],
+    )
+    result = formatter(messages=_role_and_content(messages))
+    tokens = llm.tokenize(
+        result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+    )
+    stops = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+    stops = [*stops, *end_of_turn_texts(llm)]
+    return tokens, tuple(dict.fromkeys(stop for stop in stops if stop))
 
 
 def _first_stop(text: str, stops: Sequence[str]) -> int | None:
     found = [index for stop in stops if stop and (index := text.find(stop)) >= 0]
     return min(found) if found else None
+
+
+def _partial_stop_length(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of `text` that a stop text starts with."""
+    longest = 0
+    for stop in stops:
+        for length in range(min(len(stop) - 1, len(text)), longest, -1):
+            if stop.startswith(text[-length:]):
+                longest = length
+                break
+    return longest
 
 
 def end_of_turn_texts(llm: Llama) -> list[str]:

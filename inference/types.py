@@ -124,6 +124,8 @@ class ChatChunk:
     done: bool = False
     stop_reason: StopReason | None = None
     backend: str = ""
+    # (tokens evaluated, tokens in all) while a local model reads the prompt: no text yet.
+    prompt_progress: tuple[int, int] | None = None
 
 
 class BackendError(Exception):

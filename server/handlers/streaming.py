@@ -104,6 +104,17 @@ class ProgressStream:
             value["references"] = references
         self._send(value)
 
+    def reading(self, done: int, total: int) -> None:
+        percentage = min(99, done * 100 // max(1, total))
+        self._send(
+            {
+                "kind": "report",
+                "message": f"reading the prompt: {done:,} of {total:,} tokens",
+                "percentage": percentage,
+                **self.extra,
+            }
+        )
+
     def report_fields(self, fields: dict[str, Any]) -> None:
         """A report with its own fields (the agent's `message`, `delta`, `tool`)."""
         self._send({"kind": "report", **self.extra, **fields})

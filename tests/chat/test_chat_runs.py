@@ -66,6 +66,9 @@ class Recorder:
     def report(self, delta: str, references: list[dict[str, Any]] | None = None) -> None:
         self.events.append(("report", (delta, references)))
 
+    def reading(self, done: int, total: int) -> None:
+        self.events.append(("reading", (done, total)))
+
     def end(self, message: str) -> None:
         self.events.append(("end", message))
 

@@ -370,3 +370,48 @@ def test_a_server_that_stops_mid_answer_ends_the_turn(nvim: Editor) -> None:
     assert "_(error: the server stopped)_" in chat_lines(nvim)
     nvim.command("Ouzel cancel")
     assert "nothing is running" in nvim.messages()
+
+
+def reading_lines(nvim: Editor) -> list[str]:
+    return nvim.lua(
+        """
+        local chat = require('ouzel.chat')
+        local ns = vim.api.nvim_create_namespace('ouzel_chat_reading')
+        local found = {}
+        for _, mark in ipairs(vim.api.nvim_buf_get_extmarks(chat.state.buf, ns, 0, -1, { details = true })) do
+          for _, line in ipairs(mark[4].virt_lines or {}) do
+            table.insert(found, line[1][1])
+          end
+        end
+        return found
+        """
+    )
+
+
+def test_a_long_prompt_being_read_shows_below_the_turn_until_the_first_text(nvim: Editor) -> None:
+    nvim.command("Ouzel chat Explain this file")
+    request = wait_request(nvim, "ouzel/chat")
+    token = request["params"]["workDoneToken"]
+    progress(nvim, token, {"kind": "begin", "title": "Ouzel chat", "conversationId": "c-1"})
+    message = "reading the prompt: 640 of 2,900 tokens"
+    progress(nvim, token, {"kind": "report", "message": message, "percentage": 22})
+    assert reading_lines(nvim) == [message]
+    assert message not in chat_lines(nvim)  # a virtual line, not the buffer's text
+    progress(nvim, token, {"kind": "report", "message": "generating…", "delta": "It adds."})
+    assert reading_lines(nvim) == []
+    assert chat_lines(nvim)[-1] == "It adds."
+    progress(nvim, token, {"kind": "end", "message": "done"})
+    respond(
+        nvim,
+        request,
+        {
+            "conversationId": "c-1",
+            "turnId": "t-1",
+            "reply": "It adds.",
+            "references": [],
+            "rules": [],
+            "stopReason": "stop",
+            "cancelled": False,
+        },
+    )
+    idle(nvim)

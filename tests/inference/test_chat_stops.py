@@ -153,6 +153,48 @@ async def test_the_time_cap_stops_a_silent_stream_too() -> None:
     assert script.closed
 
 
+class Reading:
+    """A local model reading a long prompt (`reports` progress chunks), then answering."""
+
+    def __init__(self, reports: int, pieces: Sequence[str]) -> None:
+        self.reports = reports
+        self.pieces = pieces
+
+    async def stream(self) -> AsyncIterator[ChatChunk]:
+        for done in range(self.reports):
+            yield ChatChunk(prompt_progress=(done * 64, self.reports * 64), backend="scripted")
+        for piece in self.pieces:
+            yield ChatChunk(text=piece, backend="scripted")
+        yield DONE
+
+
+async def test_reading_a_long_prompt_with_progress_is_not_cut_by_the_time_cap() -> None:
+    # Each look at the clock is 10 s later: 20 progress reports take 200 s, over the 35 s
+    # cap, but each came within it; the answer's own time counts from its first text.
+    chunks = []
+    stream = obey_stop_rules(
+        Reading(20, ["It ", "adds."]).stream(), ChatStopRules(time_cap_s=35), FakeClock(10)
+    )
+    async for chunk in stream:
+        chunks.append(chunk)
+    progress = [chunk.prompt_progress for chunk in chunks if chunk.prompt_progress]
+    assert len(progress) == 20  # passed on to the client
+    assert "".join(chunk.text for chunk in chunks) == "It adds."
+    assert chunks[-1].done and chunks[-1].stop_reason == "stop"
+
+
+async def test_the_time_cap_still_stops_an_answer_after_a_long_prompt() -> None:
+    words = [f"word{n} " for n in range(100)]
+    chunks = []
+    stream = obey_stop_rules(
+        Reading(20, words).stream(), ChatStopRules(time_cap_s=35), FakeClock(10)
+    )
+    async for chunk in stream:
+        chunks.append(chunk)
+    assert chunks[-1].done and chunks[-1].stop_reason == "time"
+    assert 1 <= sum(1 for chunk in chunks if chunk.text) <= 4
+
+
 async def test_a_stream_without_its_final_chunk_ends_cleanly() -> None:
     text, done = await run(Scripted(["partial <"], end=False))
     assert text == "partial <" and done is None

@@ -54,7 +54,8 @@ export interface Turn {
     mode?: TurnMode;
     /** Agent turns: the tool calls, in order. */
     tools?: ToolStep[];
-    /** Agent turns: the last progress message ("step 2/12: read_file geometry.py"). */
+    /** The last progress message: an agent's step ("step 2/12: read_file geometry.py"),
+     *  or how much of a long prompt a local model has read. */
     progress?: string;
     agent?: AgentOutcome;
     /** Agent turns: what the undo did, once undone. */
@@ -185,6 +186,9 @@ export function applyProgress(state: ChatState, value: unknown): ChatState {
         if (value.kind === 'report') {
             if (typeof value.delta === 'string') {
                 updated.reply = turn.reply + value.delta;
+                if (turn.mode !== 'agent' && value.delta) {
+                    updated.progress = undefined; // the answer itself shows now
+                }
             }
             if (Array.isArray(value.references)) {
                 updated.references = references(value.references);
@@ -197,6 +201,9 @@ export function applyProgress(state: ChatState, value: unknown): ChatState {
                 if (typeof value.message === 'string' && value.message) {
                     updated.progress = value.message;
                 }
+            } else if (value.delta === undefined && typeof value.message === 'string' && value.message) {
+                // Before the first text: a local model reading a long prompt says how far.
+                updated.progress = value.message;
             }
         }
         return updated;

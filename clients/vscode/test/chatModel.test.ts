@@ -80,6 +80,16 @@ test('a streamed turn: begin, deltas, references in the first report, then the r
     assert.equal(state.conversationId, 'c-1');
 });
 
+test('while a local model reads a long prompt the turn says how far, until the first text', () => {
+    let state = startTurn(emptyChat(), 'Explain this file', 'tok-1');
+    state = applyProgress(state, { kind: 'begin', title: 'Ouzel chat', conversationId: 'c-1', turnId: 't-1' });
+    state = applyProgress(state, { kind: 'report', message: 'reading the prompt: 640 of 2,900 tokens', percentage: 22 });
+    assert.equal(viewState(state).turns[0].progress, 'reading the prompt: 640 of 2,900 tokens');
+    state = applyProgress(state, { kind: 'report', message: 'generating…', delta: 'It ' });
+    assert.equal(viewState(state).turns[0].progress, undefined);
+    assert.equal(state.turns[0].reply, 'It ');
+});
+
 test('garbage progress values and results leave the state usable', () => {
     let state = startTurn(emptyChat(), 'hi', 'tok');
     for (const value of [null, 7, 'report', [], { kind: 'report', delta: 5 }, { kind: 'report', references: 'x' }]) {

@@ -188,6 +188,8 @@ async def _generate(
     async for chunk in service.until_cancelled(chunks, stream.cancel):
         if chunk.backend:
             result.backend = chunk.backend
+        if chunk.prompt_progress is not None:
+            stream.reading(*chunk.prompt_progress)
         if chunk.text:
             if result.first_delta_s is None:
                 result.first_delta_s = time.perf_counter() - started

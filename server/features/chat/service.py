@@ -45,6 +45,10 @@ class Stream(Protocol):
 
     def report(self, delta: str, references: list[dict[str, Any]] | None = None) -> None: ...
 
+    def reading(self, done: int, total: int) -> None:
+        """The local model has read `done` of the prompt's `total` tokens (no text yet)."""
+        ...
+
     def end(self, message: str) -> None: ...
 
 
@@ -404,6 +408,8 @@ async def run_turn(
         async for chunk in until_cancelled(chunks, stream.cancel):
             if chunk.backend:
                 result.backend = chunk.backend
+            if chunk.prompt_progress is not None:
+                stream.reading(*chunk.prompt_progress)
             if chunk.text:
                 if result.first_delta_s is None:
                     result.first_delta_s = time.perf_counter() - started

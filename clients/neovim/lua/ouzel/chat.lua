@@ -287,6 +287,22 @@ function M.begin_action_turn(client, title, token)
   return M.begin_turn(client, title, token, nil)
 end
 
+local reading_ns = api.nvim_create_namespace('ouzel_chat_reading')
+
+--- Before the first text: how far the model has read the prompt, as a virtual line
+--- below the turn (nothing in the buffer's text); nil clears it.
+--- @param turn ouzel.ChatTurn
+--- @param message string?
+local function show_reading(turn, message)
+  api.nvim_buf_clear_namespace(turn.buf, reading_ns, 0, -1)
+  if message and message ~= '' then
+    local last = api.nvim_buf_line_count(turn.buf) - 1
+    api.nvim_buf_set_extmark(turn.buf, reading_ns, last, 0, {
+      virt_lines = { { { message, 'Comment' } } },
+    })
+  end
+end
+
 --- One `$/progress` value of a turn.
 --- @param turn ouzel.ChatTurn
 --- @param value any
@@ -300,9 +316,14 @@ function M.on_progress(turn, value)
   if value.kind == 'report' then
     show_references(turn, value.references)
     if type(value.delta) == 'string' and value.delta ~= '' then
+      show_reading(turn, nil)
       turn.streamed = turn.streamed .. value.delta
       append_text(turn.buf, value.delta)
+    elseif value.delta == nil and turn.streamed == '' and type(value.message) == 'string' then
+      show_reading(turn, value.message) -- a local model reading a long prompt
     end
+  elseif value.kind == 'end' then
+    show_reading(turn, nil)
   end
 end
 
