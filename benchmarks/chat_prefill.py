@@ -183,7 +183,10 @@ def main() -> None:
         backend.close()
 
     def median(values: list[float]) -> str:
-        return f"{statistics.median(values):.2f} s" if values else "–"
+        if not values:
+            return "–"
+        value = statistics.median(values)
+        return f"{value:.2f} s" if value >= 1 else f"{value * 1000:.0f} ms"
 
     ouzel, raw = results["ouzel"], results["raw"]
     print(

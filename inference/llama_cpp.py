@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from ouzel.inference.llama_abort import DecodeAbort, expected_abort_on_this_thread
 from ouzel.inference.templates import PromptTemplate, detect_template
 from ouzel.inference.types import (
     BackendError,
@@ -49,12 +50,13 @@ log = logging.getLogger("ouzel.inference.llama_cpp")
 ProgressCallback = Callable[[str, "int | None"], None]
 LoadState = Literal["unloaded", "loading", "ready", "failed"]
 
-# Prompt tokens evaluated per llama_decode call: small enough that a cancel lands fast,
-# large enough to keep batched evaluation efficient.
+# Prompt tokens evaluated per llama_decode call: large enough to keep batched evaluation
+# efficient (on 2 cores 64 tokens run at ~100 tokens/s, 16 at ~80, 8 at ~60). A cancel, or
+# a keystroke preempting background work, does not wait for the chunk: the decode is
+# aborted part-way (inference/llama_abort.py), within one graph node.
 PROMPT_CHUNK = 64
-# Background work (warm-up, speculative) evaluates in smaller chunks, so a keystroke that
-# preempts it waits for at most this many tokens (about 0.2 s on one busy core).
-BACKGROUND_CHUNK = 16
+# Background work (warm-up, speculative) also checks for waiting requests between chunks.
+BACKGROUND_CHUNK = 64
 GGUF_MAGIC = b"GGUF"
 
 
@@ -197,8 +199,12 @@ def _route_native_logs() -> None:
 
     def relay(level: int, text: bytes, _user_data: Any) -> None:
         with contextlib.suppress(Exception):
+            # A decode aborted on purpose (a cancel) reports itself as a failed compute.
+            quiet = expected_abort_on_this_thread()
             native.log(
-                levels.get(level, logging.DEBUG), "%s", text.decode("utf-8", "replace").rstrip()
+                logging.DEBUG if quiet else levels.get(level, logging.DEBUG),
+                "%s",
+                text.decode("utf-8", "replace").rstrip(),
             )
 
     _native_log_callback = llama_cpp.llama_log_callback(relay)
@@ -276,6 +282,7 @@ class LlamaCppBackend:
         self._waiting: set[object] = set()
         self._waiting_lock = threading.Lock()
         self._pieces: dict[int, bytes] = {}
+        self._abort: DecodeAbort | None = None  # stops a prompt chunk part-way (loaded)
         self.end_of_turn: list[str] = []  # texts a chat answer stops at (see end_of_turn_texts)
 
     @property
@@ -326,6 +333,7 @@ class LlamaCppBackend:
             self.metadata = dict(llm.metadata)
             self.template = detect_template(self.metadata, fim_token_texts(llm), template)
             self.end_of_turn = end_of_turn_texts(llm)
+            self._abort = DecodeAbort.install(llm)
             self._llm = llm
             self.load_seconds = time.perf_counter() - started
             self.state = "ready"
@@ -498,6 +506,8 @@ class LlamaCppBackend:
     def close(self) -> None:
         """Stop any generation at its next token and free the model after it (no waiting)."""
         self._closing.cancel()
+        if self._abort is not None:
+            self._abort.close()
         llm, self._llm = self._llm, None
         try:
             if llm is not None:
@@ -527,7 +537,7 @@ class LlamaCppBackend:
             BACKGROUND_CHUNK if request.background else PROMPT_CHUNK,
         )
         result = CompletionResult("", "cancelled", self.name, len(tokens), reused)
-        if self._halted(request, cancel):
+        if self._halted(request, cancel) or not self._prompt_complete(llm, tokens):
             return self._finish(result, started, request.background)
         if request.max_tokens <= 0:  # a warm-up: the prompt is in the KV cache now
             result.stop_reason = "length"
@@ -570,10 +580,31 @@ class LlamaCppBackend:
             if halted():
                 break
             end = min(begin + chunk, len(tokens) - 1)
-            llm.eval(tokens[begin:end])
+            if not self._eval_chunk(llm, tokens[begin:end], halted):
+                break
             if evaluated is not None:
                 evaluated(end)
         return reused
+
+    def _eval_chunk(self, llm: Llama, chunk: list[int], halted: Callable[[], bool]) -> bool:
+        """Evaluate `chunk`; False when `halted()` stopped it part-way (not in the cache)."""
+        abort = self._abort
+        if abort is None:
+            llm.eval(chunk)
+            return True
+        with abort.watching(halted):
+            try:
+                llm.eval(chunk)
+            except RuntimeError:
+                if abort.raised:
+                    return False
+                raise
+        return True
+
+    @staticmethod
+    def _prompt_complete(llm: Llama, tokens: list[int]) -> bool:
+        """All but the last prompt token are in the KV cache (that one is sampled from)."""
+        return llm.n_tokens >= len(tokens) - 1
 
     def _generate(
         self,
@@ -724,7 +755,7 @@ class LlamaCppBackend:
             push(ChatChunk(prompt_progress=(done, total), backend=self.name))
 
         self._evaluate_prompt(llm, tokens, halted, PROMPT_CHUNK, evaluated)
-        if halted():
+        if halted() or not self._prompt_complete(llm, tokens):
             return "cancelled"
         request = CompletionRequest("", max_tokens=max_tokens, stop=stops, temperature=temperature)
         result = CompletionResult("", "cancelled", self.name, total)
