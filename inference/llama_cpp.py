@@ -626,43 +626,51 @@ class LlamaCppBackend:
         deadline: float | None = None
         text = ""
         self.stats.running = 0
-        for token in llm.generate(
-            tokens,
-            temp=0.0 if greedy else request.temperature,
-            top_k=1 if greedy else 40,
-            repeat_penalty=1.0,
-        ):
-            now = time.perf_counter()
-            if result.first_token_s is None:
-                result.first_token_s = now - started
-                if request.max_time_s is not None:
-                    deadline = now + request.max_time_s
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
-                reason = "stop"
-                break
-            pieces += self._piece(llm, token)
-            produced.append(token)
-            self.stats.running = len(produced)
-            text = pieces.decode("utf-8", errors="ignore")
-            stop_at = _first_stop(text, request.stop)
-            if stop_at is not None:
-                text, reason = text[:stop_at], "stop"
-                break
-            if request.should_stop is not None and request.should_stop(text):
-                reason = "stop"
-                break
-            if on_text is not None:
-                # Held back: the end of `text` that could start a stop text.
-                on_text(text[: len(text) - _partial_stop_length(text, request.stop)])
-            if len(produced) >= request.max_tokens:
-                reason = "length"
-                break
-            if halted():
+        watch = self._abort.watching(halted) if self._abort else contextlib.nullcontext()
+        # Watched like the prompt: a cancel also stops a token's decode part-way.
+        with watch:
+            try:
+                for token in llm.generate(
+                    tokens,
+                    temp=0.0 if greedy else request.temperature,
+                    top_k=1 if greedy else 40,
+                    repeat_penalty=1.0,
+                ):
+                    now = time.perf_counter()
+                    if result.first_token_s is None:
+                        result.first_token_s = now - started
+                        if request.max_time_s is not None:
+                            deadline = now + request.max_time_s
+                    if llama_cpp.llama_vocab_is_eog(vocab, token):
+                        reason = "stop"
+                        break
+                    pieces += self._piece(llm, token)
+                    produced.append(token)
+                    self.stats.running = len(produced)
+                    text = pieces.decode("utf-8", errors="ignore")
+                    stop_at = _first_stop(text, request.stop)
+                    if stop_at is not None:
+                        text, reason = text[:stop_at], "stop"
+                        break
+                    if request.should_stop is not None and request.should_stop(text):
+                        reason = "stop"
+                        break
+                    if on_text is not None:
+                        # Held back: the end of `text` that could start a stop text.
+                        on_text(text[: len(text) - _partial_stop_length(text, request.stop)])
+                    if len(produced) >= request.max_tokens:
+                        reason = "length"
+                        break
+                    if halted():
+                        reason = "cancelled"
+                        break
+                    if deadline is not None and now >= deadline:
+                        reason = "time"
+                        break
+            except RuntimeError:
+                if not (self._abort and self._abort.raised):
+                    raise
                 reason = "cancelled"
-                break
-            if deadline is not None and now >= deadline:
-                reason = "time"
-                break
         result.text = text
         result.stop_reason = reason
         result.generated_tokens = len(produced)
