@@ -18,6 +18,9 @@ Side by side in one run, for each model (`--models`, catalog names):
   (each place in a newly opened document, so every request is a cold prompt), with
   repository context on;
 - `ouzel-noctx`: the same with `context.enabled = false`;
+- `ouzel-full`: context on, and the full prompt at a new place
+  (`completion.cold_prompt_tokens = 0`): what ouzel sends once the place was warmed (the
+  cursor rested), at the latency of a cold full prompt;
 - `raw`: the same GGUF through llama-cpp-python in this process, with a plain prompt of the
   file alone: FIM (`<|fim_prefix|>…<|fim_suffix|>…<|fim_middle|>`) when the model has FIM
   tokens, the text before the cursor otherwise, cut to the same token window ouzel uses.
@@ -27,7 +30,7 @@ not whether it arrived in time on a busy machine; latency is printed next to eac
 (p50/p95 of a request with the model loaded, a new place each time).
 
     python benchmarks/completion_quality.py [--limit 20] [--models qwen2.5-coder-0.5b ...]
-        [--sets humaneval repo] [--runners ouzel ouzel-noctx raw] [--json OUT] [--warm]
+        [--sets humaneval repo] [--runners ouzel ouzel-noctx ouzel-full raw] [--json OUT] [--warm]
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ REPO_PACKAGES = ("rich", "jedi", "pathspec", "pygls", "parso")
 # Vendored stubs (jedi's typeshed: thousands of files) are not the package's own code.
 SKIPPED_FOLDERS = {"__pycache__", "third_party"}
 SKIPPED = (*SKIPPED_FOLDERS, "*.so", "*.pyc")
-RUNNERS = ("ouzel", "ouzel-noctx", "raw")
+RUNNERS = ("ouzel", "ouzel-noctx", "ouzel-full", "raw")
 TEST_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 180.0
 SERVER_SETTINGS: dict[str, Any] = {
@@ -287,11 +290,19 @@ class OuzelRunner:
     """`ouzel serve --model NAME` over stdio; one document per place."""
 
     def __init__(
-        self, model: str, context: bool, workspace: Path, scratch: Path, measure_warm: bool
+        self,
+        model: str,
+        context: bool,
+        workspace: Path,
+        scratch: Path,
+        measure_warm: bool,
+        full_prompt: bool = False,
     ) -> None:
         self.measure_warm = False  # not for the warm-up request
         settings = json.loads(json.dumps(SERVER_SETTINGS))
         settings["context"]["enabled"] = context
+        if full_prompt:
+            settings["completion"]["coldPromptTokens"] = 0
         self.workspace = workspace
         self.server = StdioServer(scratch, "--model", model)
         self.client: RawClient = self.server.client
@@ -475,7 +486,9 @@ def _start(
         return RawRunner(model)
     server_scratch = scratch / f"{model}-{runner}"
     server_scratch.mkdir()
-    return OuzelRunner(model, runner == "ouzel", workspace, server_scratch, warm)
+    context = runner in ("ouzel", "ouzel-full")
+    full = runner == "ouzel-full"
+    return OuzelRunner(model, context, workspace, server_scratch, warm, full)
 
 
 def print_table(rows: list[Row], args: argparse.Namespace) -> None:

@@ -4,7 +4,8 @@ Starts a real model server (`llama_cpp.server` with the embedded model), a team 
 a tokens file (one user per client), a self-signed certificate (openssl CLI) and /metrics,
 then N clients over TLS type into their own file for `--seconds`: a keystroke, then ghost
 text, waiting for its answer before the next keystroke (so the latency is the user's), and
-now and then another request (`workspace/symbol`; ouzel has no chat method over LSP yet). One probe client
+now and then another request (`workspace/symbol` every 15 keystrokes, a short `ouzel/chat`
+turn every `--chat-every` keystrokes, on the same model server). One probe client
 types at the same pace throughout; in the middle third one more client floods the server
 (requests as fast as it can, far past its concurrency limit): the probe's ghost-text
 latency with and without the flood is the isolation figure.
@@ -176,6 +177,15 @@ def open_session(team: Team, user: str, index: int, stats: Stats) -> tuple[RawCl
     return client, sock, path.as_uri()
 
 
+# A short chat turn without workspace context: it loads the shared model server as a
+# team's chat does, without making each turn minutes long on a CPU.
+CHAT_TURN: dict[str, Any] = {
+    "message": "In one sentence: what does a function that returns its argument do?",
+    "context": {"openFiles": False, "index": False, "definitions": False, "history": False},
+    "maxTokens": 16,
+}
+
+
 def typist(
     team: Team,
     index: int,
@@ -183,8 +193,10 @@ def typist(
     cps: float,
     stats: Stats,
     probe: list[tuple[float, float]] | None = None,
+    chat_every: int = 0,
 ) -> None:
-    """Type `    return result` at the end of the file, again and again, asking ghost text."""
+    """Type `    return result` at the end of the file, again and again, asking ghost text
+    (and a short chat turn every `chat_every` keystrokes; 0: none)."""
     rng = random.Random(index)
     try:
         client, sock, uri = open_session(team, f"user{index:02d}", index, stats)
@@ -246,6 +258,13 @@ def typist(
                 stats.error(f"client {index}: workspace/symbol {answer['error']}")
             else:
                 stats.record("workspace/symbol", time.perf_counter() - started)
+        if chat_every and keystrokes % chat_every == 0:
+            started = time.perf_counter()
+            answer = client.request("ouzel/chat", CHAT_TURN, timeout=180)
+            if "error" in answer:
+                stats.error(f"client {index}: ouzel/chat {answer['error']}")
+            else:
+                stats.record("ouzel/chat", time.perf_counter() - started)
     sock.close()
 
 
@@ -330,6 +349,12 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--cps", type=float, default=1.0, help="keystrokes per second per client")
+    parser.add_argument(
+        "--chat-every",
+        type=int,
+        default=60,
+        help="keystrokes between a client's short chat turns (0: no chat; never the probe)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ouzel-team-load-") as folder_name:
         folder = Path(folder_name)
@@ -359,7 +384,11 @@ def run(team: Team, args: argparse.Namespace) -> int:
     flood_window = (began + args.seconds / 3, began + 2 * args.seconds / 3)
     probe: list[tuple[float, float]] = []
     threads = [
-        threading.Thread(target=typist, args=(team, i, deadline, args.cps, stats), daemon=True)
+        threading.Thread(
+            target=typist,
+            args=(team, i, deadline, args.cps, stats, None, args.chat_every),
+            daemon=True,
+        )
         for i in range(1, args.clients)
     ]
     threads.append(
