@@ -360,7 +360,8 @@ class AgentService:
         try:
             backend = await self.backend_source("agent", settings)
             if backend is None:
-                raise BackendError("no model can serve the agent (see `routing.agent`)")
+                why = self.session.models.why_unavailable("agent", settings)
+                raise BackendError(f"no model can serve the agent now: {why}")
             loop = AgentLoop(
                 backend,
                 ctx,

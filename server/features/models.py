@@ -120,6 +120,16 @@ class SessionModels:
         """The "router" section of `ouzel/status`."""
         return self.router.status(settings)
 
+    def why_unavailable(self, task: TaskKind, settings: Settings) -> str:
+        """Why no model serves `task` now, for the error the user reads."""
+        reasons = [
+            f"'{candidate.name}' is skipped: {candidate.skip}"
+            for candidate in self.router.plan(settings, task)
+            if candidate.skip is not None and not candidate.silent
+        ]
+        where = f"see `routing.{task}` and `models.*`"
+        return f"{'; '.join(reasons)} ({where})" if reasons else where
+
     def status(self, settings: Settings) -> dict[str, Any]:
         """The "model" section of `ouzel/status`: the local model and its KV-cache reuse."""
         return model_status(self.router, settings)

@@ -182,7 +182,8 @@ async def _generate(
 ) -> str:
     backend = await backend_source(session, "code_action")
     if backend is None:
-        raise BackendError("no model can serve code actions (see `routing.code_action`)")
+        why = session.models.why_unavailable("code_action", session.settings)
+        raise BackendError(f"no model can serve code actions now: {why}")
     pieces: list[str] = []
     chunks = backend.stream_chat(messages, (), stream.cancel, session.settings.chat.max_tokens, 0.0)
     async for chunk in service.until_cancelled(chunks, stream.cancel):

@@ -402,7 +402,8 @@ async def run_turn(
     try:
         backend = await backend_source(session, task)
         if backend is None:
-            raise BackendError("no model can serve chat (see `routing.chat` and `models.*`)")
+            why = session.models.why_unavailable(task, session.settings)
+            raise BackendError(f"no model can serve chat now: {why}")
         max_tokens = min(request.max_tokens or settings.max_tokens, settings.max_tokens)
         chunks = backend.stream_chat(messages, (), stream.cancel, max_tokens, settings.temperature)
         async for chunk in until_cancelled(chunks, stream.cancel):
