@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,10 +289,23 @@ def added_at_end_of(saved_lines: list[str], line: int, typed_text: str) -> str:
     return text[len(typed) :]
 
 
+def start_afresh(code_server: CodeServer) -> float:
+    """The file and the completions toggle as a first attempt finds them (code-server lives
+    as long as the module: a rerun would find the file edited and completions toggled off
+    by the attempt before). Returns the time telemetry of this attempt starts at."""
+    (code_server.workspace / FILE).write_text(SOURCE, encoding="utf-8")
+    user_settings = code_server.user_data / "User" / "settings.json"
+    settings = json.loads(user_settings.read_text())
+    settings.pop("ouzel.completion.enabled", None)
+    user_settings.write_text(json.dumps(settings, indent=2))
+    return time.time()
+
+
 def test_ghost_text_appears_and_is_accepted(code_server: CodeServer) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     for stale in ARTIFACTS.glob("vscode-*"):
         stale.unlink()
+    started = start_afresh(code_server)
     events = drive(
         code_server,
         file=FILE,
@@ -331,7 +345,12 @@ def test_ghost_text_appears_and_is_accepted(code_server: CodeServer) -> None:
     saved_status = events_named(events, "saved")[0]["status"]
     assert "gemma" in saved_status.lower() and re.search(r"\d+ ms", saved_status), saved_status
     tooltip = events_named(events, "tooltip")[0]["text"].replace("\xa0", " ")
-    assert "model: gemma" in tooltip and "suggestions shown 2, accepted 1" in tooltip, tooltip
+    # Shown: the two typed places, and the speculative suggestion after the Tab accept
+    # when it arrived before the next step (it often does: it is computed in the background).
+    # (The tooltip's counts are the server's; telemetry below checks this attempt exactly.)
+    counts = re.search(r"suggestions shown (\d+), accepted (\d+)\b", tooltip)
+    assert "model: gemma" in tooltip and counts, tooltip
+    assert int(counts.group(1)) >= 2 and int(counts.group(2)) >= 1, tooltip
     commands = [item["title"] for item in events_named(events, "command")]
     assert commands == ["ouzel: Show Status", "ouzel: Toggle Completions"]
     user_settings = json.loads((code_server.user_data / "User" / "settings.json").read_text())
@@ -346,7 +365,7 @@ def test_ghost_text_appears_and_is_accepted(code_server: CodeServer) -> None:
         if number not in (WHOLE_LINE, WORD_LINE):
             assert old == new, saved
 
-    telemetry = code_server.telemetry()
+    telemetry = [record for record in code_server.telemetry() if record["ts"] >= started]
     by_event: dict[str, list[dict[str, Any]]] = {}
     for record in telemetry:
         by_event.setdefault(record["event"], []).append(record)
