@@ -194,7 +194,8 @@ def worker_init(parent_pid: int | None = None) -> None:
     """Parser processes yield to the editor's work, leave Ctrl-C to their parent, and end
     with it, also when it was killed (kill -9 leaves no one to stop them)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _end_with_parent(parent_pid)
+    release_stdio()
+    end_with_parent(parent_pid)
     try:
         os.nice(5)
     except OSError:
@@ -204,7 +205,24 @@ def worker_init(parent_pid: int | None = None) -> None:
 PARENT_CHECK_S = 1.0
 
 
-def _end_with_parent(parent_pid: int | None) -> None:
+def release_stdio() -> None:
+    # A spawned process inherits fds 0-2: the server's stdin/stdout are the editor's LSP
+    # pipes, and an editor learns that a killed server is gone only once every holder of
+    # them has closed them (Neovim's vim.system waits for the pipes). Parser processes
+    # talk to the server through their own pipes and need none of the three.
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+    except OSError:
+        return
+    for fd in (0, 1, 2):
+        try:
+            os.dup2(devnull, fd)
+        except OSError:
+            pass
+    os.close(devnull)
+
+
+def end_with_parent(parent_pid: int | None) -> None:
     # A watch on the parent's pid rather than prctl(PR_SET_PDEATHSIG): that signal comes
     # when the *thread* that started the process ends, and the pool starts processes from
     # whichever thread submits work.

@@ -270,7 +270,9 @@ def test_a_server_that_dies_leaves_a_working_editor(nvim: Editor, workspace: Pat
     nvim.wait_attached()
     (server,) = nvim.server_pids()
     os.kill(server, signal.SIGKILL)
-    wait_for(lambda: "quit with exit code" in nvim.messages(), 10, "Neovim to notice")
+    # Neovim reports the exit once every holder of the server's pipes has closed them: the
+    # server's helper processes (parsers, Jedi definitions) release them when they start.
+    wait_for(lambda: "quit with exit code" in nvim.messages(), 30, "Neovim to notice")
     nvim.command("messages clear")
     nvim.type("Go    y = 2<Esc>")
     wait_for(lambda: nvim.lines()[-1] == "    y = 2", 10, "typing to go on")

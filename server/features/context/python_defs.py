@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ouzel.indexer.extract import end_with_parent, release_stdio
 from ouzel.server.features.context.window import NameUse
 
 log = logging.getLogger("ouzel.context.jedi")
@@ -312,7 +313,10 @@ class JediService:
                 return failed
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
-                    1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+                    1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_worker_init,
+                    initargs=(os.getpid(),),
                 )
             pool = self._pool
         try:
@@ -381,10 +385,12 @@ def _job_result(job: Future[Any], failure: str) -> Any:
 _PROJECTS: dict[Path | None, tuple[Any, Any]] = {}
 
 
-def _worker_init() -> None:
-    """Keep the worker polite: lower priority, and nothing printed on the LSP stream."""
-    os.dup2(2, 1)  # stdout is the parent's LSP channel on stdio
-    sys.stdout = sys.stderr
+def _worker_init(parent_pid: int | None = None) -> None:
+    """Keep the worker polite: lower priority, nothing printed on or held of the LSP
+    stream (an editor waits for every holder of it to let go after a server is killed),
+    and gone with its parent, also after kill -9."""
+    release_stdio()
+    end_with_parent(parent_pid)
     try:
         os.nice(10)
     except (AttributeError, OSError):  # Windows, or not allowed
