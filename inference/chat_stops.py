@@ -74,7 +74,7 @@ class AnswerWatch:
         if cut is not None:
             self._held = ""
             return self._pass(pending[:cut]), "stop"
-        keep = _partial_marker_length(pending, self.markers)
+        keep = partial_marker_length(pending, self.markers)
         self._held = pending[len(pending) - keep :]
         passed = self._pass(pending[: len(pending) - keep])
         return passed, "repetition" if passed and is_looping(self.answer) else None
@@ -123,7 +123,7 @@ def _first_marker(text: str, markers: Sequence[str]) -> int | None:
     return min(found) if found else None
 
 
-def _partial_marker_length(text: str, markers: Sequence[str]) -> int:
+def partial_marker_length(text: str, markers: Sequence[str]) -> int:
     """Length of the longest end of `text` that some marker starts with."""
     longest = 0
     for marker in markers:

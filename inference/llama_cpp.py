@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from ouzel.inference.chat_stops import partial_marker_length
 from ouzel.inference.llama_abort import DecodeAbort, expected_abort_on_this_thread
 from ouzel.inference.templates import PromptTemplate, detect_template
 from ouzel.inference.types import (
@@ -657,7 +658,7 @@ class LlamaCppBackend:
                         break
                     if on_text is not None:
                         # Held back: the end of `text` that could start a stop text.
-                        on_text(text[: len(text) - _partial_stop_length(text, request.stop)])
+                        on_text(text[: len(text) - partial_marker_length(text, request.stop)])
                     if len(produced) >= request.max_tokens:
                         reason = "length"
                         break
@@ -839,17 +840,6 @@ def _render_chat(
 def _first_stop(text: str, stops: Sequence[str]) -> int | None:
     found = [index for stop in stops if stop and (index := text.find(stop)) >= 0]
     return min(found) if found else None
-
-
-def _partial_stop_length(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest end of `text` that a stop text starts with."""
-    longest = 0
-    for stop in stops:
-        for length in range(min(len(stop) - 1, len(text)), longest, -1):
-            if stop.startswith(text[-length:]):
-                longest = length
-                break
-    return longest
 
 
 def end_of_turn_texts(llm: Llama) -> list[str]:
